@@ -1,0 +1,75 @@
+package algorithms
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distributedratelimiter/ratelimit"
+)
+
+// An Algorithm is one per-request rate-limiting algorithm, run as a single
+// atomic Lua script in Redis. Implementations are stateless values, safe
+// for concurrent use.
+type Algorithm interface {
+	// Name is a short stable identifier ("token_bucket", "gcra",
+	// "fixed_window", "sliding_window"). It is part of the Redis key names,
+	// so two algorithms never read each other's state.
+	Name() string
+
+	// Check spends n tokens of lim at the Redis key rkey if they are
+	// available, reading the time from the Redis server. rkey is a full
+	// Redis key, as made by [ratelimit.Keyspace]. lim and n must already be
+	// valid. A denial is a Decision, not an error; errors are Redis
+	// failures or replies of the wrong shape ([ratelimit.ErrBadReply]).
+	Check(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (ratelimit.Decision, error)
+}
+
+// The algorithms. Each is described in the doc of its Lua script and its
+// reference model.
+var (
+	// TokenBucket refills Rate tokens per Period into a bucket of Burst
+	// tokens; a request takes n tokens or nothing.
+	TokenBucket Algorithm = tokenBucket{}
+	// GCRA is the generic cell rate algorithm (a leaky bucket as a meter):
+	// the same admissions as TokenBucket, with one timestamp of state.
+	GCRA Algorithm = gcra{}
+	// FixedWindow counts requests in windows of Period aligned to the Unix
+	// epoch and admits at most Burst per window.
+	FixedWindow Algorithm = fixedWindow{}
+	// SlidingWindow estimates the count over the last Period from the
+	// current and previous fixed windows, weighting the previous window by
+	// how much of it still overlaps, and admits while the estimate stays at
+	// most Burst.
+	SlidingWindow Algorithm = slidingWindow{}
+)
+
+// All lists every Algorithm, in a stable order.
+var All = []Algorithm{TokenBucket, GCRA, FixedWindow, SlidingWindow}
+
+// ByName returns the Algorithm with the given [Algorithm.Name].
+func ByName(name string) (Algorithm, error) {
+	for _, a := range All {
+		if a.Name() == name {
+			return a, nil
+		}
+	}
+	return nil, fmt.Errorf("ratelimit: unknown algorithm %q", name)
+}
+
+// Grant is the outcome of [TakeUpTo]: how many tokens the bucket handed
+// out, and what it had left.
+type Grant struct {
+	// Granted is the number of tokens taken, from 0 to the n asked for.
+	Granted int
+	// Remaining is the number of whole tokens left in the bucket after the
+	// grant.
+	Remaining int
+	// RetryAfter is, when Granted is 0, the time until one token is
+	// available; otherwise zero.
+	RetryAfter time.Duration
+	// ResetAfter is the time until the bucket is full again.
+	ResetAfter time.Duration
+}

@@ -1,0 +1,129 @@
+package algorithms
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/rcall"
+)
+
+// DefaultTimeout is the deadline of one Redis call when WithTimeout is not
+// given.
+const DefaultTimeout = 50 * time.Millisecond
+
+// Limiter is the per-request ("direct") limiter: every AllowN runs one
+// atomic script in Redis, so every instance sharing the Redis server sees
+// exactly one limit. It costs one network round trip per request; see the
+// lease package for the limiter that avoids it.
+//
+// A Limiter is safe for concurrent use. Create it with [NewLimiter]; the
+// zero value is not usable.
+type Limiter struct {
+	rdb     redis.Scripter
+	lim     ratelimit.Limit
+	alg     Algorithm
+	ks      ratelimit.Keyspace
+	timeout time.Duration
+	direct  bool // rdb honours context deadlines: call on the caller's goroutine
+}
+
+var _ ratelimit.Limiter = (*Limiter)(nil)
+
+// Option configures a [Limiter].
+type Option interface{ apply(*config) }
+
+type config struct {
+	alg     Algorithm
+	ks      ratelimit.Keyspace
+	timeout time.Duration
+}
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+func newConfig(opts []Option) config {
+	c := config{alg: GCRA, timeout: DefaultTimeout}
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	return c
+}
+
+// WithAlgorithm chooses the algorithm. Default: GCRA. A nil Algorithm
+// keeps the default.
+func WithAlgorithm(a Algorithm) Option {
+	return optionFunc(func(c *config) {
+		if a != nil {
+			c.alg = a
+		}
+	})
+}
+
+// WithKeyspace sets the namespace of the Redis keys. Default: the zero
+// Keyspace, whose prefix is ratelimit.DefaultPrefix.
+func WithKeyspace(ks ratelimit.Keyspace) Option {
+	return optionFunc(func(c *config) { c.ks = ks })
+}
+
+// WithTimeout bounds each Redis call, independently of how long the
+// caller's context would allow. Default: DefaultTimeout (50 ms). Zero or
+// negative means the caller's context alone bounds the call.
+func WithTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.timeout = d })
+}
+
+// NewLimiter returns a per-request Limiter enforcing lim through rdb, which
+// may be any go-redis client: standalone, Sentinel (failover) or Cluster.
+// It fails with [ratelimit.ErrInvalidLimit] when lim is invalid.
+//
+// For the tightest deadlines build the client with ContextTimeoutEnabled:
+// then calls run on the caller's goroutine. Otherwise each call runs on a
+// goroutine of its own so that the caller can still leave at its deadline.
+func NewLimiter(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limiter, error) {
+	if err := lim.Validate(); err != nil {
+		return nil, err
+	}
+	c := newConfig(opts)
+	return &Limiter{
+		rdb:     rdb,
+		lim:     lim,
+		alg:     c.alg,
+		ks:      c.ks,
+		timeout: c.timeout,
+		direct:  rcall.HonorsContext(rdb),
+	}, nil
+}
+
+// Limit returns the limit the Limiter enforces.
+func (l *Limiter) Limit() ratelimit.Limit { return l.lim }
+
+// Algorithm returns the algorithm the Limiter runs.
+func (l *Limiter) Algorithm() Algorithm { return l.alg }
+
+// Allow is shorthand for AllowN(ctx, key, 1).
+func (l *Limiter) Allow(ctx context.Context, key string) (ratelimit.Decision, error) {
+	return l.AllowN(ctx, key, 1)
+}
+
+// AllowN runs the algorithm's script once for n tokens of key. See
+// [ratelimit.Limiter.AllowN] for the errors.
+func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Decision, error) {
+	if err := l.lim.ValidateN(n); err != nil {
+		return ratelimit.Decision{}, err
+	}
+	rkey, err := l.ks.ClientKey(key, l.alg.Name())
+	if err != nil {
+		return ratelimit.Decision{}, err
+	}
+	d, err := rcall.Do(ctx, l.timeout, l.direct, func(ctx context.Context) (ratelimit.Decision, error) {
+		return l.alg.Check(ctx, l.rdb, rkey, l.lim, n)
+	})
+	if err != nil {
+		return ratelimit.Decision{}, &ratelimit.StoreError{Op: l.alg.Name(), Key: key, Err: err}
+	}
+	return d, nil
+}

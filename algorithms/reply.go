@@ -1,0 +1,66 @@
+package algorithms
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distributedratelimiter/ratelimit"
+)
+
+// reply is the shape every script returns: an array of four integers.
+// Check scripts return {allowed (0|1), remaining, retry_after_us,
+// reset_after_us}; take_up_to returns {granted, remaining, retry_after_us,
+// reset_after_us}; give_back returns {remaining, 0, 0, reset_after_us}.
+type reply [4]int64
+
+// parseReply reads a script's reply. A reply of any other shape is an error
+// wrapping ratelimit.ErrBadReply, never a panic.
+func parseReply(cmd *redis.Cmd) (reply, error) {
+	var r reply
+	if err := cmd.Err(); err != nil {
+		return r, err
+	}
+	vals, err := cmd.Int64Slice()
+	if err != nil {
+		return r, fmt.Errorf("%w: %v", ratelimit.ErrBadReply, err)
+	}
+	if len(vals) != len(r) {
+		return r, fmt.Errorf("%w: want %d integers, got %d", ratelimit.ErrBadReply, len(r), len(vals))
+	}
+	copy(r[:], vals)
+	for i, v := range r {
+		if v < 0 {
+			return r, fmt.Errorf("%w: field %d is negative (%d)", ratelimit.ErrBadReply, i, v)
+		}
+	}
+	return r, nil
+}
+
+func usToDuration(us int64) time.Duration { return time.Duration(us) * time.Microsecond }
+
+// decision turns a Check reply into a Decision.
+func (r reply) decision(lim ratelimit.Limit) (ratelimit.Decision, error) {
+	if r[0] > 1 {
+		return ratelimit.Decision{}, fmt.Errorf("%w: allowed flag is %d", ratelimit.ErrBadReply, r[0])
+	}
+	d := ratelimit.Decision{
+		Allowed:    r[0] == 1,
+		Limit:      lim,
+		Remaining:  int(r[1]),
+		RetryAfter: usToDuration(r[2]),
+		ResetAfter: usToDuration(r[3]),
+		Source:     ratelimit.SourceRedis,
+	}
+	if d.Allowed {
+		d.RetryAfter = 0
+	}
+	return d, nil
+}
+
+// args returns the ARGV every script takes: rate, period in microseconds,
+// burst, n.
+func args(lim ratelimit.Limit, n int) []any {
+	return []any{lim.Rate, lim.Period.Microseconds(), lim.Burst, n}
+}

@@ -1,0 +1,73 @@
+package algorithms
+
+import (
+	"context"
+	_ "embed"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distributedratelimiter/ratelimit"
+)
+
+var (
+	//go:embed lua/token_bucket_take.lua
+	tokenBucketTakeSrc    string
+	tokenBucketTakeScript = redis.NewScript(tokenBucketTakeSrc)
+
+	//go:embed lua/token_bucket_take_up_to.lua
+	tokenBucketTakeUpToSrc    string
+	tokenBucketTakeUpToScript = redis.NewScript(tokenBucketTakeUpToSrc)
+
+	//go:embed lua/token_bucket_give_back.lua
+	tokenBucketGiveBackSrc    string
+	tokenBucketGiveBackScript = redis.NewScript(tokenBucketGiveBackSrc)
+)
+
+type tokenBucket struct{}
+
+func (tokenBucket) Name() string { return "token_bucket" }
+
+func (tokenBucket) Check(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (ratelimit.Decision, error) {
+	r, err := parseReply(tokenBucketTakeScript.Run(ctx, rdb, []string{rkey}, args(lim, n)...))
+	if err != nil {
+		return ratelimit.Decision{}, err
+	}
+	return r.decision(lim)
+}
+
+// TakeUpTo takes as many tokens as the token bucket at rkey holds, up to n,
+// in one atomic script: the leasing primitive. A grant of zero is not an
+// error. rkey must be a [TokenBucket] key; n must be positive.
+func TakeUpTo(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (Grant, error) {
+	if n <= 0 {
+		return Grant{}, fmt.Errorf("%w: n %d must be positive", ratelimit.ErrInvalidN, n)
+	}
+	r, err := parseReply(tokenBucketTakeUpToScript.Run(ctx, rdb, []string{rkey}, args(lim, n)...))
+	if err != nil {
+		return Grant{}, err
+	}
+	if r[0] > int64(n) {
+		return Grant{}, fmt.Errorf("%w: granted %d of %d", ratelimit.ErrBadReply, r[0], n)
+	}
+	return Grant{
+		Granted:    int(r[0]),
+		Remaining:  int(r[1]),
+		RetryAfter: usToDuration(r[2]),
+		ResetAfter: usToDuration(r[3]),
+	}, nil
+}
+
+// GiveBack returns n unspent tokens to the token bucket at rkey, capped at
+// its burst, and reports the whole tokens it then holds. n must be
+// positive.
+func GiveBack(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (int, error) {
+	if n <= 0 {
+		return 0, fmt.Errorf("%w: n %d must be positive", ratelimit.ErrInvalidN, n)
+	}
+	r, err := parseReply(tokenBucketGiveBackScript.Run(ctx, rdb, []string{rkey}, args(lim, n)...))
+	if err != nil {
+		return 0, err
+	}
+	return int(r[0]), nil
+}

@@ -1,0 +1,86 @@
+package ratelimit
+
+import (
+	"context"
+	"time"
+)
+
+// A Limiter checks requests of client keys against a limit shared by every
+// instance of a service.
+//
+// Implementations are safe for concurrent use by multiple goroutines.
+type Limiter interface {
+	// Allow is shorthand for AllowN(ctx, key, 1).
+	Allow(ctx context.Context, key string) (Decision, error)
+
+	// AllowN checks whether n tokens may be spent by key now, and spends
+	// them if so. A denial is a Decision with Allowed false and a nil
+	// error; a denied request spends nothing. The error is non-nil only
+	// when the check could not be made: an invalid key ([ErrInvalidKey]),
+	// n <= 0 or n > burst ([ErrInvalidN]), a closed limiter ([ErrClosed]),
+	// a store failure ([ErrStore]) or ctx done.
+	AllowN(ctx context.Context, key string, n int) (Decision, error)
+}
+
+// Clock tells the time. Implementations must be safe for concurrent use.
+// Limiters use it only for local bookkeeping (lease expiry, rate
+// estimates); shared state always uses the Redis server's clock.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the [Clock] that reads [time.Now].
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
+
+// Take is AllowN that turns a denial into an error: it returns
+// an [*ExceededError], which matches [ErrRateLimitExceeded] and carries the
+// decision.
+func Take(ctx context.Context, l Limiter, key string, n int) (Decision, error) {
+	d, err := l.AllowN(ctx, key, n)
+	if err != nil {
+		return d, err
+	}
+	if !d.Allowed {
+		return d, &ExceededError{Key: key, Decision: d}
+	}
+	return d, nil
+}
+
+// Wait calls AllowN until it admits the request, sleeping for each
+// denial's RetryAfter in between. It gives up when ctx is done, returning
+// ctx's error, or, without sleeping, when ctx's deadline would pass before
+// the next retry, returning an [*ExceededError].
+func Wait(ctx context.Context, l Limiter, key string, n int) (Decision, error) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		d, err := l.AllowN(ctx, key, n)
+		if err != nil || d.Allowed {
+			return d, err
+		}
+		wait := d.RetryAfter
+		if wait <= 0 {
+			wait = time.Millisecond
+		}
+		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+			return d, &ExceededError{Key: key, Decision: d}
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-ctx.Done():
+			return d, ctx.Err()
+		case <-timer.C:
+		}
+	}
+}
