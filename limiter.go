@@ -84,3 +84,12 @@ func Wait(ctx context.Context, l Limiter, key string, n int) (Decision, error) {
 		}
 	}
 }
+
+// A Refunder gives back n tokens that an earlier admitted AllowN of the
+// same key spent but did not use, for example because another limit of the
+// same request denied it. A refund never raises a key above its burst.
+// Limiters that can refund implement it; callers check with a type
+// assertion.
+type Refunder interface {
+	RefundN(ctx context.Context, key string, n int) error
+}
