@@ -1,0 +1,242 @@
+package lease_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/internal/redistest"
+	"github.com/distributedratelimiter/ratelimit/lease"
+)
+
+// instances returns n leasing limiters on srv, each with its own client, as
+// n service instances would have.
+func instances(t *testing.T, srv *redistest.Server, n int, lim ratelimit.Limit, opts ...lease.Option) []*lease.Limiter {
+	t.Helper()
+	ks, err := ratelimit.NewKeyspace(redistest.Prefix(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls := make([]*lease.Limiter, n)
+	for i := range ls {
+		l, err := lease.New(srv.Client(), lim, append([]lease.Option{lease.WithKeyspace(ks)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.Close(context.Background()) })
+		ls[i] = l
+	}
+	return ls
+}
+
+// TestConcurrentInstancesAdmitExactlyBurst: several instances and many
+// goroutines on one key whose bucket barely refills during the test admit
+// exactly the burst, no more (tokens come only from Redis) and no less
+// (leased tokens are all spent by the end).
+func TestConcurrentInstancesAdmitExactlyBurst(t *testing.T) {
+	srv := redistest.Start(t)
+	lim := ratelimit.PerHour(1).WithBurst(500) // one token per hour: no refill
+	ls := instances(t, srv, 4, lim, lease.WithAccuracyBudget(0.2))
+	var admitted, denied atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(10 * time.Second)
+	for _, l := range ls {
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 400 && time.Now().Before(deadline); i++ {
+					d, err := l.Allow(context.Background(), "hot")
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if d.Allowed {
+						admitted.Add(1)
+					} else {
+						denied.Add(1)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if got := admitted.Load(); got != int64(lim.Burst) {
+		t.Fatalf("admitted %d (denied %d), want exactly the burst %d", got, denied.Load(), lim.Burst)
+	}
+	var served int64
+	for _, l := range ls {
+		served += l.Stats().TokensServed
+	}
+	if served != admitted.Load() {
+		t.Fatalf("instances report %d tokens served, callers saw %d admitted", served, admitted.Load())
+	}
+}
+
+// load runs paced callers: each of perInstance[i] goroutines on instance i
+// calls Allow every gap until stop, and counts decisions.
+type tally struct{ admitted, denied, errs atomic.Int64 }
+
+func runLoad(t *testing.T, ls []*lease.Limiter, key string, goroutines []int, gap time.Duration, d time.Duration) *tally {
+	t.Helper()
+	var tl tally
+	var wg sync.WaitGroup
+	stop := time.Now().Add(d)
+	for i, l := range ls {
+		for g := 0; g < goroutines[i]; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				next := time.Now()
+				for n := 0; n < 1_000_000 && time.Now().Before(stop); n++ {
+					dec, err := l.Allow(context.Background(), key)
+					switch {
+					case err != nil:
+						tl.errs.Add(1)
+					case dec.Allowed:
+						tl.admitted.Add(1)
+					default:
+						tl.denied.Add(1)
+					}
+					next = next.Add(gap)
+					if s := time.Until(next); s > 0 {
+						time.Sleep(s)
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return &tl
+}
+
+// TestTenfoldDemandAdmitsIdealCount: demand at about 10× the limit on one
+// hot key for several periods admits within 1% of what one exact bucket
+// would: burst + rate × elapsed.
+func TestTenfoldDemandAdmitsIdealCount(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for 4 s; skipped with -short")
+	}
+	srv := redistest.Start(t)
+	lim := ratelimit.PerSecond(2000).WithBurst(200)
+	ls := instances(t, srv, 4, lim)
+	start := time.Now()
+	// 4 instances × 5 goroutines × 1,000/s = 20,000/s = 10× the rate.
+	tl := runLoad(t, ls, "hot", []int{5, 5, 5, 5}, time.Millisecond, 4*time.Second)
+	elapsed := time.Since(start)
+	ideal := float64(lim.Burst) + lim.PerSecondRate()*elapsed.Seconds()
+	got := float64(tl.admitted.Load())
+	t.Logf("admitted %.0f, denied %d, ideal %.0f (%.2f%%)", got, tl.denied.Load(), ideal, 100*(got-ideal)/ideal)
+	if tl.errs.Load() != 0 {
+		t.Fatalf("%d errors", tl.errs.Load())
+	}
+	if tl.denied.Load() < tl.admitted.Load() {
+		t.Fatalf("denied %d < admitted %d: demand did not exceed the limit", tl.denied.Load(), tl.admitted.Load())
+	}
+	if got > ideal*1.01 || got < ideal*0.99 {
+		t.Fatalf("admitted %.0f, want within 1%% of the ideal %.0f", got, ideal)
+	}
+}
+
+// TestUnevenDemandUnderLimitHasFewFalseDenials: demand at 80% of the limit
+// spread unevenly over three instances is denied at most 1% of the time.
+func TestUnevenDemandUnderLimitHasFewFalseDenials(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for 3 s; skipped with -short")
+	}
+	srv := redistest.Start(t)
+	lim := ratelimit.PerSecond(1000)
+	ls := instances(t, srv, 3, lim)
+	// 8 goroutines × 100/s = 800/s, spread 4:3:1 over the instances.
+	tl := runLoad(t, ls, "k", []int{4, 3, 1}, 10*time.Millisecond, 3*time.Second)
+	total := tl.admitted.Load() + tl.denied.Load()
+	t.Logf("admitted %d, denied %d", tl.admitted.Load(), tl.denied.Load())
+	if tl.errs.Load() != 0 {
+		t.Fatalf("%d errors", tl.errs.Load())
+	}
+	if total < 1000 {
+		t.Fatalf("only %d decisions: the load did not run", total)
+	}
+	if tl.denied.Load()*100 > total {
+		t.Fatalf("denied %d of %d requests under the limit: more than 1%%", tl.denied.Load(), total)
+	}
+}
+
+// TestLowTrafficKeyMatchesPerRequestLimiter: a key with little traffic gets
+// exactly the decisions of the per-request token bucket, and this instance
+// holds no tokens between requests.
+func TestLowTrafficKeyMatchesPerRequestLimiter(t *testing.T) {
+	srv := redistest.Start(t)
+	lim := ratelimit.PerSecond(1).WithBurst(5) // one token per second
+	l := instances(t, srv, 1, lim)[0]
+	ks, _ := ratelimit.NewKeyspace(redistest.Prefix(t))
+	direct, err := algorithms.NewLimiter(srv.Client(), lim, algorithms.WithAlgorithm(algorithms.TokenBucket), algorithms.WithKeyspace(ks))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	// 8 requests 100 ms apart: 5 admitted, then 3 denied; the next token
+	// arrives 1 s after the first request, well after the last.
+	for i := 0; i < 8; i++ {
+		dl, err1 := l.Allow(ctx, "leased")
+		dd, err2 := direct.Allow(ctx, "direct")
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if dl.Allowed != dd.Allowed || dl.Allowed != (i < 5) {
+			t.Fatalf("request %d: leased allowed=%v, per-request allowed=%v, want %v", i, dl.Allowed, dd.Allowed, i < 5)
+		}
+		if held := l.Stats().TokensHeld; held != 0 {
+			t.Fatalf("request %d: instance holds %d tokens, want 0", i, held)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestCloseReturnsTokensToRedis: after Close the Redis bucket holds every
+// token that was leased but not served.
+func TestCloseReturnsTokensToRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	lim := ratelimit.PerHour(1).WithBurst(1000)
+	ls := instances(t, srv, 1, lim, lease.WithAccuracyBudget(0.5))
+	l := ls[0]
+	ctx := context.Background()
+	for i := 0; i < 200; i++ {
+		if d, err := l.Allow(ctx, "k"); err != nil || !d.Allowed {
+			t.Fatalf("request %d: %+v %v", i, d, err)
+		}
+	}
+	if l.Stats().TokensHeld == 0 {
+		t.Fatal("no tokens held: the test needs a lease larger than demand")
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rdb := srv.Client()
+	var left int
+	for _, k := range keysOf(t, rdb) {
+		g, err := algorithms.TakeUpTo(ctx, rdb, k, lim, lim.Burst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		left += g.Granted
+	}
+	if left != lim.Burst-200 {
+		t.Fatalf("Redis bucket holds %d tokens after Close, want %d", left, lim.Burst-200)
+	}
+}
+
+func keysOf(t *testing.T, rdb *redis.Client) []string {
+	t.Helper()
+	keys, err := rdb.Keys(context.Background(), "*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("keys %v, %v: want one bucket", keys, err)
+	}
+	return keys
+}

@@ -1,0 +1,145 @@
+package lease
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// dead marks an evicted entry's token counter: far below zero, so a take
+// always fails and a late refill can tell.
+const dead = -1 << 62
+
+// grant records one lease from Redis, for expiry: tokens are fungible, so
+// they are accounted first in, first out against the cumulative outflow.
+type grant struct {
+	at  int64 // when granted, ns on the limiter's clock
+	end int64 // entry.granted after this grant
+}
+
+// entry is the local state of one key. The hit path touches only tokens,
+// remote and low; the rest belongs to refills and the janitor.
+type entry struct {
+	tokens      atomic.Int64 // leased tokens not yet served; dead once evicted
+	remote      atomic.Int64 // tokens Redis had left at the last grant; -1 before
+	low         atomic.Int64 // a hit that leaves this many or fewer starts a refill
+	deniedUntil atomic.Int64 // ns on the limiter's clock: remembered denial
+	denials     atomic.Int64 // local denials, for the demand estimate
+	refilling   atomic.Bool  // a refill is in flight
+
+	key  string // client key
+	rkey string // Redis key of the token bucket
+
+	mu         sync.Mutex // guards the fields below
+	grants     []grant    // grants not yet fully spent, oldest first
+	granted    int64      // tokens ever added to tokens
+	removed    int64      // tokens ever taken back out by expiry or eviction
+	rate       float64    // demand estimate, tokens/s
+	lastRefill int64      // ns, start of the last refill
+	lastDemand int64      // served + denials at the last refill
+	seenOut    int64      // outflow at the last janitor pass that saw activity
+	seenDenied int64      // denials at that pass
+	activeAt   int64      // ns, when that pass ran
+}
+
+func newEntry(key, rkey string, now int64) *entry {
+	e := &entry{key: key, rkey: rkey, lastRefill: now, activeAt: now}
+	e.remote.Store(-1)
+	return e
+}
+
+// take spends n tokens if the counter holds them, and returns what it
+// left. It never takes the counter below zero and never locks.
+func (e *entry) take(n int64) (left int64, ok bool) {
+	for {
+		cur := e.tokens.Load()
+		if cur < n {
+			return cur, false
+		}
+		if e.tokens.CompareAndSwap(cur, cur-n) {
+			return cur - n, true
+		}
+	}
+}
+
+// add puts n granted tokens into the counter and reports false if the
+// entry is dead, in which case the caller must give them back. Called with
+// mu held.
+func (e *entry) add(n, now int64) bool {
+	for {
+		cur := e.tokens.Load()
+		if cur < 0 {
+			return false
+		}
+		if e.tokens.CompareAndSwap(cur, cur+n) {
+			e.granted += n
+			e.grants = append(e.grants, grant{at: now, end: e.granted})
+			return true
+		}
+	}
+}
+
+// served returns how many tokens of this entry callers have spent. Called
+// with mu held.
+func (e *entry) served() int64 {
+	cur := e.tokens.Load()
+	if cur < 0 {
+		cur = 0
+	}
+	return e.granted - e.removed - cur
+}
+
+// expire takes back the unspent tokens of grants made at or before cutoff
+// and returns how many it took. Called with mu held.
+func (e *entry) expire(cutoff int64) int64 {
+	var took int64
+	for len(e.grants) > 0 {
+		cur := e.tokens.Load()
+		if cur < 0 {
+			return took
+		}
+		outflow := e.granted - cur
+		g := e.grants[0]
+		if g.end <= outflow {
+			e.grants = e.grants[1:] // fully spent
+			continue
+		}
+		if g.at > cutoff {
+			break
+		}
+		unspent := min(g.end-outflow, cur)
+		if !e.tokens.CompareAndSwap(cur, cur-unspent) {
+			continue // a caller spent a token meanwhile: recount
+		}
+		e.removed += unspent
+		took += unspent
+		e.grants = e.grants[1:]
+	}
+	if len(e.grants) == 0 {
+		e.grants = nil // let a burst's backing array go
+	}
+	return took
+}
+
+// kill marks the entry dead and returns the tokens it held. Called with mu
+// held.
+func (e *entry) kill() int64 {
+	left := e.tokens.Swap(dead)
+	if left < 0 {
+		return 0
+	}
+	e.removed += left
+	e.grants = nil
+	return left
+}
+
+// idle reports whether the entry has seen no request since idleFor before
+// now, updating its activity record. Called with mu held.
+func (e *entry) idle(now int64, idleFor time.Duration) bool {
+	out, den := e.served(), e.denials.Load()
+	if out != e.seenOut || den != e.seenDenied {
+		e.seenOut, e.seenDenied, e.activeAt = out, den, now
+		return false
+	}
+	return now-e.activeAt >= int64(idleFor) && !e.refilling.Load()
+}

@@ -1,0 +1,401 @@
+package lease
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
+)
+
+// fakeClock is a settable ratelimit.Clock.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_700_000_000, 0)} }
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// fakeBucket is an in-memory Bucket that never refills by itself: tokens
+// change only by takes and give-backs, so tests can count exactly.
+type fakeBucket struct {
+	mu       sync.Mutex
+	tokens   int
+	retry    time.Duration
+	err      error         // returned by every call when set
+	block    chan struct{} // when set, calls wait for it to close or ctx
+	takes    []int         // n of each TakeUpTo
+	returned int
+}
+
+func (b *fakeBucket) wait(ctx context.Context) error {
+	b.mu.Lock()
+	block, err := b.block, b.err
+	b.mu.Unlock()
+	if block != nil {
+		select {
+		case <-block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return err
+}
+
+func (b *fakeBucket) TakeUpTo(ctx context.Context, _ string, lim ratelimit.Limit, n int) (algorithms.Grant, error) {
+	if err := b.wait(ctx); err != nil {
+		return algorithms.Grant{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.takes = append(b.takes, n)
+	g := min(n, b.tokens)
+	b.tokens -= g
+	r := algorithms.Grant{Granted: g, Remaining: b.tokens}
+	if g == 0 {
+		r.RetryAfter = b.retry
+	}
+	return r, nil
+}
+
+func (b *fakeBucket) GiveBack(ctx context.Context, _ string, lim ratelimit.Limit, n int) (int, error) {
+	if err := b.wait(ctx); err != nil {
+		return 0, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tokens = min(b.tokens+n, lim.Burst)
+	b.returned += n
+	return b.tokens, nil
+}
+
+func (b *fakeBucket) state() (tokens, returned int, takes []int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.tokens, b.returned, append([]int(nil), b.takes...)
+}
+
+func newTestLimiter(t *testing.T, b *fakeBucket, lim ratelimit.Limit, opts ...Option) (*Limiter, *fakeClock) {
+	t.Helper()
+	clk := newFakeClock()
+	// A long TTL keeps the background janitor out of the way: tests call
+	// sweep themselves after moving the fake clock.
+	opts = append([]Option{WithBucket(b), WithClock(clk), WithLeaseTTL(time.Hour)}, opts...)
+	l, err := New(nil, lim, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	return l, clk
+}
+
+func TestAllowNValidation(t *testing.T) {
+	l, _ := newTestLimiter(t, &fakeBucket{tokens: 10}, ratelimit.PerSecond(10))
+	ctx := context.Background()
+	long := string(make([]byte, ratelimit.MaxKeyLen+1))
+	cases := []struct {
+		name string
+		key  string
+		n    int
+		want error
+	}{
+		{"empty key", "", 1, ratelimit.ErrInvalidKey},
+		{"oversized key", long, 1, ratelimit.ErrInvalidKey},
+		{"zero n", "k", 0, ratelimit.ErrInvalidN},
+		{"negative n", "k", -1, ratelimit.ErrInvalidN},
+		{"n above burst", "k", 11, ratelimit.ErrInvalidN},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := l.AllowN(ctx, c.key, c.n); !errors.Is(err, c.want) {
+				t.Fatalf("AllowN(%q, %d) error = %v, want %v", c.key, c.n, err, c.want)
+			}
+			if err := l.RefundN(ctx, c.key, c.n); !errors.Is(err, c.want) {
+				t.Fatalf("RefundN(%q, %d) error = %v, want %v", c.key, c.n, err, c.want)
+			}
+		})
+	}
+	if _, err := New(nil, ratelimit.Limit{}, WithBucket(&fakeBucket{})); !errors.Is(err, ratelimit.ErrInvalidLimit) {
+		t.Fatalf("New with zero limit: %v, want ErrInvalidLimit", err)
+	}
+	if _, err := New(nil, ratelimit.PerSecond(1)); err == nil {
+		t.Fatal("New with neither client nor bucket succeeded")
+	}
+}
+
+func TestServesOnlyWhatRedisGranted(t *testing.T) {
+	b := &fakeBucket{tokens: 25, retry: time.Second}
+	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(1000).WithBurst(1000))
+	ctx := context.Background()
+	admitted := 0
+	for i := 0; i < 100; i++ {
+		d, err := l.Allow(ctx, "k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed {
+			admitted++
+		}
+	}
+	if admitted != 25 {
+		t.Fatalf("admitted %d, want exactly the 25 tokens the bucket held", admitted)
+	}
+	if s := l.Stats(); s.TokensServed != 25 || s.TokensLeased != 25 || s.TokensHeld != 0 {
+		t.Fatalf("stats %+v: want 25 leased, 25 served, 0 held", s)
+	}
+}
+
+func TestDenialRememberedUntilRetry(t *testing.T) {
+	b := &fakeBucket{tokens: 1, retry: 200 * time.Millisecond}
+	l, clk := newTestLimiter(t, b, ratelimit.PerSecond(5))
+	ctx := context.Background()
+	if d, _ := l.Allow(ctx, "k"); !d.Allowed {
+		t.Fatal("first request denied")
+	}
+	d, err := l.Allow(ctx, "k")
+	if err != nil || d.Allowed {
+		t.Fatalf("second request: %+v, %v; want a denial", d, err)
+	}
+	if d.RetryAfter < 200*time.Millisecond {
+		t.Fatalf("RetryAfter %v, want at least the script's 200ms", d.RetryAfter)
+	}
+	calls := l.Stats().RedisCalls
+	for i := 0; i < 50; i++ {
+		d, err := l.Allow(ctx, "k")
+		if err != nil || d.Allowed || d.Source != ratelimit.SourceLocal {
+			t.Fatalf("request %d during remembered denial: %+v, %v", i, d, err)
+		}
+	}
+	if got := l.Stats().RedisCalls; got != calls {
+		t.Fatalf("remembered denials made %d Redis calls, want 0", got-calls)
+	}
+	b.mu.Lock()
+	b.tokens = 1
+	b.mu.Unlock()
+	clk.Advance(d.RetryAfter)
+	if d, _ := l.Allow(ctx, "k"); !d.Allowed {
+		t.Fatalf("after RetryAfter the request is still denied: %+v", d)
+	}
+}
+
+func TestLowTrafficKeyLeasesOneToken(t *testing.T) {
+	b := &fakeBucket{tokens: 100, retry: time.Second}
+	l, clk := newTestLimiter(t, b, ratelimit.PerSecond(100))
+	ctx := context.Background()
+	for i := 0; i < 10; i++ {
+		clk.Advance(time.Second) // one request per second
+		if d, err := l.Allow(ctx, "slow"); err != nil || !d.Allowed {
+			t.Fatalf("request %d: %+v, %v", i, d, err)
+		}
+		if held := l.Stats().TokensHeld; held != 0 {
+			t.Fatalf("after request %d this instance holds %d tokens, want 0", i, held)
+		}
+	}
+	_, _, takes := b.state()
+	for i, n := range takes {
+		if n != 1 {
+			t.Fatalf("lease %d asked for %d tokens, want 1: %v", i, n, takes)
+		}
+	}
+}
+
+func TestHotKeyLeasesGrowAndPrefetch(t *testing.T) {
+	b := &fakeBucket{tokens: 1 << 30}
+	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(1<<30).WithBurst(1<<30), WithClock(ratelimit.SystemClock{}))
+	ctx := context.Background()
+	const requests = 200_000
+	for i := 0; i < requests; i++ {
+		if d, err := l.Allow(ctx, "hot"); err != nil || !d.Allowed {
+			t.Fatalf("request %d: %+v, %v", i, d, err)
+		}
+	}
+	s := l.Stats()
+	if s.RedisCalls*1000 > requests*10 {
+		t.Fatalf("%d Redis calls for %d requests: want at most 10 per 1000", s.RedisCalls, requests)
+	}
+	if s.TokensServed != requests {
+		t.Fatalf("served %d, want %d", s.TokensServed, requests)
+	}
+}
+
+func TestHitPathDoesNotAllocate(t *testing.T) {
+	b := &fakeBucket{tokens: 1 << 30}
+	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(1<<30).WithBurst(1<<30), WithClock(ratelimit.SystemClock{}))
+	ctx := context.Background()
+	for i := 0; i < 10_000; i++ {
+		_, _ = l.Allow(ctx, "hot")
+	}
+	allocs := testing.AllocsPerRun(10_000, func() {
+		if d, _ := l.Allow(ctx, "hot"); !d.Allowed {
+			t.Fatal("denied on the hit path")
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("hit path allocates %v times per call, want 0", allocs)
+	}
+}
+
+func TestExpiredLeaseIsGivenBack(t *testing.T) {
+	b := &fakeBucket{tokens: 1000}
+	l, clk := newTestLimiter(t, b, ratelimit.PerSecond(1000), WithAccuracyBudget(0.5))
+	ctx := context.Background()
+	// Build up demand so that leases grow beyond one token.
+	for i := 0; i < 300; i++ {
+		clk.Advance(time.Millisecond)
+		if _, err := l.Allow(ctx, "k"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	held := l.Stats().TokensHeld
+	if held == 0 {
+		t.Fatal("no tokens held after steady demand; the test needs some")
+	}
+	before, _, _ := b.state()
+	clk.Advance(time.Hour + time.Millisecond)
+	l.sweep()
+	after, returned, _ := b.state()
+	s := l.Stats()
+	if s.TokensHeld != 0 || s.TokensExpired != held || returned != int(held) || after != before+int(held) {
+		t.Fatalf("held %d before sweep; after: stats %+v, bucket %d→%d, returned %d", held, s, before, after, returned)
+	}
+}
+
+func TestExpiryKeepsFreshGrants(t *testing.T) {
+	e := newEntry("k", "rk", 0)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.add(10, 0)  // old grant
+	e.add(5, 100) // fresh grant
+	e.take(12)    // spends the 10 old tokens and 2 fresh ones
+	got := e.expire(50)
+	if got != 0 || e.tokens.Load() != 3 {
+		t.Fatalf("expire took %d, left %d: want 0 and 3 (old grant fully spent)", got, e.tokens.Load())
+	}
+	e.add(4, 200)
+	if got := e.expire(150); got != 3 || e.tokens.Load() != 4 {
+		t.Fatalf("expire took %d, left %d: want the 3 unspent of the grant at 100, keep 4", got, e.tokens.Load())
+	}
+}
+
+func TestIdleKeysEvictedAndCapped(t *testing.T) {
+	b := &fakeBucket{tokens: 1 << 20}
+	l, clk := newTestLimiter(t, b, ratelimit.PerSecond(1000), WithMaxKeys(10), WithIdleTimeout(time.Hour))
+	ctx := context.Background()
+	for i := 0; i < 1000; i++ {
+		key := string(rune('a'+i%26)) + string(rune('0'+i/26%10)) + string(rune('A'+i/260))
+		if d, err := l.Allow(ctx, key); err != nil || !d.Allowed {
+			t.Fatalf("key %q: %+v, %v", key, d, err)
+		}
+	}
+	s := l.Stats()
+	if s.Keys != 10 || s.Overflow == 0 {
+		t.Fatalf("stats %+v: want 10 keys tracked and the rest overflowed", s)
+	}
+	l.sweep() // records activity
+	clk.Advance(time.Hour)
+	l.sweep()
+	if s := l.Stats(); s.Keys != 0 || s.Evicted != 10 || s.TokensHeld != 0 {
+		t.Fatalf("after idle timeout: %+v, want all 10 keys evicted and no tokens held", s)
+	}
+}
+
+func TestRefillErrorAndWaitBounds(t *testing.T) {
+	ctx := context.Background()
+	t.Run("store error", func(t *testing.T) {
+		b := &fakeBucket{err: errors.New("connection refused")}
+		l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10))
+		_, err := l.Allow(ctx, "k")
+		var se *ratelimit.StoreError
+		if !errors.Is(err, ratelimit.ErrStore) || !errors.As(err, &se) || se.Key != "k" {
+			t.Fatalf("error %v: want a StoreError for key k", err)
+		}
+	})
+	t.Run("caller context", func(t *testing.T) {
+		b := &fakeBucket{block: make(chan struct{})}
+		defer close(b.block)
+		l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10), WithRefillTimeout(time.Minute), WithMaxWait(time.Minute))
+		cctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := l.Allow(cctx, "k")
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("error %v, want DeadlineExceeded", err)
+		}
+		if el := time.Since(start); el > 2*time.Second {
+			t.Fatalf("returned after %v with a 20ms deadline", el)
+		}
+	})
+	t.Run("max wait", func(t *testing.T) {
+		b := &fakeBucket{block: make(chan struct{})}
+		defer close(b.block)
+		l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10), WithRefillTimeout(time.Minute), WithMaxWait(20*time.Millisecond))
+		_, err := l.Allow(ctx, "k")
+		if !errors.Is(err, ErrRefillWait) || !errors.Is(err, ratelimit.ErrStore) {
+			t.Fatalf("error %v, want ErrRefillWait in a StoreError", err)
+		}
+	})
+}
+
+func TestRefundReturnsToLease(t *testing.T) {
+	b := &fakeBucket{tokens: 1}
+	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10))
+	ctx := context.Background()
+	if d, _ := l.Allow(ctx, "k"); !d.Allowed {
+		t.Fatal("denied")
+	}
+	if err := l.RefundN(ctx, "k", 1); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := l.Allow(ctx, "k"); !d.Allowed {
+		t.Fatal("refunded token was not served")
+	}
+	// An unknown key's refund goes straight back to Redis.
+	if err := l.RefundN(ctx, "other", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, returned, _ := b.state(); returned != 1 {
+		t.Fatalf("returned %d tokens to the bucket, want 1", returned)
+	}
+}
+
+func TestCloseGivesBackAndIsIdempotent(t *testing.T) {
+	b := &fakeBucket{tokens: 1000}
+	clk := newFakeClock()
+	l, err := New(nil, ratelimit.PerSecond(1000), WithBucket(b), WithClock(clk), WithAccuracyBudget(0.5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < 300; i++ {
+		clk.Advance(time.Millisecond)
+		_, _ = l.Allow(ctx, "k")
+	}
+	served := l.Stats().TokensServed
+	if err := l.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(ctx); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if tokens, _, _ := b.state(); int64(tokens) != 1000-served {
+		t.Fatalf("bucket holds %d after Close, want 1000 - %d served", tokens, served)
+	}
+	if _, err := l.Allow(ctx, "k"); !errors.Is(err, ratelimit.ErrClosed) {
+		t.Fatalf("Allow after Close: %v, want ErrClosed", err)
+	}
+}

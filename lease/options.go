@@ -1,0 +1,190 @@
+package lease
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/distributedratelimiter/ratelimit"
+)
+
+// Defaults of the options.
+const (
+	// DefaultLeaseTTL is how long leased tokens may stay unspent.
+	DefaultLeaseTTL = time.Second
+	// DefaultAccuracyBudget is the fraction of the burst one instance may
+	// hold as leased, unspent tokens.
+	DefaultAccuracyBudget = 0.05
+	// DefaultRefillTimeout bounds one lease call to Redis.
+	DefaultRefillTimeout = 50 * time.Millisecond
+	// DefaultMaxKeys is the largest number of keys tracked at once.
+	DefaultMaxKeys = 100_000
+	// DefaultIdleTimeout is how long a key may see no request before its
+	// entry is evicted and its tokens given back.
+	DefaultIdleTimeout = 30 * time.Second
+	// DefaultHorizon is the shortest span of demand one lease covers.
+	DefaultHorizon = 10 * time.Millisecond
+)
+
+// An Option configures a [Limiter].
+type Option interface{ apply(*config) }
+
+type optionFunc func(*config)
+
+func (f optionFunc) apply(c *config) { f(c) }
+
+type config struct {
+	ks            ratelimit.Keyspace
+	clock         ratelimit.Clock
+	bucket        Bucket
+	leaseTTL      time.Duration
+	budget        float64
+	refillTimeout time.Duration
+	maxWait       time.Duration
+	maxKeys       int
+	idleTimeout   time.Duration
+	horizon       time.Duration
+	logger        *slog.Logger
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		clock:         ratelimit.SystemClock{},
+		leaseTTL:      DefaultLeaseTTL,
+		budget:        DefaultAccuracyBudget,
+		refillTimeout: DefaultRefillTimeout,
+		maxKeys:       DefaultMaxKeys,
+		idleTimeout:   DefaultIdleTimeout,
+		horizon:       DefaultHorizon,
+		logger:        slog.Default(),
+	}
+	for _, o := range opts {
+		o.apply(&c)
+	}
+	if c.maxWait <= 0 {
+		c.maxWait = c.refillTimeout + 10*time.Millisecond
+	}
+	if c.idleTimeout < c.leaseTTL {
+		c.idleTimeout = c.leaseTTL
+	}
+	return c
+}
+
+// WithKeyspace sets the namespace of the Redis keys. Default: the zero
+// Keyspace (prefix ratelimit.DefaultPrefix). A leasing limiter and a
+// per-request token bucket limiter with the same keyspace share buckets.
+func WithKeyspace(ks ratelimit.Keyspace) Option {
+	return optionFunc(func(c *config) { c.ks = ks })
+}
+
+// WithClock sets the clock used for local bookkeeping: lease expiry, rate
+// estimates and remembered denials. Redis state always uses the server's
+// clock. Default: ratelimit.SystemClock. A nil clock keeps the default.
+func WithClock(clk ratelimit.Clock) Option {
+	return optionFunc(func(c *config) {
+		if clk != nil {
+			c.clock = clk
+		}
+	})
+}
+
+// WithBucket replaces the Redis token bucket the limiter leases from, for
+// tests and fault injection. Default: the algorithms package's token
+// bucket scripts on the client given to New.
+func WithBucket(b Bucket) Option {
+	return optionFunc(func(c *config) { c.bucket = b })
+}
+
+// WithLeaseTTL sets how long leased tokens may stay unspent before they are
+// given back to Redis. It bounds how stale a served token can be, and so
+// the accuracy bound (see the package doc). Default: DefaultLeaseTTL (1 s).
+// Zero or negative keeps the default.
+func WithLeaseTTL(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.leaseTTL = d
+		}
+	})
+}
+
+// WithAccuracyBudget sets the fraction of the burst that this instance may
+// hold as leased, unspent tokens; a lease is never larger. With N
+// instances, at most N × budget × burst tokens sit in local counters at
+// once. Smaller is more exact and costs more Redis calls; a key whose burst
+// × budget is below 2 is served one token per Redis call, exactly like the
+// per-request limiter. Default: DefaultAccuracyBudget (0.05). Values
+// outside (0, 1] keep the default.
+func WithAccuracyBudget(f float64) Option {
+	return optionFunc(func(c *config) {
+		if f > 0 && f <= 1 {
+			c.budget = f
+		}
+	})
+}
+
+// WithRefillTimeout bounds each lease call to Redis, whatever the caller's
+// context allows. Default: DefaultRefillTimeout (50 ms). Zero or negative
+// keeps the default.
+func WithRefillTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.refillTimeout = d
+		}
+	})
+}
+
+// WithMaxWait bounds how long a caller that finds its key's local tokens
+// spent waits for a refill, on top of its own context. Default: the refill
+// timeout plus 10 ms. Zero or negative keeps the default.
+func WithMaxWait(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.maxWait = d
+		}
+	})
+}
+
+// WithMaxKeys caps the number of keys tracked at once. A key that arrives
+// while the cap is reached is checked with one Redis call, as the
+// per-request limiter would, until idle keys are evicted. Default:
+// DefaultMaxKeys (100,000). Zero or negative keeps the default.
+func WithMaxKeys(n int) Option {
+	return optionFunc(func(c *config) {
+		if n > 0 {
+			c.maxKeys = n
+		}
+	})
+}
+
+// WithIdleTimeout sets how long a key may see no request before its entry
+// is evicted and its tokens given back. Default: DefaultIdleTimeout (30 s);
+// never shorter than the lease TTL. Zero or negative keeps the default.
+func WithIdleTimeout(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.idleTimeout = d
+		}
+	})
+}
+
+// WithHorizon sets the shortest span of local demand one lease is sized to
+// cover (it grows with the Redis round trip time). Longer means fewer Redis
+// calls and more tokens held. Default: DefaultHorizon (10 ms). Zero or
+// negative keeps the default.
+func WithHorizon(d time.Duration) Option {
+	return optionFunc(func(c *config) {
+		if d > 0 {
+			c.horizon = d
+		}
+	})
+}
+
+// WithLogger sets the logger for background failures (give-backs that
+// could not reach Redis). Default: slog.Default(). A nil logger keeps the
+// default.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	})
+}

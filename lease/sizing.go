@@ -1,0 +1,87 @@
+package lease
+
+import (
+	"math"
+	"time"
+)
+
+// sizer holds the fixed inputs of lease sizing for one limit.
+type sizer struct {
+	burst    int64
+	maxLease int64         // max(1, floor(budget × burst)): the accuracy budget
+	horizon  time.Duration // shortest span of demand one lease covers
+	interval float64       // nanoseconds to earn one token
+}
+
+func newSizer(burst int, budget float64, horizon time.Duration, interval time.Duration) sizer {
+	maxLease := int64(math.Floor(budget * float64(burst)))
+	if maxLease < 1 {
+		maxLease = 1
+	}
+	return sizer{burst: int64(burst), maxLease: maxLease, horizon: horizon, interval: float64(interval)}
+}
+
+// span is the time one lease should last: the horizon, or four Redis round
+// trips if that is longer, so a refill started at the low watermark lands
+// before the batch runs out.
+func (s sizer) span(rtt time.Duration) time.Duration {
+	if 4*rtt > s.horizon {
+		return 4 * rtt
+	}
+	return s.horizon
+}
+
+// demand returns the tokens that rate (tokens/s) spends in span(rtt),
+// clamped to [1, maxLease].
+func (s sizer) demand(rate float64, rtt time.Duration) int64 {
+	want := int64(math.Ceil(rate * s.span(rtt).Seconds()))
+	return min(max(want, 1), s.maxLease)
+}
+
+// size returns how many tokens to ask Redis for: enough for the local
+// demand over one span, at most the accuracy budget, shrinking toward 1 as
+// the Redis bucket runs low (remote is what it had left at the last grant;
+// below half full the cap falls in proportion), and never less than need,
+// the tokens a waiting caller asked for.
+func (s sizer) size(rate float64, rtt time.Duration, remote int64, need int64) int64 {
+	want := s.demand(rate, rtt)
+	if remote >= 0 && 2*remote < s.burst {
+		fillCap := max(1, 2*s.maxLease*remote/s.burst)
+		want = min(want, fillCap)
+	}
+	return min(max(want, need), s.burst)
+}
+
+// lowWatermark returns the local token count at which a background refill
+// starts: zero for single-token leases (a key with little traffic goes to
+// Redis on each request, exactly like the per-request limiter), else
+// enough for two round trips of demand and at least a quarter of the
+// lease, and always below the lease size.
+func (s sizer) lowWatermark(lease int64, rate float64, rtt time.Duration) int64 {
+	if lease <= 1 {
+		return 0
+	}
+	low := max(int64(math.Ceil(rate*(2*rtt).Seconds())), lease/4)
+	return min(low, lease-1)
+}
+
+// denialWait returns how long to remember a denial whose script said one
+// token arrives after retry: long enough for the tokens of one demand-sized
+// lease to accumulate, so that an instance over its limit asks Redis once
+// per lease rather than once per token.
+func (s sizer) denialWait(retry time.Duration, rate float64, rtt time.Duration) time.Duration {
+	k := s.demand(rate, rtt)
+	return retry + time.Duration(float64(k-1)*s.interval)
+}
+
+// ewma folds the demand observed over elapsed into the rate estimate
+// (tokens/s). The weight grows with elapsed (time constant 250 ms) and is
+// at least 0.3, so a hot key's estimate converges within a few refills.
+func ewma(rate float64, demand int64, elapsed time.Duration) float64 {
+	if elapsed <= 0 {
+		return rate
+	}
+	inst := float64(demand) / elapsed.Seconds()
+	alpha := max(1-math.Exp(-elapsed.Seconds()/0.25), 0.3)
+	return alpha*inst + (1-alpha)*rate
+}

@@ -1,0 +1,83 @@
+package lease
+
+import "sync/atomic"
+
+// counters are the limiter's running totals, kept off the hit path: each is
+// touched only by refills, the janitor or a denial.
+type counters struct {
+	leased, returned, expired         atomic.Int64
+	refills, prefetches, refillErrors atomic.Int64
+	waits, localDenials, redisCalls   atomic.Int64
+	evicted, overflow, giveBackErrors atomic.Int64
+	removed, refunded                 atomic.Int64 // tokens out of / back into local counters
+}
+
+// Stats is a snapshot of a [Limiter]'s running totals since New, for
+// telemetry and tests. Tokens move Redis → leased → served, or back to
+// Redis (returned); a token is served only after Redis leased it.
+type Stats struct {
+	// TokensLeased is the number of tokens Redis granted to this instance.
+	TokensLeased int64
+	// TokensServed is the number of leased tokens spent by admitted
+	// requests (net of refunds).
+	TokensServed int64
+	// TokensHeld is the number of leased tokens not yet spent or returned.
+	TokensHeld int64
+	// TokensReturned is the number of tokens given back to Redis
+	// successfully (expired, evicted, closed, or refused by a full key cap).
+	TokensReturned int64
+	// TokensExpired is the number of tokens taken back because their
+	// lease outlived the lease TTL.
+	TokensExpired int64
+	// Refills counts lease calls to Redis, and RefillErrors those that
+	// failed; Prefetches counts refills started in the background at the
+	// low watermark.
+	Refills, RefillErrors, Prefetches int64
+	// Waits counts callers that found their key's tokens spent and waited
+	// for a refill.
+	Waits int64
+	// LocalDenials counts denials answered from a remembered Redis denial,
+	// with no Redis call.
+	LocalDenials int64
+	// RedisCalls counts every script run: refills, give-backs and checks
+	// of keys beyond the key cap.
+	RedisCalls int64
+	// Keys is the number of keys tracked now; Evicted counts keys evicted
+	// for idleness, and Overflow requests checked without an entry because
+	// the key cap was reached.
+	Keys, Evicted, Overflow int64
+	// GiveBackErrors counts give-backs that could not reach Redis; their
+	// tokens come back by the bucket's own refill instead.
+	GiveBackErrors int64
+}
+
+// Stats returns a snapshot of the limiter's totals. It walks the tracked
+// keys to count the tokens held, so it costs O(keys); call it from a metrics
+// callback, not per request.
+func (l *Limiter) Stats() Stats {
+	var held int64
+	l.entries.Range(func(_, v any) bool {
+		if t := v.(*entry).tokens.Load(); t > 0 {
+			held += t
+		}
+		return true
+	})
+	s := Stats{
+		TokensLeased:   l.stats.leased.Load(),
+		TokensHeld:     held,
+		TokensReturned: l.stats.returned.Load(),
+		TokensExpired:  l.stats.expired.Load(),
+		Refills:        l.stats.refills.Load(),
+		RefillErrors:   l.stats.refillErrors.Load(),
+		Prefetches:     l.stats.prefetches.Load(),
+		Waits:          l.stats.waits.Load(),
+		LocalDenials:   l.stats.localDenials.Load(),
+		RedisCalls:     l.stats.redisCalls.Load(),
+		Keys:           l.count.Load(),
+		Evicted:        l.stats.evicted.Load(),
+		Overflow:       l.stats.overflow.Load(),
+		GiveBackErrors: l.stats.giveBackErrors.Load(),
+	}
+	s.TokensServed = s.TokensLeased + l.stats.refunded.Load() - l.stats.removed.Load() - held
+	return s
+}
