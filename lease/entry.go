@@ -25,6 +25,8 @@ type entry struct {
 	low         atomic.Int64 // a hit that leaves this many or fewer starts a refill
 	deniedUntil atomic.Int64 // ns on the limiter's clock: remembered denial
 	denials     atomic.Int64 // local denials, for the demand estimate
+	waiting     atomic.Int64 // tokens wanted by callers waiting for a refill
+	reserved    atomic.Int64 // granted tokens set aside for those callers
 	refilling   atomic.Bool  // a refill is in flight
 
 	key  string // client key
@@ -62,16 +64,49 @@ func (e *entry) take(n int64) (left int64, ok bool) {
 	}
 }
 
-// add puts n granted tokens into the counter and reports false if the
-// entry is dead, in which case the caller must give them back. Called with
-// mu held.
-func (e *entry) add(n, now int64) bool {
+// claim takes n tokens set aside for waiting callers, if there are.
+func (e *entry) claim(n int64) bool {
+	for {
+		cur := e.reserved.Load()
+		if cur < n {
+			return false
+		}
+		if e.reserved.CompareAndSwap(cur, cur-n) {
+			return true
+		}
+	}
+}
+
+// unreserve moves tokens set aside for waiters that did not claim them
+// back into the counter; reserved tokens are counted as held in tokens'
+// place. Called with mu held.
+func (e *entry) unreserve() {
+	if r := e.reserved.Swap(0); r > 0 {
+		for {
+			cur := e.tokens.Load()
+			if cur < 0 {
+				e.removed += r // dead: kill already counted the rest
+				return
+			}
+			if e.tokens.CompareAndSwap(cur, cur+r) {
+				return
+			}
+		}
+	}
+}
+
+// add puts n granted tokens into the counter, first setting aside up to
+// reserve of them for waiting callers, and reports false if the entry is
+// dead, in which case the caller must give them back. Called with mu held.
+func (e *entry) add(n, reserve, now int64) bool {
+	reserve = min(reserve, n)
 	for {
 		cur := e.tokens.Load()
 		if cur < 0 {
 			return false
 		}
-		if e.tokens.CompareAndSwap(cur, cur+n) {
+		if e.tokens.CompareAndSwap(cur, cur+n-reserve) {
+			e.reserved.Add(reserve)
 			e.granted += n
 			e.grants = append(e.grants, grant{at: now, end: e.granted})
 			return true
@@ -82,16 +117,18 @@ func (e *entry) add(n, now int64) bool {
 // served returns how many tokens of this entry callers have spent. Called
 // with mu held.
 func (e *entry) served() int64 {
-	cur := e.tokens.Load()
-	if cur < 0 {
-		cur = 0
-	}
-	return e.granted - e.removed - cur
+	return e.granted - e.removed - e.held()
+}
+
+// held returns the leased tokens not yet spent, reserved ones included.
+func (e *entry) held() int64 {
+	return max(e.tokens.Load(), 0) + e.reserved.Load()
 }
 
 // expire takes back the unspent tokens of grants made at or before cutoff
 // and returns how many it took. Called with mu held.
 func (e *entry) expire(cutoff int64) int64 {
+	e.unreserve()
 	var took int64
 	for len(e.grants) > 0 {
 		cur := e.tokens.Load()
@@ -124,6 +161,7 @@ func (e *entry) expire(cutoff int64) int64 {
 // kill marks the entry dead and returns the tokens it held. Called with mu
 // held.
 func (e *entry) kill() int64 {
+	e.unreserve()
 	left := e.tokens.Swap(dead)
 	if left < 0 {
 		return 0

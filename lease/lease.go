@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -175,9 +176,11 @@ func (l *Limiter) denied(e *entry, retry time.Duration, src ratelimit.Source) ra
 }
 
 // slow is the path of a request that local tokens could not serve: a
-// remembered denial, or a wait for a refill. It tries a few refills, since
-// a partial grant or a refill shared with other callers may leave too few
-// tokens.
+// remembered denial, or a wait for a refill. It waits for refills until it
+// gets its tokens, Redis denies, or ctx or the maximum wait ends: a refill
+// shared with other callers may leave too few tokens for this one, so it
+// registers as a waiter, and a refill asks for at least one token per
+// waiter.
 func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (ratelimit.Decision, error) {
 	var timer *time.Timer
 	defer func() {
@@ -185,8 +188,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			timer.Stop()
 		}
 	}()
-	const attempts = 3
-	for attempt := 0; ; attempt++ {
+	for {
 		if e == nil || e.tokens.Load() < 0 {
 			e = l.entry(key)
 			if e == nil {
@@ -202,13 +204,6 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			l.stats.localDenials.Add(1)
 			return l.denied(e, time.Duration(until-now), ratelimit.SourceLocal), nil
 		}
-		if attempt == attempts {
-			// Redis grants arrive but too few for n: deny until the
-			// missing tokens can have accumulated.
-			e.denials.Add(1)
-			missing := int64(n) - max(e.tokens.Load(), 0)
-			return l.denied(e, time.Duration(missing)*l.interval, ratelimit.SourceRedis), nil
-		}
 		if err := ctx.Err(); err != nil {
 			return ratelimit.Decision{}, err
 		}
@@ -216,16 +211,27 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			timer = time.NewTimer(l.cfg.maxWait)
 		}
 		l.stats.waits.Add(1)
+		e.waiting.Add(int64(n))
 		ch := l.group.DoChan(key, l.refillFunc(e, int64(n)))
+		var err error
 		select {
 		case r := <-ch:
-			if r.Err != nil {
-				return ratelimit.Decision{}, &ratelimit.StoreError{Op: "lease refill", Key: key, Err: r.Err}
-			}
+			err = r.Err
 		case <-ctx.Done():
-			return ratelimit.Decision{}, ctx.Err()
+			err = ctx.Err()
 		case <-timer.C:
-			return ratelimit.Decision{}, &ratelimit.StoreError{Op: "lease refill", Key: key, Err: ErrRefillWait}
+			err = ErrRefillWait
+		}
+		e.waiting.Add(-int64(n))
+		switch {
+		case err == nil:
+			if e.claim(int64(n)) {
+				return l.allowed(e, max(e.tokens.Load(), 0)), nil
+			}
+		case err == ctx.Err():
+			return ratelimit.Decision{}, err
+		default:
+			return ratelimit.Decision{}, &ratelimit.StoreError{Op: "lease refill", Key: key, Err: err}
 		}
 	}
 }
@@ -300,6 +306,10 @@ func (l *Limiter) startRefill(e *entry) {
 	}
 	l.stats.prefetches.Add(1)
 	l.group.DoChan(e.key, l.refillFunc(e, 0))
+	// Let the refill goroutine send its request now rather than after this
+	// goroutine's time slice: on a busy process that is what keeps the
+	// refill ahead of the batch running out.
+	runtime.Gosched()
 }
 
 // refillFunc returns the singleflight function that leases tokens for e,
@@ -326,7 +336,7 @@ func (l *Limiter) refill(e *entry, need int64) error {
 	e.mu.Unlock()
 
 	rtt := time.Duration(l.rtt.Load())
-	n := l.sz.size(rate, rtt, e.remote.Load(), need)
+	n := l.sz.size(rate, rtt, e.remote.Load(), max(need, e.waiting.Load()))
 
 	g, err := rcall.Do(l.ctx, l.cfg.refillTimeout, l.direct, func(ctx context.Context) (algorithms.Grant, error) {
 		l.stats.redisCalls.Add(1)
@@ -350,7 +360,8 @@ func (l *Limiter) refill(e *entry, need int64) error {
 		return nil
 	}
 	granted := int64(g.Granted)
-	if !e.add(granted, end) {
+	e.unreserve() // unclaimed by earlier waiters
+	if !e.add(granted, e.waiting.Load(), end) {
 		l.giveBack(e.rkey, granted) // evicted meanwhile
 		return nil
 	}
@@ -390,7 +401,7 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 	if v, ok := l.entries.Load(key); ok {
 		e := v.(*entry)
 		e.mu.Lock()
-		ok := e.add(int64(n), l.now())
+		ok := e.add(int64(n), 0, l.now())
 		e.mu.Unlock()
 		if ok {
 			l.stats.refunded.Add(int64(n))

@@ -279,14 +279,14 @@ func TestExpiryKeepsFreshGrants(t *testing.T) {
 	e := newEntry("k", "rk", 0)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.add(10, 0)  // old grant
-	e.add(5, 100) // fresh grant
-	e.take(12)    // spends the 10 old tokens and 2 fresh ones
+	e.add(10, 0, 0)  // old grant
+	e.add(5, 0, 100) // fresh grant
+	e.take(12)       // spends the 10 old tokens and 2 fresh ones
 	got := e.expire(50)
 	if got != 0 || e.tokens.Load() != 3 {
 		t.Fatalf("expire took %d, left %d: want 0 and 3 (old grant fully spent)", got, e.tokens.Load())
 	}
-	e.add(4, 200)
+	e.add(4, 0, 200)
 	if got := e.expire(150); got != 3 || e.tokens.Load() != 4 {
 		t.Fatalf("expire took %d, left %d: want the 3 unspent of the grant at 100, keep 4", got, e.tokens.Load())
 	}

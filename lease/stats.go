@@ -57,9 +57,7 @@ type Stats struct {
 func (l *Limiter) Stats() Stats {
 	var held int64
 	l.entries.Range(func(_, v any) bool {
-		if t := v.(*entry).tokens.Load(); t > 0 {
-			held += t
-		}
+		held += v.(*entry).held()
 		return true
 	})
 	s := Stats{

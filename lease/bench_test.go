@@ -1,0 +1,59 @@
+package lease_test
+
+import (
+	"context"
+	"strconv"
+	"sync/atomic"
+	"testing"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/redistest"
+	"github.com/distributedratelimiter/ratelimit/lease"
+)
+
+// BenchmarkAllow measures the leasing limiter against a real redis-server,
+// with a limit high enough that nothing is denied: key=hot is the hit path
+// of one key, keys=10000 spreads requests over 10,000 keys. Run it with
+// -cpu 1,4,16 to vary the goroutines. The calls/1k metric is Redis calls per
+// 1,000 decisions.
+func BenchmarkAllow(b *testing.B) {
+	srv := redistest.Start(b)
+	lim := ratelimit.PerSecond(1 << 36).WithBurst(1 << 36)
+	keys := make([]string, 10_000)
+	for i := range keys {
+		keys[i] = "user:" + strconv.Itoa(i)
+	}
+	for _, bc := range []struct {
+		name string
+		keys []string
+	}{{"key=hot", keys[:1]}, {"keys=10000", keys}} {
+		b.Run(bc.name, func(b *testing.B) {
+			ks, _ := ratelimit.NewKeyspace(redistest.Prefix(b))
+			l, err := lease.New(srv.Client(), lim, lease.WithKeyspace(ks))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close(context.Background())
+			ctx := context.Background()
+			for _, k := range bc.keys { // warm up: one lease per key
+				_, _ = l.Allow(ctx, k)
+			}
+			calls := l.Stats().RedisCalls
+			var seq atomic.Uint64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(seq.Add(1)) * 7919
+				for pb.Next() {
+					i++
+					if d, err := l.Allow(ctx, bc.keys[i%len(bc.keys)]); err != nil || !d.Allowed {
+						b.Errorf("%+v %v", d, err)
+						return
+					}
+				}
+			})
+			b.StopTimer()
+			b.ReportMetric(float64(l.Stats().RedisCalls-calls)*1000/float64(b.N), "calls/1k")
+		})
+	}
+}
