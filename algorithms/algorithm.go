@@ -2,6 +2,7 @@ package algorithms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,6 +27,35 @@ type Algorithm interface {
 	// failures or replies of the wrong shape ([ratelimit.ErrBadReply]).
 	Check(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (ratelimit.Decision, error)
 }
+
+// A Refunder is an [Algorithm] that can give back tokens that an earlier
+// admitted Check spent but did not use. Every Algorithm of this package is
+// a Refunder; [Limiter.RefundN] calls it.
+type Refunder interface {
+	// Refund gives back n tokens of lim at the Redis key rkey, never
+	// raising the key above its burst:
+	//   - token bucket: n tokens go back into the bucket, capped at Burst;
+	//   - GCRA: the theoretical arrival time moves n emission intervals
+	//     earlier, but not before now;
+	//   - fixed and sliding window: the current window's count goes down by
+	//     n, but not below 0. Tokens spent in an earlier window cannot be
+	//     given back.
+	// Refunding a key that is full, or missing, changes nothing. lim and n
+	// must already be valid. Errors are Redis failures or replies of the
+	// wrong shape ([ratelimit.ErrBadReply]).
+	Refund(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error
+}
+
+var (
+	_ Refunder = tokenBucket{}
+	_ Refunder = gcra{}
+	_ Refunder = fixedWindow{}
+	_ Refunder = slidingWindow{}
+)
+
+// ErrRefundUnsupported is returned by [Limiter.RefundN] when the Limiter's
+// Algorithm is not a [Refunder]. No Algorithm of this package causes it.
+var ErrRefundUnsupported = errors.New("ratelimit: algorithm cannot refund")
 
 // The algorithms. Each is described in the doc of its Lua script and its
 // reference model.

@@ -2,6 +2,7 @@ package algorithms
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -19,6 +20,9 @@ const DefaultTimeout = 50 * time.Millisecond
 // exactly one limit. It costs one network round trip per request; see the
 // lease package for the limiter that avoids it.
 //
+// [Limiter.RefundN] gives back tokens that an admitted request did not
+// use; see [Refunder] for what each algorithm does with them.
+//
 // A Limiter is safe for concurrent use. Create it with [NewLimiter]; the
 // zero value is not usable.
 type Limiter struct {
@@ -30,7 +34,10 @@ type Limiter struct {
 	direct  bool // rdb honours context deadlines: call on the caller's goroutine
 }
 
-var _ ratelimit.Limiter = (*Limiter)(nil)
+var (
+	_ ratelimit.Limiter  = (*Limiter)(nil)
+	_ ratelimit.Refunder = (*Limiter)(nil)
+)
 
 // Option configures a [Limiter].
 type Option interface{ apply(*config) }
@@ -112,10 +119,7 @@ func (l *Limiter) Allow(ctx context.Context, key string) (ratelimit.Decision, er
 // AllowN runs the algorithm's script once for n tokens of key. See
 // [ratelimit.Limiter.AllowN] for the errors.
 func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Decision, error) {
-	if err := l.lim.ValidateN(n); err != nil {
-		return ratelimit.Decision{}, err
-	}
-	rkey, err := l.ks.ClientKey(key, l.alg.Name())
+	rkey, err := l.redisKey(key, n)
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
@@ -126,4 +130,34 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 		return ratelimit.Decision{}, &ratelimit.StoreError{Op: l.alg.Name(), Key: key, Err: err}
 	}
 	return d, nil
+}
+
+// RefundN gives back n tokens that an earlier admitted AllowN of key spent
+// but did not use, never raising key above its burst. It implements
+// [ratelimit.Refunder]. It fails like AllowN, and with
+// [ErrRefundUnsupported] when the Algorithm is not a [Refunder].
+func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
+	rf, ok := l.alg.(Refunder)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrRefundUnsupported, l.alg.Name())
+	}
+	rkey, err := l.redisKey(key, n)
+	if err != nil {
+		return err
+	}
+	_, err = rcall.Do(ctx, l.timeout, l.direct, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, rf.Refund(ctx, l.rdb, rkey, l.lim, n)
+	})
+	if err != nil {
+		return &ratelimit.StoreError{Op: l.alg.Name() + " refund", Key: key, Err: err}
+	}
+	return nil
+}
+
+// redisKey validates n and key and returns key's Redis key.
+func (l *Limiter) redisKey(key string, n int) (string, error) {
+	if err := l.lim.ValidateN(n); err != nil {
+		return "", err
+	}
+	return l.ks.ClientKey(key, l.alg.Name())
 }

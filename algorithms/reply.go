@@ -1,6 +1,7 @@
 package algorithms
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -12,7 +13,8 @@ import (
 // reply is the shape every script returns: an array of four integers.
 // Check scripts return {allowed (0|1), remaining, retry_after_us,
 // reset_after_us}; take_up_to returns {granted, remaining, retry_after_us,
-// reset_after_us}; give_back returns {remaining, 0, 0, reset_after_us}.
+// reset_after_us}; give_back and the refund scripts return {remaining, 0, 0,
+// reset_after_us}.
 type reply [4]int64
 
 // parseReply reads a script's reply. A reply of any other shape is an error
@@ -40,11 +42,9 @@ func parseReply(cmd *redis.Cmd) (reply, error) {
 
 func usToDuration(us int64) time.Duration { return time.Duration(us) * time.Microsecond }
 
-// decision turns a Check reply into a Decision.
-func (r reply) decision(lim ratelimit.Limit) (ratelimit.Decision, error) {
-	if r[0] > 1 {
-		return ratelimit.Decision{}, fmt.Errorf("%w: allowed flag is %d", ratelimit.ErrBadReply, r[0])
-	}
+// decision turns a check reply, whose allowed flag is 0 or 1, into a
+// Decision.
+func (r reply) decision(lim ratelimit.Limit) ratelimit.Decision {
 	d := ratelimit.Decision{
 		Allowed:    r[0] == 1,
 		Limit:      lim,
@@ -56,11 +56,49 @@ func (r reply) decision(lim ratelimit.Limit) (ratelimit.Decision, error) {
 	if d.Allowed {
 		d.RetryAfter = 0
 	}
-	return d, nil
+	return d
+}
+
+// grant turns a take_up_to reply into a Grant.
+func (r reply) grant() Grant {
+	return Grant{
+		Granted:    int(r[0]),
+		Remaining:  int(r[1]),
+		RetryAfter: usToDuration(r[2]),
+		ResetAfter: usToDuration(r[3]),
+	}
 }
 
 // args returns the ARGV every script takes: rate, period in microseconds,
 // burst, n.
 func args(lim ratelimit.Limit, n int) []any {
 	return []any{lim.Rate, lim.Period.Microseconds(), lim.Burst, n}
+}
+
+// run runs one of the scripts on the key rkey for n tokens of lim and
+// parses its reply.
+func run(ctx context.Context, s *redis.Script, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (reply, error) {
+	return parseReply(s.Run(ctx, rdb, []string{rkey}, args(lim, n)...))
+}
+
+// runCheck runs a check script and returns its decision.
+func runCheck(ctx context.Context, s *redis.Script, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (ratelimit.Decision, error) {
+	r, err := run(ctx, s, rdb, rkey, lim, n)
+	if err != nil {
+		return ratelimit.Decision{}, err
+	}
+	if r[0] > 1 {
+		return ratelimit.Decision{}, fmt.Errorf("%w: allowed flag is %d", ratelimit.ErrBadReply, r[0])
+	}
+	return r.decision(lim), nil
+}
+
+// runRefund runs a give_back or refund script and returns the whole tokens
+// the key then has.
+func runRefund(ctx context.Context, s *redis.Script, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (int, error) {
+	r, err := run(ctx, s, rdb, rkey, lim, n)
+	if err != nil {
+		return 0, err
+	}
+	return int(r[0]), nil
 }

@@ -29,11 +29,13 @@ type tokenBucket struct{}
 func (tokenBucket) Name() string { return "token_bucket" }
 
 func (tokenBucket) Check(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (ratelimit.Decision, error) {
-	r, err := parseReply(tokenBucketTakeScript.Run(ctx, rdb, []string{rkey}, args(lim, n)...))
-	if err != nil {
-		return ratelimit.Decision{}, err
-	}
-	return r.decision(lim)
+	return runCheck(ctx, tokenBucketTakeScript, rdb, rkey, lim, n)
+}
+
+// Refund is GiveBack without the count of tokens left.
+func (tokenBucket) Refund(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
+	_, err := runRefund(ctx, tokenBucketGiveBackScript, rdb, rkey, lim, n)
+	return err
 }
 
 // TakeUpTo takes as many tokens as the token bucket at rkey holds, up to n,
@@ -43,19 +45,14 @@ func TakeUpTo(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimi
 	if n <= 0 {
 		return Grant{}, fmt.Errorf("%w: n %d must be positive", ratelimit.ErrInvalidN, n)
 	}
-	r, err := parseReply(tokenBucketTakeUpToScript.Run(ctx, rdb, []string{rkey}, args(lim, n)...))
+	r, err := run(ctx, tokenBucketTakeUpToScript, rdb, rkey, lim, n)
 	if err != nil {
 		return Grant{}, err
 	}
 	if r[0] > int64(n) {
 		return Grant{}, fmt.Errorf("%w: granted %d of %d", ratelimit.ErrBadReply, r[0], n)
 	}
-	return Grant{
-		Granted:    int(r[0]),
-		Remaining:  int(r[1]),
-		RetryAfter: usToDuration(r[2]),
-		ResetAfter: usToDuration(r[3]),
-	}, nil
+	return r.grant(), nil
 }
 
 // GiveBack returns n unspent tokens to the token bucket at rkey, capped at
@@ -65,9 +62,5 @@ func GiveBack(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimi
 	if n <= 0 {
 		return 0, fmt.Errorf("%w: n %d must be positive", ratelimit.ErrInvalidN, n)
 	}
-	r, err := parseReply(tokenBucketGiveBackScript.Run(ctx, rdb, []string{rkey}, args(lim, n)...))
-	if err != nil {
-		return 0, err
-	}
-	return int(r[0]), nil
+	return runRefund(ctx, tokenBucketGiveBackScript, rdb, rkey, lim, n)
 }

@@ -6,7 +6,7 @@
 -- returns  {remaining (whole tokens), 0, 0, reset_after_us}
 --
 -- Same bucket and time rules as token_bucket_take.lua; mirrored by
--- tokenBucketModel.giveBack in model.go.
+-- TokenBucketModel.Refund in model.go.
 local rate = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])

@@ -8,7 +8,7 @@
 -- continuously. Time is the Redis server's (TIME), in microseconds. A missing
 -- key is a full bucket; the key expires when the bucket would be full again,
 -- and is deleted when it is full now. A denied request writes nothing.
--- The maths is mirrored by tokenBucketModel in model.go.
+-- The maths is mirrored by TokenBucketModel.Decide in model.go.
 local rate = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])

@@ -8,7 +8,7 @@
 --          granted is 0, else 0.
 --
 -- Same bucket and time rules as token_bucket_take.lua; mirrored by
--- tokenBucketModel.takeUpTo in model.go.
+-- TokenBucketModel.TakeUpTo in model.go.
 local rate = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])

@@ -1,0 +1,56 @@
+// Package algorithms holds the per-request rate-limiting algorithms: each
+// check is one atomic Lua script in Redis, so every instance of a service
+// that shares the Redis server enforces one limit together.
+//
+// # Algorithms
+//
+// Four [Algorithm] values read a [ratelimit.Limit] of Rate requests per
+// Period with a Burst:
+//
+//   - [TokenBucket]: a bucket of Burst tokens refilled continuously at Rate
+//     per Period. Smooth; the state is a token count and a timestamp.
+//   - [GCRA]: the generic cell rate algorithm. It admits exactly what the
+//     token bucket admits, but keeps one timestamp, the theoretical
+//     arrival time, in exact whole-number arithmetic.
+//   - [FixedWindow]: at most Burst per window of Period aligned to the Unix
+//     epoch. The cheapest and easiest to explain, but a client may spend
+//     2 × Burst across a window boundary.
+//   - [SlidingWindow]: the sliding window counter, which weights the
+//     previous window's count by how much of it still overlaps the last
+//     Period. Close to a true sliding log at the cost of a fixed window.
+//
+// Every script reads the time from the Redis server (TIME), in
+// microseconds, so the clocks of the calling machines do not matter; writes
+// nothing for a denied request; sets a TTL so that a key disappears as soon
+// as its state is the same as a missing key's; and returns four integers
+// that [Limiter] turns into a [ratelimit.Decision]. Keys go through KEYS
+// only, under one hash tag per client (see [ratelimit.Keyspace]), so the
+// scripts run on Redis Cluster.
+//
+// # Limiter
+//
+// [NewLimiter] wraps an Algorithm and a Redis client into a
+// [ratelimit.Limiter] that runs one script per [Limiter.AllowN]. It also
+// implements [ratelimit.Refunder]: [Limiter.RefundN] gives back tokens a
+// request did not use (see [Refunder]).
+//
+//	l, err := algorithms.NewLimiter(rdb, ratelimit.PerMinute(100),
+//		algorithms.WithAlgorithm(algorithms.SlidingWindow))
+//	d, err := l.Allow(ctx, "user:42")
+//	if err == nil && !d.Allowed {
+//		// reject; retry after d.RetryAfter
+//	}
+//
+// # Leasing primitives
+//
+// [TakeUpTo] and [GiveBack] take and return tokens of a token bucket in
+// batches, for the lease package.
+//
+// # Reference models
+//
+// [TokenBucketModel], [GCRAModel], [FixedWindowModel] and
+// [SlidingWindowModel] compute, in Go, exactly what the scripts compute,
+// from an explicit state and time. The tests check that each model and its
+// script agree on random request sequences; local limiters and fallbacks
+// can use them when Redis is out of reach.
+package algorithms

@@ -1,0 +1,476 @@
+package algorithms
+
+import (
+	"math"
+
+	"github.com/distributedratelimiter/ratelimit"
+)
+
+// This file holds the reference models: pure-Go copies of the scripts'
+// maths, with the state made explicit and the Redis server's clock replaced
+// by an argument, nowUS, in microseconds since the Unix epoch. Tests check
+// that a model and its script agree on every reply; fallbacks and local
+// limiters can run a model in place of Redis.
+//
+// A model mirrors its script operation for operation. Redis's Lua computes
+// in float64, so the models do too, in the same order. Every product that
+// feeds an addition or subtraction is wrapped in an explicit float64()
+// conversion: the Go spec lets a compiler fuse x*y + z into one
+// fused multiply-add (it does on arm64), which rounds once where Lua rounds
+// twice; the conversion forbids that.
+
+// limitArgs returns rate, period in µs and burst as the scripts read them
+// from ARGV.
+func limitArgs(lim ratelimit.Limit) (rate, period, burst float64) {
+	return float64(lim.Rate), float64(lim.Period.Microseconds()), float64(lim.Burst)
+}
+
+// floorInt and ceilInt round x as math.floor and math.ceil do in Lua, and
+// convert it as Redis converts a Lua number into an integer reply.
+func floorInt(x float64) int64 { return int64(math.Floor(x)) }
+func ceilInt(x float64) int64  { return int64(math.Ceil(x)) }
+
+// TokenBucketState is what a [TokenBucket] key holds.
+//
+// The zero value is a missing key, which is a full bucket. Scripts never
+// store a state with TS 0, because the Redis server's clock is past 1970.
+type TokenBucketState struct {
+	// Tokens is the number of tokens in the bucket at TS, possibly
+	// fractional.
+	Tokens float64
+	// TS is the time of the last update, in µs since the Unix epoch.
+	TS int64
+}
+
+// TokenBucketModel is the reference model of [TokenBucket], [TakeUpTo] and
+// [GiveBack] (lua/token_bucket_*.lua): a bucket holds at most Burst tokens
+// and gains Rate tokens per Period, continuously.
+//
+// Its methods are pure functions of their arguments. The zero value has an
+// invalid Limit: set Limit, which must pass [ratelimit.Limit.Validate].
+// A TokenBucketModel is a plain value, safe for concurrent use.
+type TokenBucketModel struct {
+	Limit ratelimit.Limit
+}
+
+// tokens returns the tokens of s at nowUS, before any cap.
+func (m TokenBucketModel) tokens(s TokenBucketState, nowUS int64) float64 {
+	rate, period, _ := limitArgs(m.Limit)
+	tokens := s.Tokens
+	if nowUS > s.TS {
+		tokens = tokens + float64(float64(nowUS-s.TS)*rate/period)
+	}
+	return tokens
+}
+
+// current returns the tokens of s at nowUS, capped at the burst, as the
+// take scripts read them.
+func (m TokenBucketModel) current(s TokenBucketState, nowUS int64) float64 {
+	_, _, burst := limitArgs(m.Limit)
+	if s.TS == 0 {
+		return burst
+	}
+	tokens := m.tokens(s, nowUS)
+	if tokens > burst {
+		tokens = burst
+	}
+	return tokens
+}
+
+// store returns the state the scripts leave for tokens at nowUS (the zero
+// state when the bucket is full: the key is deleted) and the time until
+// the bucket is full, in µs.
+func (m TokenBucketModel) store(tokens float64, nowUS int64) (TokenBucketState, int64) {
+	rate, period, burst := limitArgs(m.Limit)
+	reset := math.Ceil((burst - tokens) * period / rate)
+	if reset > 0 {
+		return TokenBucketState{Tokens: tokens, TS: nowUS}, int64(reset)
+	}
+	return TokenBucketState{}, int64(reset)
+}
+
+// Decide takes n tokens from the bucket s at nowUS if it holds them, as
+// [TokenBucket]'s Check does, and returns the new state and the decision.
+// A denial returns s unchanged. n must be between 1 and the burst.
+func (m TokenBucketModel) Decide(s TokenBucketState, nowUS int64, n int) (TokenBucketState, ratelimit.Decision) {
+	s, r := m.check(s, nowUS, n)
+	return s, r.decision(m.Limit)
+}
+
+func (m TokenBucketModel) check(s TokenBucketState, nowUS int64, n int) (TokenBucketState, reply) {
+	rate, period, burst := limitArgs(m.Limit)
+	fn := float64(n)
+	tokens := m.current(s, nowUS)
+	if tokens < fn {
+		retry := math.Ceil((fn - tokens) * period / rate)
+		reset := math.Ceil((burst - tokens) * period / rate)
+		return s, reply{0, floorInt(tokens), int64(retry), int64(reset)}
+	}
+	tokens = tokens - fn
+	next, reset := m.store(tokens, nowUS)
+	return next, reply{1, floorInt(tokens), 0, reset}
+}
+
+// TakeUpTo takes as many whole tokens as the bucket s holds at nowUS, up
+// to n, as [TakeUpTo] does, and returns the new state and the grant. n must
+// be positive.
+func (m TokenBucketModel) TakeUpTo(s TokenBucketState, nowUS int64, n int) (TokenBucketState, Grant) {
+	s, r := m.takeUpTo(s, nowUS, n)
+	return s, r.grant()
+}
+
+func (m TokenBucketModel) takeUpTo(s TokenBucketState, nowUS int64, n int) (TokenBucketState, reply) {
+	rate, period, burst := limitArgs(m.Limit)
+	tokens := m.current(s, nowUS)
+	granted := math.Min(float64(n), math.Floor(tokens))
+	if granted <= 0 {
+		retry := math.Ceil((1 - tokens) * period / rate)
+		reset := math.Ceil((burst - tokens) * period / rate)
+		return s, reply{0, floorInt(tokens), int64(retry), int64(reset)}
+	}
+	tokens = tokens - granted
+	next, reset := m.store(tokens, nowUS)
+	return next, reply{int64(granted), floorInt(tokens), 0, reset}
+}
+
+// Refund gives n tokens back to the bucket s at nowUS, capped at the
+// burst, as [GiveBack] and TokenBucket's Refund do, and returns the new
+// state and the whole tokens it holds. n must be positive.
+func (m TokenBucketModel) Refund(s TokenBucketState, nowUS int64, n int) (TokenBucketState, int) {
+	s, r := m.refund(s, nowUS, n)
+	return s, int(r[0])
+}
+
+func (m TokenBucketModel) refund(s TokenBucketState, nowUS int64, n int) (TokenBucketState, reply) {
+	_, _, burst := limitArgs(m.Limit)
+	if s.TS == 0 {
+		return s, reply{int64(burst), 0, 0, 0}
+	}
+	tokens := m.tokens(s, nowUS)
+	tokens = tokens + float64(n)
+	if tokens > burst {
+		tokens = burst
+	}
+	next, reset := m.store(tokens, nowUS)
+	return next, reply{floorInt(tokens), 0, 0, reset}
+}
+
+// GCRAState is what a [GCRA] key holds: the theoretical arrival time (TAT),
+// the instant at which the key is back to its full burst, exactly, as
+// TAT + Frac/Rate µs.
+//
+// The zero value is a missing key, which is a full bucket, as is any state
+// whose TAT has passed.
+type GCRAState struct {
+	// TAT is the whole microseconds of the theoretical arrival time, since
+	// the Unix epoch.
+	TAT int64
+	// Frac is the rest of the theoretical arrival time, in units of
+	// 1/Rate µs.
+	Frac int64
+}
+
+// GCRAModel is the reference model of [GCRA] (lua/gcra.lua and
+// lua/gcra_refund.lua). Each token costs one emission interval,
+// Period/Rate; a request for n tokens is admitted when moving the TAT n
+// intervals later keeps it at most Burst intervals ahead of now. It admits
+// exactly what [TokenBucketModel] admits, but computes in whole ticks of
+// 1/Rate µs, exact while Burst × Period in µs stays below 2^52.
+//
+// Its methods are pure functions of their arguments. The zero value has an
+// invalid Limit: set Limit, which must pass [ratelimit.Limit.Validate].
+// A GCRAModel is a plain value, safe for concurrent use.
+type GCRAModel struct {
+	Limit ratelimit.Limit
+}
+
+// ahead returns how far the TAT of s is ahead of nowUS, in ticks of 1/Rate
+// µs: 0 when the bucket is full.
+func (m GCRAModel) ahead(s GCRAState, nowUS int64) float64 {
+	rate, _, _ := limitArgs(m.Limit)
+	ahead := float64(float64(s.TAT-nowUS)*rate) + float64(s.Frac)
+	if ahead < 0 {
+		ahead = 0
+	}
+	return ahead
+}
+
+// store returns the state the scripts leave when the TAT is after ticks
+// ahead of nowUS.
+func (m GCRAModel) store(after float64, nowUS int64) GCRAState {
+	rate, _, _ := limitArgs(m.Limit)
+	whole := math.Floor(after / rate)
+	return GCRAState{TAT: int64(float64(nowUS) + whole), Frac: int64(after - float64(whole*rate))}
+}
+
+// Decide spends n tokens of s at nowUS if they are available, as [GCRA]'s
+// Check does, and returns the new state and the decision. A denial returns
+// s unchanged. n must be between 1 and the burst.
+func (m GCRAModel) Decide(s GCRAState, nowUS int64, n int) (GCRAState, ratelimit.Decision) {
+	s, r := m.check(s, nowUS, n)
+	return s, r.decision(m.Limit)
+}
+
+func (m GCRAModel) check(s GCRAState, nowUS int64, n int) (GCRAState, reply) {
+	rate, period, burst := limitArgs(m.Limit)
+	ahead := m.ahead(s, nowUS)
+	limit := float64(burst * period)
+	after := ahead + float64(float64(n)*period)
+	if after > limit {
+		remaining := math.Floor((limit - ahead) / period)
+		if remaining < 0 {
+			remaining = 0
+		}
+		return s, reply{0, int64(remaining), ceilInt((after - limit) / rate), ceilInt(ahead / rate)}
+	}
+	return m.store(after, nowUS), reply{1, floorInt((limit - after) / period), 0, ceilInt(after / rate)}
+}
+
+// Refund moves the TAT of s n emission intervals earlier, but not before
+// nowUS, as GCRA's Refund does, and returns the new state and the whole
+// tokens the key then has. n must be positive.
+func (m GCRAModel) Refund(s GCRAState, nowUS int64, n int) (GCRAState, int) {
+	s, r := m.refund(s, nowUS, n)
+	return s, int(r[0])
+}
+
+func (m GCRAModel) refund(s GCRAState, nowUS int64, n int) (GCRAState, reply) {
+	rate, period, burst := limitArgs(m.Limit)
+	limit := float64(burst * period)
+	after := m.ahead(s, nowUS) - float64(float64(n)*period)
+	if after < 0 {
+		after = 0
+	}
+	remaining := math.Floor((limit - after) / period)
+	if remaining < 0 {
+		remaining = 0
+	}
+	reset := math.Ceil(after / rate)
+	next := GCRAState{}
+	if reset > 0 {
+		next = m.store(after, nowUS)
+	}
+	return next, reply{int64(remaining), 0, 0, int64(reset)}
+}
+
+// window returns the number of the window that holds nowUS, windows of
+// length period being aligned to the Unix epoch, and how far nowUS is into
+// it, in µs.
+func window(nowUS int64, period float64) (w, elapsed float64) {
+	now := float64(nowUS)
+	w = math.Floor(now / period)
+	return w, now - float64(w*period)
+}
+
+// FixedWindowState is what a [FixedWindow] key holds.
+//
+// The zero value is a missing key, which has spent nothing, as is any state
+// of an earlier window.
+type FixedWindowState struct {
+	// Window is the window number: the window covers [Window × Period,
+	// (Window+1) × Period) since the Unix epoch.
+	Window int64
+	// Count is the number of tokens spent in the window.
+	Count int64
+}
+
+// FixedWindowModel is the reference model of [FixedWindow]
+// (lua/fixed_window.lua and lua/fixed_window_refund.lua): windows of Period
+// aligned to the Unix epoch, each admitting at most Burst tokens. A denied
+// request may retry when the window ends.
+//
+// Its methods are pure functions of their arguments. The zero value has an
+// invalid Limit: set Limit, which must pass [ratelimit.Limit.Validate].
+// A FixedWindowModel is a plain value, safe for concurrent use.
+type FixedWindowModel struct {
+	Limit ratelimit.Limit
+}
+
+// count returns the window holding nowUS, the time until it ends, and the
+// tokens s has spent in it.
+func (m FixedWindowModel) count(s FixedWindowState, nowUS int64) (w, reset, count float64) {
+	_, period, _ := limitArgs(m.Limit)
+	w, elapsed := window(nowUS, period)
+	reset = period - elapsed
+	if float64(s.Window) == w {
+		count = float64(s.Count)
+	}
+	return w, reset, count
+}
+
+// Decide spends n tokens of the current window of s at nowUS if the window
+// has room for them, as [FixedWindow]'s Check does, and returns the new
+// state and the decision. A denial returns s unchanged. n must be between
+// 1 and the burst.
+func (m FixedWindowModel) Decide(s FixedWindowState, nowUS int64, n int) (FixedWindowState, ratelimit.Decision) {
+	s, r := m.check(s, nowUS, n)
+	return s, r.decision(m.Limit)
+}
+
+func (m FixedWindowModel) check(s FixedWindowState, nowUS int64, n int) (FixedWindowState, reply) {
+	_, _, burst := limitArgs(m.Limit)
+	w, reset, count := m.count(s, nowUS)
+	if count+float64(n) > burst {
+		remaining := burst - count
+		if remaining < 0 {
+			remaining = 0
+		}
+		return s, reply{0, int64(remaining), int64(reset), int64(reset)}
+	}
+	count = count + float64(n)
+	return FixedWindowState{Window: int64(w), Count: int64(count)}, reply{1, int64(burst - count), 0, int64(reset)}
+}
+
+// Refund lowers the count of the current window of s at nowUS by n, but
+// not below 0, as FixedWindow's Refund does, and returns the new state and
+// the tokens the window has left. n must be positive.
+func (m FixedWindowModel) Refund(s FixedWindowState, nowUS int64, n int) (FixedWindowState, int) {
+	s, r := m.refund(s, nowUS, n)
+	return s, int(r[0])
+}
+
+func (m FixedWindowModel) refund(s FixedWindowState, nowUS int64, n int) (FixedWindowState, reply) {
+	_, _, burst := limitArgs(m.Limit)
+	w, reset, count := m.count(s, nowUS)
+	count = count - float64(n)
+	if count < 0 {
+		count = 0
+	}
+	remaining := burst - count
+	if remaining < 0 {
+		remaining = 0
+	}
+	if count > 0 {
+		return FixedWindowState{Window: int64(w), Count: int64(count)}, reply{int64(remaining), 0, 0, int64(reset)}
+	}
+	return FixedWindowState{}, reply{int64(remaining), 0, 0, 0}
+}
+
+// SlidingWindowState is what a [SlidingWindow] key holds: the counts of a
+// window and of the one before it.
+//
+// The zero value is a missing key, which has spent nothing, as is any state
+// of a window that ended more than a Period ago.
+type SlidingWindowState struct {
+	// Window is the window number: the window covers [Window × Period,
+	// (Window+1) × Period) since the Unix epoch.
+	Window int64
+	// Count is the number of tokens spent in window Window.
+	Count int64
+	// Prev is the number of tokens spent in window Window-1.
+	Prev int64
+}
+
+// SlidingWindowModel is the reference model of [SlidingWindow]
+// (lua/sliding_window.lua and lua/sliding_window_refund.lua). It estimates
+// the tokens spent over the last Period as
+//
+//	prev × (1 − elapsed/Period) + cur
+//
+// where cur and prev are the counts of the current and previous windows and
+// elapsed is how far now is into the current window, and admits n tokens
+// while the estimate plus n stays at most Burst. It keeps the estimate
+// multiplied by Period, so every quantity is a whole number, exact while
+// Burst × Period in µs stays below 2^52. ResetAfter is the time until the
+// estimate is back to zero: the end of the next window while the current
+// one has a count.
+//
+// Its methods are pure functions of their arguments. The zero value has an
+// invalid Limit: set Limit, which must pass [ratelimit.Limit.Validate].
+// A SlidingWindowModel is a plain value, safe for concurrent use.
+type SlidingWindowModel struct {
+	Limit ratelimit.Limit
+}
+
+// counts returns the window holding nowUS, how far nowUS is into it, and
+// the tokens s spent in it and in the window before.
+func (m SlidingWindowModel) counts(s SlidingWindowState, nowUS int64) (w, elapsed, cur, prev float64) {
+	_, period, _ := limitArgs(m.Limit)
+	w, elapsed = window(nowUS, period)
+	switch float64(s.Window) {
+	case w:
+		cur, prev = float64(s.Count), float64(s.Prev)
+	case w - 1:
+		prev = float64(s.Count)
+	}
+	return w, elapsed, cur, prev
+}
+
+// used returns the estimate times the period.
+func (m SlidingWindowModel) used(elapsed, cur, prev float64) float64 {
+	_, period, _ := limitArgs(m.Limit)
+	return float64(prev*(period-elapsed)) + float64(cur*period)
+}
+
+// reset returns the time until the estimate is back to zero.
+func (m SlidingWindowModel) reset(elapsed, cur, prev float64) float64 {
+	_, period, _ := limitArgs(m.Limit)
+	switch {
+	case cur > 0:
+		return float64(2*period) - elapsed
+	case prev > 0:
+		return period - elapsed
+	}
+	return 0
+}
+
+// Decide spends n tokens of s at nowUS if the estimate has room for them,
+// as [SlidingWindow]'s Check does, and returns the new state and the
+// decision. A denial returns s unchanged. n must be between 1 and the
+// burst.
+func (m SlidingWindowModel) Decide(s SlidingWindowState, nowUS int64, n int) (SlidingWindowState, ratelimit.Decision) {
+	s, r := m.check(s, nowUS, n)
+	return s, r.decision(m.Limit)
+}
+
+func (m SlidingWindowModel) check(s SlidingWindowState, nowUS int64, n int) (SlidingWindowState, reply) {
+	_, period, burst := limitArgs(m.Limit)
+	fn := float64(n)
+	w, elapsed, cur, prev := m.counts(s, nowUS)
+	limit := float64(burst * period)
+	used := m.used(elapsed, cur, prev)
+	after := used + float64(fn*period)
+	if after > limit {
+		var retry float64
+		if cur+fn <= burst {
+			retry = period - math.Floor(float64((burst-fn-cur)*period)/prev) - elapsed
+		} else {
+			retry = float64(2*period) - math.Floor(float64((burst-fn)*period)/cur) - elapsed
+		}
+		remaining := math.Floor((limit - used) / period)
+		if remaining < 0 {
+			remaining = 0
+		}
+		return s, reply{0, int64(remaining), int64(retry), int64(m.reset(elapsed, cur, prev))}
+	}
+	cur = cur + fn
+	next := SlidingWindowState{Window: int64(w), Count: int64(cur), Prev: int64(prev)}
+	return next, reply{1, floorInt((limit - after) / period), 0, int64(m.reset(elapsed, cur, prev))}
+}
+
+// Refund lowers the count of the current window of s at nowUS by n, but
+// not below 0, as SlidingWindow's Refund does, and returns the new state
+// and the whole tokens the estimate then leaves. n must be positive.
+func (m SlidingWindowModel) Refund(s SlidingWindowState, nowUS int64, n int) (SlidingWindowState, int) {
+	s, r := m.refund(s, nowUS, n)
+	return s, int(r[0])
+}
+
+func (m SlidingWindowModel) refund(s SlidingWindowState, nowUS int64, n int) (SlidingWindowState, reply) {
+	_, period, burst := limitArgs(m.Limit)
+	w, elapsed, cur, prev := m.counts(s, nowUS)
+	cur = cur - float64(n)
+	if cur < 0 {
+		cur = 0
+	}
+	remaining := math.Floor((float64(burst*period) - m.used(elapsed, cur, prev)) / period)
+	if remaining < 0 {
+		remaining = 0
+	}
+	reset := m.reset(elapsed, cur, prev)
+	next := SlidingWindowState{}
+	if reset > 0 {
+		next = SlidingWindowState{Window: int64(w), Count: int64(cur), Prev: int64(prev)}
+	}
+	return next, reply{int64(remaining), 0, 0, int64(reset)}
+}
