@@ -137,7 +137,7 @@ func differential[S comparable](t *testing.T, ops []op[S], exact bool) {
 						t.Fatalf("%s: denial changed the state from %+v to %+v", where, s, next)
 					}
 				} else if next != zero {
-					expireAt = now + ceilInt(float64(want[3])/1000)*ms
+					expireAt = now + ceilInt(float64(want[3])/1000)*1000 // PEXPIRE in whole ms
 				}
 				s = next
 				checkKey(t, mr, rkey, where, s != zero && expireAt > now, expireAt-now)
@@ -210,6 +210,22 @@ func checkTimes[S comparable](t *testing.T, where string, check op[S], lim ratel
 		}
 		if _, early := check.model(lim, s, now+reset-1, lim.Burst); exact && early[0] != 0 {
 			t.Fatalf("%s: burst admitted 1µs before the reset time +%dµs", where, reset)
+		}
+	}
+}
+
+// TestMiniredisTimeInLua checks what the differential test relies on: TIME
+// inside a script on miniredis follows SetTime, to the microsecond.
+func TestMiniredisTimeInLua(t *testing.T) {
+	mr, rdb := miniServer(t, t0)
+	for _, now := range []int64{t0, t0 + 1, t0 + 999_999, t0 + 3_600_000_001} {
+		setNow(mr, now)
+		got, err := rdb.Eval(t.Context(), "local t = redis.call('TIME') return {tonumber(t[1]), tonumber(t[2])}", nil).Int64Slice()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 2 || got[0]*1_000_000+got[1] != now {
+			t.Fatalf("TIME in Lua after SetTime(%d µs) = %v", now, got)
 		}
 	}
 }

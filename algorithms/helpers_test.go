@@ -12,18 +12,9 @@ import (
 )
 
 // t0 is the first instant of the table and differential tests: 2026-01-01
-// 00:00:00 UTC plus 123456 µs, so windows of 1 s, 1 min, 1 h and 90 s do not
-// all start on it.
+// 00:00:00 UTC plus 123456 µs, so t0 is 123456 µs into a window of 1 s,
+// 1 min, 1 h and 90 s alike.
 const t0 = int64(1767225600_123456)
-
-// Units of time in µs, for tables.
-const (
-	us  = int64(1)
-	ms  = 1000 * us
-	sec = 1000 * ms
-	min = 60 * sec
-	hr  = 60 * min
-)
 
 // miniServer returns an embedded Redis whose clock is frozen at nowUS and
 // moves only with setNow, and whose TTLs follow that clock.
