@@ -1,0 +1,385 @@
+package tiers
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
+)
+
+// LoadFile reads and validates the YAML config file at path. See [Parse]
+// for the format.
+func LoadFile(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("tiers: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse reads and validates a YAML config. name is the file name to use
+// in errors.
+//
+// The format, with every field:
+//
+//	default_tier: free            # optional: the tier of unknown clients
+//	tiers:
+//	  free:                       # tier name
+//	    limits:                   # checked in this order (client limits first)
+//	      second:                 # limit name
+//	        rate: 5               # required, positive
+//	        period: 1s            # required: a Go duration, or whole days such as 1d
+//	        burst: 10             # optional, positive; default: rate
+//	        scope: client         # optional: client (default) or tier
+//	        algorithm: gcra       # optional: token_bucket, gcra, fixed_window, sliding_window
+//	        lease: false          # optional: lease tokens locally (see Factory)
+//	clients:                      # optional: client key -> tier
+//	  key-123: pro
+//	overrides:                    # optional: client key -> custom limits
+//	  acme:
+//	    tier: pro                 # optional: default: the client's tier in clients, or default_tier
+//	    limits:
+//	      second: {rate: 500, period: 1s}
+//
+// Decoding is strict. Unknown fields, duplicate keys (such as a tier
+// defined twice), values of the wrong type, zero or negative numbers and
+// durations, unparsable durations and unknown tier or algorithm names are
+// errors. The error joins one [*ConfigError] per problem, each naming the
+// file, line, column and field, in file order.
+func Parse(name string, data []byte) (Config, error) {
+	r := &reader{
+		file: name,
+		pos:  make(map[string][2]int),
+		is:   &issues{skip: make(map[string]bool)},
+	}
+	r.is.pos = r.position
+	r.is.suppress = r.consequence
+
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return Config{}, &ConfigError{File: name, Msg: "empty config file"}
+		}
+		return Config{}, r.syntaxError(err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			return Config{}, r.syntaxError(err)
+		}
+		return Config{}, &ConfigError{File: name, Line: extra.Line, Column: extra.Column,
+			Msg: "a config file holds one YAML document; found a second"}
+	}
+	root := doc.Content[0]
+	r.pos[""] = [2]int{root.Line, root.Column}
+
+	cfg := r.config(root)
+	cfg.validate(r.is)
+	if err := r.is.err(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// reader turns a YAML node tree into a Config, recording where each field
+// is so that Config.validate can place its errors.
+type reader struct {
+	file    string
+	pos     map[string][2]int // field -> line, column
+	is      *issues
+	unknown map[string]bool // mappings with an unknown field (perhaps a misspelt one)
+}
+
+// consequence reports whether a problem with field is likely a consequence
+// of one already reported: the field is absent from a mapping that has an
+// unknown field, which may be the field misspelt.
+func (r *reader) consequence(field string) bool {
+	_, present := r.pos[field]
+	return !present && r.unknown[parent(field)]
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// parserProblems are the messages of yaml's parser (as opposed to its
+// scanner), whose line numbers it reports counting from 0: the line where
+// the construct in error starts, minus one.
+var parserProblems = map[string]bool{
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected <document start>": true,
+	"did not find expected key":              true,
+	"did not find expected node content":     true,
+	"found duplicate %TAG directive":         true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found undefined tag handle":             true,
+}
+
+func (r *reader) syntaxError(err error) error {
+	msg := err.Error()
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		if parserProblems[m[2]] {
+			line++
+		}
+		return &ConfigError{File: r.file, Line: line, Msg: "invalid YAML: " + m[2]}
+	}
+	return &ConfigError{File: r.file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+func (r *reader) position(field string) (string, int, int) {
+	for f := field; ; f = parent(f) {
+		if p, ok := r.pos[f]; ok {
+			return r.file, p[0], p[1]
+		}
+		if f == "" {
+			return r.file, 0, 0
+		}
+	}
+}
+
+// fail reports a problem at node n and marks field as reported.
+func (r *reader) fail(n *yaml.Node, field string, cause error, format string, args ...any) {
+	r.is.list = append(r.is.list, &ConfigError{
+		File: r.file, Line: n.Line, Column: n.Column, Field: field,
+		Msg: fmt.Sprintf(format, args...), Err: cause,
+	})
+	r.is.skip[field] = true
+}
+
+func deref(n *yaml.Node) *yaml.Node {
+	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
+		n = n.Alias
+	}
+	return n
+}
+
+func join(field, key string) string {
+	if field == "" {
+		return key
+	}
+	return field + "." + key
+}
+
+// entries calls fn for each key of the mapping n, in file order,
+// reporting duplicate keys.
+func (r *reader) entries(n *yaml.Node, field string, fn func(key string, k, v *yaml.Node, field string)) {
+	n = deref(n)
+	if n.Kind != yaml.MappingNode {
+		if n.Tag == "!!null" {
+			return // an empty section
+		}
+		r.fail(n, field, nil, "must be a mapping")
+		return
+	}
+	seen := make(map[string]int, len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := deref(n.Content[i]), deref(n.Content[i+1])
+		f := join(field, k.Value)
+		if k.Kind != yaml.ScalarNode {
+			r.fail(k, field, nil, "keys must be scalars")
+			continue
+		}
+		if line, dup := seen[k.Value]; dup {
+			r.fail(k, f, nil, "duplicate key %q (first defined at line %d)", k.Value, line)
+			continue
+		}
+		seen[k.Value] = k.Line
+		r.pos[f] = [2]int{k.Line, k.Column}
+		fn(k.Value, k, v, f)
+	}
+}
+
+// fields is entries over a mapping with a fixed set of keys.
+func (r *reader) fields(n *yaml.Node, field string, known map[string]func(v *yaml.Node, field string)) {
+	r.entries(n, field, func(key string, k, v *yaml.Node, f string) {
+		fn, ok := known[key]
+		if !ok {
+			names := make([]string, 0, len(known))
+			for name := range known {
+				names = append(names, name)
+			}
+			sort.Strings(names)
+			r.fail(k, f, nil, "unknown field %q (want one of %s)", key, strings.Join(names, ", "))
+			if r.unknown == nil {
+				r.unknown = make(map[string]bool)
+			}
+			r.unknown[field] = true
+			return
+		}
+		r.pos[f] = [2]int{v.Line, v.Column}
+		fn(v, f)
+	})
+}
+
+func (r *reader) config(root *yaml.Node) Config {
+	var c Config
+	r.fields(root, "", map[string]func(*yaml.Node, string){
+		"default_tier": func(v *yaml.Node, f string) { c.DefaultTier = r.str(v, f) },
+		"tiers": func(v *yaml.Node, f string) {
+			r.entries(v, f, func(name string, _, v *yaml.Node, f string) {
+				c.Tiers = append(c.Tiers, r.tier(name, v, f))
+			})
+		},
+		"clients": func(v *yaml.Node, f string) {
+			r.entries(v, f, func(key string, _, v *yaml.Node, f string) {
+				r.pos[f] = [2]int{v.Line, v.Column}
+				if c.Clients == nil {
+					c.Clients = make(map[string]string)
+				}
+				c.Clients[key] = r.str(v, f)
+			})
+		},
+		"overrides": func(v *yaml.Node, f string) {
+			r.entries(v, f, func(key string, _, v *yaml.Node, f string) {
+				o := Override{Key: key}
+				r.fields(v, f, map[string]func(*yaml.Node, string){
+					"tier":   func(v *yaml.Node, f string) { o.Tier = r.str(v, f) },
+					"limits": func(v *yaml.Node, f string) { o.Limits = r.limits(v, f) },
+				})
+				c.Overrides = append(c.Overrides, o)
+			})
+		},
+	})
+	return c
+}
+
+func (r *reader) tier(name string, n *yaml.Node, field string) Tier {
+	t := Tier{Name: name}
+	r.fields(n, field, map[string]func(*yaml.Node, string){
+		"limits": func(v *yaml.Node, f string) { t.Limits = r.limits(v, f) },
+	})
+	return t
+}
+
+func (r *reader) limits(n *yaml.Node, field string) []Limit {
+	var out []Limit
+	r.entries(n, field, func(name string, _, v *yaml.Node, f string) {
+		out = append(out, r.limit(name, v, f))
+	})
+	return out
+}
+
+func (r *reader) limit(name string, n *yaml.Node, field string) Limit {
+	l := Limit{Name: name}
+	var hasRate, hasPeriod, hasBurst bool
+	r.fields(n, field, map[string]func(*yaml.Node, string){
+		"rate":   func(v *yaml.Node, f string) { l.Limit.Rate, hasRate = r.int(v, f), true },
+		"period": func(v *yaml.Node, f string) { l.Limit.Period, hasPeriod = r.duration(v, f), true },
+		"burst":  func(v *yaml.Node, f string) { l.Limit.Burst, hasBurst = r.int(v, f), true },
+		"scope": func(v *yaml.Node, f string) {
+			switch s := r.str(v, f); s {
+			case "client":
+				l.Scope = PerClient
+			case "tier":
+				l.Scope = PerTier
+			default:
+				if !r.is.skip[f] {
+					r.fail(v, f, nil, "unknown scope %q (want client or tier)", s)
+				}
+			}
+		},
+		"algorithm": func(v *yaml.Node, f string) {
+			s := r.str(v, f)
+			if r.is.skip[f] {
+				return
+			}
+			a, err := algorithms.ByName(s)
+			if err != nil {
+				names := make([]string, len(algorithms.All))
+				for i, a := range algorithms.All {
+					names[i] = a.Name()
+				}
+				r.fail(v, f, nil, "unknown algorithm %q (want one of %s)", s, strings.Join(names, ", "))
+				return
+			}
+			l.Algorithm = a
+		},
+		"lease": func(v *yaml.Node, f string) { l.Lease = r.bool(v, f) },
+	})
+	if n = deref(n); n.Kind == yaml.MappingNode {
+		if !hasRate {
+			r.fail(n, field+".rate", ratelimit.ErrInvalidLimit, "missing required field rate")
+		}
+		if !hasPeriod {
+			r.fail(n, field+".period", ratelimit.ErrInvalidLimit, "missing required field period")
+		}
+	}
+	if !hasBurst {
+		// Burst is Rate: any problem with it is Rate's, reported there.
+		l.Limit.Burst = l.Limit.Rate
+		r.is.skip[field+".burst"] = true
+	}
+	return l
+}
+
+func (r *reader) str(n *yaml.Node, field string) string {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		r.fail(n, field, nil, "must be a string")
+		return ""
+	}
+	return n.Value
+}
+
+func (r *reader) int(n *yaml.Node, field string) int {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!int" {
+		r.fail(n, field, nil, "must be a whole number, got %q", n.Value)
+		return 0
+	}
+	var v int64
+	if err := n.Decode(&v); err != nil || int64(int(v)) != v {
+		r.fail(n, field, nil, "must be a whole number, got %q", n.Value)
+		return 0
+	}
+	return int(v)
+}
+
+func (r *reader) bool(n *yaml.Node, field string) bool {
+	var v bool
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || n.Decode(&v) != nil {
+		r.fail(n, field, nil, "must be true or false, got %q", n.Value)
+		return false
+	}
+	return v
+}
+
+func (r *reader) duration(n *yaml.Node, field string) time.Duration {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+		r.fail(n, field, nil, "must be a duration with a unit, such as 1s, 1m, 24h or 1d; got %q", n.Value)
+		return 0
+	}
+	d, err := parseDuration(n.Value)
+	if err != nil {
+		r.fail(n, field, nil, "must be a duration with a unit, such as 1s, 1m, 24h or 1d; got %q", n.Value)
+		return 0
+	}
+	return d
+}
+
+// maxDays bounds "<n>d" well inside time.Duration's range.
+const maxDays = 100000
+
+// parseDuration is time.ParseDuration plus whole days: "1d", "7d".
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseInt(days, 10, 32)
+		if err != nil || n < -maxDays || n > maxDays {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	return time.ParseDuration(s)
+}

@@ -1,0 +1,190 @@
+package tiers_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/tiers"
+)
+
+func TestLoadFileExample(t *testing.T) {
+	cfg, err := tiers.LoadFile("testdata/tiers.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := tiers.Config{
+		DefaultTier: "free",
+		Tiers: []tiers.Tier{
+			{Name: "free", Limits: []tiers.Limit{
+				tiers.Client("second", ratelimit.PerSecond(5).WithBurst(10)).WithAlgorithm(algorithms.TokenBucket),
+				tiers.Client("day", ratelimit.Per(1000, 24*time.Hour)).WithAlgorithm(algorithms.TokenBucket),
+				tiers.Shared("all-free", ratelimit.PerSecond(2000)).WithAlgorithm(algorithms.TokenBucket),
+			}},
+			{Name: "pro", Limits: []tiers.Limit{
+				tiers.Client("second", ratelimit.PerSecond(100).WithBurst(200)).WithAlgorithm(algorithms.TokenBucket),
+				tiers.Client("day", ratelimit.Per(100000, 24*time.Hour)).WithAlgorithm(algorithms.TokenBucket),
+			}},
+		},
+		Clients: map[string]string{"pro-key-1": "pro", "pro-key-2": "pro"},
+		Overrides: []tiers.Override{{Key: "acme", Tier: "pro", Limits: []tiers.Limit{
+			tiers.Client("second", ratelimit.PerSecond(500).WithBurst(1000)),
+		}}},
+	}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Errorf("LoadFile:\n got %+v\nwant %+v", cfg, want)
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	cfg, err := tiers.Parse("min.yaml", []byte(`
+tiers:
+  t:
+    limits:
+      l: {rate: 7, period: 90s}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Tiers[0].Limits[0]
+	want := tiers.Limit{Name: "l", Limit: ratelimit.Limit{Rate: 7, Period: 90 * time.Second, Burst: 7}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("limit = %+v, want %+v (burst defaults to rate, scope to client)", got, want)
+	}
+}
+
+// TestParseErrors is a table of broken files. Each must fail with an error
+// naming the file, the line and the field at fault.
+func TestParseErrors(t *testing.T) {
+	const head = "tiers:\n  free:\n    limits:\n" // lines 1-3
+	tests := []struct {
+		name  string
+		yaml  string
+		line  int
+		field string
+		msg   string // a substring of the message
+	}{
+		{"unknown top-level field", head + "      s: {rate: 1, period: 1s}\nrates: 3\n", 5, "rates", `unknown field "rates"`},
+		{"misspelt top-level field", "teirs:\n  free: {}\n", 1, "teirs", `unknown field "teirs"`},
+		{"unknown limit field", head + "      second:\n        rate: 5\n        period: 1s\n        brust: 10\n",
+			7, "tiers.free.limits.second.brust", `unknown field "brust"`},
+		{"unknown tier field", "tiers:\n  free:\n    limit: {}\n", 3, "tiers.free.limit", "unknown field"},
+		{"duplicate tier", head + "      s: {rate: 1, period: 1s}\n  free:\n    limits:\n      s: {rate: 2, period: 1s}\n",
+			5, "tiers.free", "duplicate key \"free\" (first defined at line 2)"},
+		{"duplicate limit", head + "      s: {rate: 1, period: 1s}\n      s: {rate: 2, period: 1s}\n",
+			5, "tiers.free.limits.s", "duplicate key"},
+		{"zero rate", head + "      s:\n        rate: 0\n        period: 1s\n", 5, "tiers.free.limits.s.rate", "must be positive, got 0"},
+		{"negative rate", head + "      s:\n        period: 1s\n        rate: -3\n", 6, "tiers.free.limits.s.rate", "must be positive, got -3"},
+		{"zero burst", head + "      s:\n        rate: 5\n        period: 1s\n        burst: 0\n", 7, "tiers.free.limits.s.burst", "must be positive"},
+		{"zero period", head + "      s:\n        rate: 5\n        period: 0s\n", 6, "tiers.free.limits.s.period", "must be positive"},
+		{"negative period", head + "      s:\n        rate: 5\n        period: -1m\n", 6, "tiers.free.limits.s.period", "must be positive"},
+		{"unparsable period", head + "      s:\n        rate: 5\n        period: 1 second\n", 6, "tiers.free.limits.s.period", `got "1 second"`},
+		{"period without unit", head + "      s:\n        rate: 5\n        period: 60\n", 6, "tiers.free.limits.s.period", "with a unit"},
+		{"rate not a number", head + "      s:\n        rate: five\n        period: 1s\n", 5, "tiers.free.limits.s.rate", "whole number"},
+		{"fractional rate", head + "      s:\n        rate: 2.5\n        period: 1s\n", 5, "tiers.free.limits.s.rate", "whole number"},
+		{"missing rate", head + "      s:\n        period: 1s\n", 5, "tiers.free.limits.s.rate", "missing required field rate"},
+		{"missing period", head + "      s:\n        rate: 1\n", 5, "tiers.free.limits.s.period", "missing required field period"},
+		{"unknown scope", head + "      s: {rate: 1, period: 1s, scope: global}\n", 4, "tiers.free.limits.s.scope", `unknown scope "global"`},
+		{"unknown algorithm", head + "      s: {rate: 1, period: 1s, algorithm: leaky}\n", 4, "tiers.free.limits.s.algorithm", `unknown algorithm "leaky"`},
+		{"lease not a bool", head + "      s: {rate: 1, period: 1s, lease: maybe}\n", 4, "tiers.free.limits.s.lease", "true or false"},
+		{"bad limit name", head + "      per.second: {rate: 1, period: 1s}\n", 4, "tiers.free.limits.per.second", "limit name"},
+		{"bad tier name", "tiers:\n  free tier:\n    limits:\n      s: {rate: 1, period: 1s}\n", 2, "tiers.free tier", "tier name"},
+		{"tier without limits", "tiers:\n  free:\n    limits: {}\n", 3, "tiers.free.limits", "at least one limit"},
+		{"no tiers", "default_tier: free\n", 1, "tiers", "at least one tier"},
+		{"unknown default tier", "default_tier: gold\n" + head + "      s: {rate: 1, period: 1s}\n", 1, "default_tier", `unknown tier "gold"`},
+		{"client of unknown tier", head + "      s: {rate: 1, period: 1s}\nclients:\n  k1: gold\n", 6, "clients.k1", `unknown tier "gold"`},
+		{"override of unknown tier", head + "      s: {rate: 1, period: 1s}\noverrides:\n  acme:\n    tier: gold\n    limits:\n      s: {rate: 2, period: 1s}\n",
+			7, "overrides.acme.tier", `unknown tier "gold"`},
+		{"override of a shared limit", head + "      all: {rate: 9, period: 1s, scope: tier}\noverrides:\n  acme:\n    tier: free\n    limits:\n      all: {rate: 2, period: 1s}\n",
+			9, "overrides.acme.limits.all", "shared by the tier"},
+		{"override with tier scope", head + "      s: {rate: 1, period: 1s}\noverrides:\n  acme:\n    tier: free\n    limits:\n      x: {rate: 2, period: 1s, scope: tier}\n",
+			9, "overrides.acme.limits.x.scope", "scope must be"},
+		{"limits not a mapping", head + "      - rate: 1\n", 4, "tiers.free.limits", "must be a mapping"},
+		{"unclosed flow mapping", head + "      s: {rate: 1, period: 1s\n", 4, "", "invalid YAML"},
+		{"unclosed flow sequence", "tiers:\n  a: [1, 2\n", 2, "", "invalid YAML"},
+		{"tab indentation", "tiers:\n\t- 1\n", 2, "", "invalid YAML"},
+		{"two documents", head + "      s: {rate: 1, period: 1s}\n---\ntiers: {}\n", 5, "", "one YAML document"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tiers.Parse("broken.yaml", []byte(tt.yaml))
+			if err == nil {
+				t.Fatalf("Parse succeeded; want an error at line %d", tt.line)
+			}
+			if !errors.Is(err, tiers.ErrInvalidConfig) {
+				t.Errorf("error %v does not match ErrInvalidConfig", err)
+			}
+			var ce *tiers.ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v holds no *ConfigError", err)
+			}
+			if ce.File != "broken.yaml" || ce.Line != tt.line || ce.Field != tt.field {
+				t.Errorf("first error at %s:%d field %q, want broken.yaml:%d field %q (error: %v)",
+					ce.File, ce.Line, ce.Field, tt.line, tt.field, err)
+			}
+			if !strings.Contains(ce.Msg, tt.msg) {
+				t.Errorf("message %q does not contain %q", ce.Msg, tt.msg)
+			}
+			prefix := "broken.yaml:" + itoa(tt.line) + ":"
+			if !strings.HasPrefix(err.Error(), prefix) {
+				t.Errorf("error text %q does not start with %q", err.Error(), prefix)
+			}
+		})
+	}
+}
+
+func TestParseReportsEveryError(t *testing.T) {
+	_, err := tiers.Parse("two.yaml", []byte(`tiers:
+  free:
+    limits:
+      s: {rate: 0, period: 1s}
+      d: {rate: 5, period: soon}
+`))
+	var lines []int
+	for _, e := range flatten(err) {
+		var ce *tiers.ConfigError
+		if errors.As(e, &ce) {
+			lines = append(lines, ce.Line)
+		}
+	}
+	if !reflect.DeepEqual(lines, []int{4, 5}) {
+		t.Errorf("errors at lines %v, want [4 5] (err: %v)", lines, err)
+	}
+	// A zero rate is an invalid limit, and says so.
+	if !errors.Is(err, ratelimit.ErrInvalidLimit) {
+		t.Errorf("error %v does not match ratelimit.ErrInvalidLimit", err)
+	}
+}
+
+func TestLoadFileErrorNamesPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(path, []byte("tiers:\n  free:\n    limits:\n      s: {rate: 1, period: 1x}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := tiers.LoadFile(path)
+	if err == nil || !strings.HasPrefix(err.Error(), path+":4:") {
+		t.Errorf("LoadFile error = %v, want it to start with %s:4:", err, path)
+	}
+	if _, err := tiers.LoadFile(filepath.Join(t.TempDir(), "missing.yaml")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LoadFile of a missing file = %v, want os.ErrNotExist", err)
+	}
+}
+
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err == nil {
+		return nil
+	}
+	return []error{err}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
