@@ -23,9 +23,12 @@ func instances(t *testing.T, srv *redistest.Server, n int, lim ratelimit.Limit, 
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Generous timeouts: these tests are about accuracy, and a loaded
+	// 2-core machine can stall a refill for tens of milliseconds.
+	base := []lease.Option{lease.WithKeyspace(ks), lease.WithRefillTimeout(time.Second), lease.WithMaxWait(2 * time.Second)}
 	ls := make([]*lease.Limiter, n)
 	for i := range ls {
-		l, err := lease.New(srv.Client(), lim, append([]lease.Option{lease.WithKeyspace(ks)}, opts...)...)
+		l, err := lease.New(srv.Client(), lim, append(base, opts...)...)
 		if err != nil {
 			t.Fatal(err)
 		}
