@@ -31,7 +31,7 @@ func ValidateKey(key string) error {
 //	<prefix>{c:<escaped client key>}:<name>   (ClientKey)
 //	<prefix>{s:<escaped scope>}:<name>        (SharedKey)
 //
-// where the escaping replaces '%', '{', '}', and every byte outside the
+// where the escaping replaces '%', '{', '}', the space, and every byte outside the
 // printable ASCII range by %XX. The escaped key therefore contains no brace,
 // so the part between the braces is the Redis Cluster hash tag: all Redis
 // keys of one client share a slot, whatever bytes the client key holds. The
