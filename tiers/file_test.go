@@ -24,13 +24,13 @@ func TestLoadFileExample(t *testing.T) {
 		DefaultTier: "free",
 		Tiers: []tiers.Tier{
 			{Name: "free", Limits: []tiers.Limit{
-				tiers.Client("second", ratelimit.PerSecond(5).WithBurst(10)).WithAlgorithm(algorithms.TokenBucket),
-				tiers.Client("day", ratelimit.Per(1000, 24*time.Hour)).WithAlgorithm(algorithms.TokenBucket),
+				tiers.Client("second", ratelimit.PerSecond(5).WithBurst(10)).WithAlgorithm(algorithms.GCRA),
+				tiers.Client("day", ratelimit.Per(1000, 24*time.Hour)).WithAlgorithm(algorithms.FixedWindow),
 				tiers.Shared("all-free", ratelimit.PerSecond(2000)).WithAlgorithm(algorithms.TokenBucket),
 			}},
 			{Name: "pro", Limits: []tiers.Limit{
-				tiers.Client("second", ratelimit.PerSecond(100).WithBurst(200)).WithAlgorithm(algorithms.TokenBucket),
-				tiers.Client("day", ratelimit.Per(100000, 24*time.Hour)).WithAlgorithm(algorithms.TokenBucket),
+				tiers.Client("second", ratelimit.PerSecond(100).WithBurst(200)).WithAlgorithm(algorithms.GCRA),
+				tiers.Client("day", ratelimit.Per(100000, 24*time.Hour)).WithAlgorithm(algorithms.FixedWindow),
 			}},
 		},
 		Clients: map[string]string{"pro-key-1": "pro", "pro-key-2": "pro"},

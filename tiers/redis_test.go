@@ -208,3 +208,56 @@ func TestReloadAppliesToCurrentWindow(t *testing.T) {
 		t.Errorf("after lowering 10/h to 5/h with 8 spent: %d more allowed, want 2", allowed)
 	}
 }
+
+// TestRefundEveryAlgorithmRealServer: whatever algorithm the first limit
+// runs, a denial by the second gives its token back. The remaining count
+// is read by an independent limiter on the same keys.
+func TestRefundEveryAlgorithmRealServer(t *testing.T) {
+	rdb, base := realServer(t)
+	day := ratelimit.Per(100, 24*time.Hour)
+	short := ratelimit.PerMinute(2)
+	var cfg tiers.Config
+	for _, alg := range algorithms.All {
+		cfg.Tiers = append(cfg.Tiers, tiers.Tier{Name: alg.Name(), Limits: []tiers.Limit{
+			tiers.Client("day", day).WithAlgorithm(alg),
+			tb(tiers.Client("short", short)),
+		}})
+	}
+	l, err := tiers.New(tiers.Direct(rdb), cfg, tiers.WithKeyspace(base))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(context.Background())
+	ctx := context.Background()
+	for _, alg := range algorithms.All {
+		var allowed int
+		for range 5 {
+			res, err := l.Check(ctx, "alice", alg.Name(), 1)
+			if err != nil {
+				t.Fatalf("%s: %v", alg.Name(), err)
+			}
+			if res.Decision.Allowed {
+				allowed++
+			}
+		}
+		ks, err := tiers.LimitKeyspace(base, alg.Name(), "day")
+		if err != nil {
+			t.Fatal(err)
+		}
+		probe, err := algorithms.NewLimiter(rdb, day, algorithms.WithAlgorithm(alg), algorithms.WithKeyspace(ks))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, err := probe.Allow(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// 2 admitted, 3 denied by the short limit and refunded, 1 probe.
+		// (A fixed or sliding day window that ends mid-test would reset;
+		// it ends at midnight UTC, a few milliseconds a day.)
+		if allowed != 2 || d.Remaining != 97 {
+			t.Errorf("%s: %d admitted, day remaining %d after the probe; want 2 and 97 (the denied requests refunded)",
+				alg.Name(), allowed, d.Remaining)
+		}
+	}
+}
