@@ -64,7 +64,9 @@ var (
 	// tokens; a request takes n tokens or nothing.
 	TokenBucket Algorithm = tokenBucket{}
 	// GCRA is the generic cell rate algorithm (a leaky bucket as a meter):
-	// the same admissions as TokenBucket, with one timestamp of state.
+	// the same admissions as TokenBucket, with one timestamp of state, kept
+	// exactly. Lowering a key's Burst caps a token bucket's tokens, while
+	// GCRA keeps the debt already run up.
 	GCRA Algorithm = gcra{}
 	// FixedWindow counts requests in windows of Period aligned to the Unix
 	// epoch and admits at most Burst per window.
