@@ -47,7 +47,8 @@ import (
 )
 
 // A FailurePolicy says what the middleware does with a request whose
-// check failed, for example because Redis is unreachable.
+// check failed, for example because Redis is unreachable. The zero value
+// is FailOpen.
 type FailurePolicy uint8
 
 const (

@@ -30,7 +30,8 @@ import (
 	"github.com/distributedratelimiter/ratelimit"
 )
 
-// A Request is a request that its limiter has just denied.
+// A Request is a request that its limiter has just denied. It is a plain
+// value; strategies that retry need Limiter to be set.
 type Request struct {
 	// Limiter is the limiter that denied the request. Strategies that
 	// retry call its AllowN; if it is a [ratelimit.Refunder] they give back
@@ -82,7 +83,8 @@ func exceeded(key string, d ratelimit.Decision) *ratelimit.ExceededError {
 
 // StatusError is the refusal of the [Status] strategy: what an HTTP layer
 // should answer. It unwraps to its [*ratelimit.ExceededError], so it
-// matches [ratelimit.ErrRateLimitExceeded].
+// matches [ratelimit.ErrRateLimitExceeded]. Strategies always set
+// Exceeded; a zero StatusError matches nothing.
 type StatusError struct {
 	// Code is the HTTP status code.
 	Code int

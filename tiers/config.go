@@ -111,6 +111,9 @@ type Tier struct {
 // overridden. An override's limits share the Redis keys of the tier's
 // limits of the same name, so changing an override keeps the client's
 // current usage.
+//
+// Overrides are plain values, safe to copy; the zero value is invalid (it
+// has no key and no limits).
 type Override struct {
 	// Key is the client key.
 	Key string

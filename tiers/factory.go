@@ -10,7 +10,8 @@ import (
 )
 
 // A Spec describes one limiter that a [Limiter] needs: one limit of one
-// tier, with the Redis namespace reserved for it.
+// tier, with the Redis namespace reserved for it. Specs are plain values
+// that the Limiter builds; the zero value describes nothing usable.
 type Spec struct {
 	// Tier is the tier's name.
 	Tier string

@@ -59,7 +59,9 @@ var (
 	_ ratelimit.Refunder = (*Limiter)(nil)
 )
 
-// A Result is the outcome of one check against every limit of a tier.
+// A Result is the outcome of one check against every limit of a tier. It
+// is a plain value owned by the caller; the zero value is a denial against
+// no tier.
 type Result struct {
 	// Tier is the name of the tier the client was checked against.
 	Tier string
