@@ -52,5 +52,7 @@
 // [SlidingWindowModel] compute, in Go, exactly what the scripts compute,
 // from an explicit state and time. The tests check that each model and its
 // script agree on random request sequences; local limiters and fallbacks
-// can use them when Redis is out of reach.
+// can use them when Redis is out of reach. A model's Decision is the one
+// its script's reply makes, Source included: a caller that decides locally
+// sets Source to [ratelimit.SourceLocal] or [ratelimit.SourceFallback].
 package algorithms

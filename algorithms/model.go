@@ -50,6 +50,7 @@ type TokenBucketState struct {
 // invalid Limit: set Limit, which must pass [ratelimit.Limit.Validate].
 // A TokenBucketModel is a plain value, safe for concurrent use.
 type TokenBucketModel struct {
+	// Limit is the limit the model enforces.
 	Limit ratelimit.Limit
 }
 
@@ -181,6 +182,7 @@ type GCRAState struct {
 // invalid Limit: set Limit, which must pass [ratelimit.Limit.Validate].
 // A GCRAModel is a plain value, safe for concurrent use.
 type GCRAModel struct {
+	// Limit is the limit the model enforces.
 	Limit ratelimit.Limit
 }
 
@@ -283,6 +285,7 @@ type FixedWindowState struct {
 // invalid Limit: set Limit, which must pass [ratelimit.Limit.Validate].
 // A FixedWindowModel is a plain value, safe for concurrent use.
 type FixedWindowModel struct {
+	// Limit is the limit the model enforces.
 	Limit ratelimit.Limit
 }
 
@@ -379,6 +382,7 @@ type SlidingWindowState struct {
 // invalid Limit: set Limit, which must pass [ratelimit.Limit.Validate].
 // A SlidingWindowModel is a plain value, safe for concurrent use.
 type SlidingWindowModel struct {
+	// Limit is the limit the model enforces.
 	Limit ratelimit.Limit
 }
 
