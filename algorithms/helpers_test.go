@@ -49,8 +49,8 @@ func keyspace(t *testing.T) ratelimit.Keyspace {
 	return ks
 }
 
-// redisKey returns the Redis key of client key under ks for alg.
-func redisKey(t testing.TB, ks ratelimit.Keyspace, key string, alg Algorithm) string {
+// clientKey returns the Redis key of client key under ks for alg.
+func clientKey(t testing.TB, ks ratelimit.Keyspace, key string, alg Algorithm) string {
 	t.Helper()
 	rkey, err := ks.ClientKey(key, alg.Name())
 	if err != nil {
@@ -67,14 +67,4 @@ func newLimiter(t testing.TB, rdb redis.Scripter, lim ratelimit.Limit, opts ...O
 		t.Fatalf("NewLimiter(%v): %v", lim, err)
 	}
 	return l
-}
-
-// refunder returns alg's Refunder or fails t.
-func refunder(t testing.TB, alg Algorithm) Refunder {
-	t.Helper()
-	rf, ok := alg.(Refunder)
-	if !ok {
-		t.Fatalf("%s is not a Refunder", alg.Name())
-	}
-	return rf
 }

@@ -214,7 +214,7 @@ func TestWrongKeyType(t *testing.T) {
 			{"corrupt hash", func(rkey string) error { return rdb.HSet(ctx, rkey, firstField[alg.Name()], "x").Err() }, "corrupt"},
 		} {
 			key := "wrong-" + tc.name
-			rkey := redisKey(t, ks, key, alg)
+			rkey := clientKey(t, ks, key, alg)
 			if err := tc.set(rkey); err != nil {
 				t.Fatal(err)
 			}

@@ -62,7 +62,7 @@ func TestRealRedisBurst(t *testing.T) {
 	for _, alg := range All {
 		t.Run("alg="+alg.Name(), func(t *testing.T) {
 			l := newLimiter(t, rdb, lim, WithAlgorithm(alg), WithKeyspace(ks))
-			rkey := redisKey(t, ks, "burst", alg)
+			rkey := clientKey(t, ks, "burst", alg)
 			for i := range 5 {
 				d, err := l.Allow(ctx, "burst")
 				if err != nil || !d.Allowed || d.Remaining != 4-i || d.RetryAfter != 0 {
@@ -136,7 +136,7 @@ func TestRealRedisExpiry(t *testing.T) {
 			t.Parallel()
 			ctx := t.Context()
 			l := newLimiter(t, rdb, lim, WithAlgorithm(alg), WithKeyspace(ks))
-			rkey := redisKey(t, ks, "expiry", alg)
+			rkey := clientKey(t, ks, "expiry", alg)
 			d, err := l.AllowN(ctx, "expiry", 2)
 			if err != nil || !d.Allowed {
 				t.Fatalf("AllowN(2): %+v, %v", d, err)
