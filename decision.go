@@ -53,8 +53,9 @@ type Decision struct {
 	RetryAfter time.Duration
 
 	// ResetAfter is how long until the key is back to its full burst if no
-	// more requests arrive (for window algorithms: until the current window
-	// ends).
+	// more requests arrive. For the fixed window that is the end of the
+	// current window; for the sliding window, while the current window has
+	// a count, the end of the next one.
 	ResetAfter time.Duration
 
 	// Source says where the decision was made.

@@ -47,9 +47,15 @@ func Do[T any](ctx context.Context, timeout time.Duration, direct bool, fn func(
 	}
 	if direct {
 		v, err := fn(ctx)
-		if err != nil && ctx.Err() != nil {
-			// Report the deadline rather than the socket error it caused.
-			return v, ctx.Err()
+		if err != nil {
+			// Report the deadline rather than the socket error it caused;
+			// the socket's deadline can fire a moment before ctx's.
+			if cerr := ctx.Err(); cerr != nil {
+				return v, cerr
+			}
+			if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+				return v, context.DeadlineExceeded
+			}
 		}
 		return v, err
 	}
