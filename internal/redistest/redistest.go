@@ -2,9 +2,14 @@
 // free loopback port, in a temporary directory, stopped when the test ends.
 // Tests can kill, restart and pause the server to inject faults.
 //
-// When redis-server is not on PATH, tests that need it are skipped with a
-// message that says how to install it, except when the CI environment
-// variable is set: then they fail, so a CI run can never pass by skipping.
+// [StartCluster] builds a Redis Cluster of such servers (masters and
+// replicas) with redis-cli, and can fail a master over or move a slot, so
+// tests can exercise MOVED, ASK and failover.
+//
+// When redis-server (or, for a cluster, redis-cli) is not on PATH, tests
+// that need it are skipped with a message that says how to install it,
+// except when the CI environment variable is set: then they fail, so a CI
+// run can never pass by skipping.
 package redistest
 
 import (
