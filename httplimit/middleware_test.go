@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +18,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"github.com/distributedratelimiter/ratelimit/httplimit"
 	"github.com/distributedratelimiter/ratelimit/reject"
 	"github.com/distributedratelimiter/ratelimit/tiers"
@@ -50,7 +52,9 @@ func setup(t *testing.T, live bool) (*tiers.Limiter, *miniredis.Miniredis) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := tiers.New(tiers.Direct(rdb), cfg)
+	// A generous timeout: on a loaded machine under -race a slow reply must
+	// not become a store failure (which would fail open).
+	l, err := tiers.New(tiers.Direct(rdb, algorithms.WithTimeout(5*time.Second)), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,4 +276,15 @@ func TestMiddlewareFailurePolicy(t *testing.T) {
 	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() == "" {
 		t.Errorf("fail closed: %d %q, want 503 with a body", rec.Code, rec.Body.String())
 	}
+}
+
+// quiet drops go-redis's own log lines (dial failures in the failure
+// policy test, where Redis is gone on purpose).
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
+func TestMain(m *testing.M) {
+	redis.SetLogger(quiet{})
+	os.Exit(m.Run())
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"github.com/distributedratelimiter/ratelimit/httplimit"
 	"github.com/distributedratelimiter/ratelimit/tiers"
 )
@@ -37,7 +38,8 @@ func Example_httpMiddleware() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	limiter, err := tiers.New(tiers.Direct(rdb), cfg)
+	// Per-request limiters, each Redis call bounded by one second.
+	limiter, err := tiers.New(tiers.Direct(rdb, algorithms.WithTimeout(time.Second)), cfg)
 	if err != nil {
 		log.Fatal(err)
 	}

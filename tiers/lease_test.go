@@ -20,12 +20,13 @@ func TestLeaseFactory(t *testing.T) {
 	rdb, base := realServer(t)
 	var mu sync.Mutex
 	var leased []*closeRecorder
-	direct := tiers.Direct(rdb)
+	direct := direct(rdb)
 	factory := func(s tiers.Spec) (ratelimit.Limiter, error) {
 		if !s.Limit.Lease {
 			return direct(s)
 		}
-		l, err := lease.New(rdb, s.Limit.Limit, lease.WithKeyspace(s.Keyspace))
+		l, err := lease.New(rdb, s.Limit.Limit, lease.WithKeyspace(s.Keyspace),
+			lease.WithRefillTimeout(testTimeout))
 		if err != nil {
 			return nil, err
 		}

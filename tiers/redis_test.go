@@ -50,6 +50,15 @@ func tokens(t *testing.T, rdb *redis.Client, base ratelimit.Keyspace, tier, limi
 
 func tb(l tiers.Limit) tiers.Limit { return l.WithAlgorithm(algorithms.TokenBucket) }
 
+// testTimeout bounds each Redis call in tests: generous, so that a loaded
+// machine under -race never turns a slow reply into a store error.
+const testTimeout = 5 * time.Second
+
+// direct is tiers.Direct with testTimeout.
+func direct(rdb redis.Scripter) tiers.Factory {
+	return tiers.Direct(rdb, algorithms.WithTimeout(testTimeout))
+}
+
 // TestAllOrNothingRealServer checks on a real redis-server that the daily
 // limit is not charged for requests the short limit denies, whichever is
 // checked first. Rates are per minute and per day so that nothing
@@ -62,7 +71,7 @@ func TestAllOrNothingRealServer(t *testing.T) {
 		{Name: "short-first", Limits: []tiers.Limit{tb(tiers.Client("short", short)), tb(tiers.Client("day", day))}},
 		{Name: "day-first", Limits: []tiers.Limit{tb(tiers.Client("day", day)), tb(tiers.Client("short", short))}},
 	}}
-	l, err := tiers.New(tiers.Direct(rdb), cfg, tiers.WithKeyspace(base))
+	l, err := tiers.New(direct(rdb), cfg, tiers.WithKeyspace(base))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +135,7 @@ func TestTierWideRealServer(t *testing.T) {
 		}}},
 		DefaultTier: "free",
 	}
-	l, err := tiers.New(tiers.Direct(rdb), cfg, tiers.WithKeyspace(base))
+	l, err := tiers.New(direct(rdb), cfg, tiers.WithKeyspace(base))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +188,7 @@ func TestReloadAppliesToCurrentWindow(t *testing.T) {
 			tb(tiers.Client("hour", ratelimit.PerHour(rate))),
 		}}}, DefaultTier: "t"}
 	}
-	l, err := tiers.New(tiers.Direct(rdb), cfg(10), tiers.WithKeyspace(base))
+	l, err := tiers.New(direct(rdb), cfg(10), tiers.WithKeyspace(base))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +232,7 @@ func TestRefundEveryAlgorithmRealServer(t *testing.T) {
 			tb(tiers.Client("short", short)),
 		}})
 	}
-	l, err := tiers.New(tiers.Direct(rdb), cfg, tiers.WithKeyspace(base))
+	l, err := tiers.New(direct(rdb), cfg, tiers.WithKeyspace(base))
 	if err != nil {
 		t.Fatal(err)
 	}
