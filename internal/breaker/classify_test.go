@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -35,6 +36,7 @@ func TestIsFailure(t *testing.T) {
 		{store(context.Canceled), false},
 		{context.DeadlineExceeded, true},
 		{store(context.DeadlineExceeded), true},
+		{&net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, true},
 		{&net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}, true},
 		{store(&net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}), true},
 		{io.EOF, true},
