@@ -1,0 +1,58 @@
+// Package telemetry reports what the rate limiter does as OpenTelemetry
+// metrics: how many requests it admits, denies and shadows per tier, how
+// fast it decides, how often it calls Redis and how that goes, and how
+// accurate leasing is. docs/metrics.md lists every metric with its unit,
+// attributes and what to alert on.
+//
+// The package depends only on the OpenTelemetry API. Until the application
+// installs an SDK (see docs/metrics.md), the global meter provider, the
+// default, records nothing; instruments made before then start recording
+// when it is installed.
+//
+// # Pieces
+//
+//   - [Wrap] decorates a [ratelimit.Limiter]: every decision is counted by
+//     result, source and tier, and a sample is timed. Its cost on the leased
+//     hit path is one atomic add and no allocation.
+//   - [Limiter.RecordShadowed] lets a rejection layer in shadow mode report
+//     the denials it admitted anyway.
+//   - [ObserveLease] reports a leasing limiter's running totals (tokens
+//     leased, served, returned, expired; refills, waits, keys...) and its
+//     accuracy (tokens held against the accuracy budget).
+//   - [NewRedisHook] returns a go-redis hook that counts, times and,
+//     optionally, traces the calls of the limiter's Lua scripts.
+//
+// # Use
+//
+//	lim, err := lease.New(rdb, ratelimit.PerSecond(100), lease.WithKeyspace(ks))
+//	...
+//	tl, err := telemetry.Wrap(lim, telemetry.WithTier("free"))
+//	...
+//	reg, err := telemetry.ObserveLease(lim, telemetry.WithTier("free"))
+//	...
+//	hook, err := telemetry.NewRedisHook()
+//	...
+//	rdb.AddHook(hook)
+//
+//	d, err := tl.Allow(ctx, key) // use tl wherever lim was used
+//
+// For a tiers.Limiter, wrap each limiter its Factory makes, with the
+// Spec's tier and limit names:
+//
+//	factory := func(s tiers.Spec) (ratelimit.Limiter, error) {
+//		l, err := direct(s)
+//		if err != nil {
+//			return nil, err
+//		}
+//		return telemetry.Wrap(l, telemetry.WithTier(s.Tier), telemetry.WithLimitName(s.Limit.Name))
+//	}
+//
+// The tiers.Limiter closes each limiter it no longer uses; closing a
+// [Limiter] stops its reporting and closes the limiter it wraps.
+//
+// # Attributes
+//
+// Attribute keys and values are constants of this package. No metric
+// carries a client key: keys are unbounded and may identify people. Tier
+// and limit names come from configuration and must stay few.
+package telemetry

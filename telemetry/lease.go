@@ -1,0 +1,182 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/lease"
+)
+
+// LeaseStats is what [ObserveLease] reads. [*lease.Limiter] implements
+// it.
+type LeaseStats interface {
+	// Stats returns a snapshot of the limiter's running totals.
+	Stats() lease.Stats
+	// Limit returns the limit the limiter enforces.
+	Limit() ratelimit.Limit
+}
+
+var _ LeaseStats = (*lease.Limiter)(nil)
+
+// leaseCounter is one observable counter fed by one field of lease.Stats.
+type leaseCounter struct {
+	name, unit, desc string
+	field            func(*lease.Stats) int64
+}
+
+// leaseCounters are the counters of [ObserveLease], in a fixed order.
+var leaseCounters = []leaseCounter{
+	{MetricLeaseTokensLeased, unitToken, "Tokens Redis granted to this instance's leases.",
+		func(s *lease.Stats) int64 { return s.TokensLeased }},
+	{MetricLeaseTokensServed, unitToken, "Leased tokens spent by admitted requests, net of refunds.",
+		func(s *lease.Stats) int64 { return s.TokensServed }},
+	{MetricLeaseTokensReturned, unitToken, "Unspent leased tokens given back to Redis (expired, evicted, closed).",
+		func(s *lease.Stats) int64 { return s.TokensReturned }},
+	{MetricLeaseTokensExpired, unitToken, "Leased tokens taken back unspent because their lease outlived the lease TTL.",
+		func(s *lease.Stats) int64 { return s.TokensExpired }},
+	{MetricLeaseRefills, unitRefill, "Lease calls to Redis, failed ones included.",
+		func(s *lease.Stats) int64 { return s.Refills }},
+	{MetricLeasePrefetches, unitRefill, "Refills started in the background at the low watermark.",
+		func(s *lease.Stats) int64 { return s.Prefetches }},
+	{MetricLeaseRefillErrors, unitRefill, "Lease calls to Redis that failed.",
+		func(s *lease.Stats) int64 { return s.RefillErrors }},
+	{MetricLeaseWaits, unitWait, "Requests that found their key's leased tokens spent and waited for a refill.",
+		func(s *lease.Stats) int64 { return s.Waits }},
+	{MetricLeaseLocalDenials, unitDecision, "Denials answered from a remembered Redis denial, with no Redis call.",
+		func(s *lease.Stats) int64 { return s.LocalDenials }},
+	{MetricLeaseEvictions, unitKey, "Keys evicted for idleness.",
+		func(s *lease.Stats) int64 { return s.Evicted }},
+	{MetricLeaseOverflows, unitRequest, "Requests checked with one Redis call each because the key cap was reached.",
+		func(s *lease.Stats) int64 { return s.Overflow }},
+	{MetricLeaseGiveBackErrors, unitCall, "Give-backs of unspent tokens that could not reach Redis.",
+		func(s *lease.Stats) int64 { return s.GiveBackErrors }},
+}
+
+// leaseObserver holds the instruments and state of one [ObserveLease].
+type leaseObserver struct {
+	l        LeaseStats
+	budget   int64
+	circuit  func() string
+	counters []metric.Int64ObservableCounter
+	held     metric.Int64ObservableGauge
+	budgetG  metric.Int64ObservableGauge
+	keys     metric.Int64ObservableGauge
+	circuitG metric.Int64ObservableGauge
+	opts     []metric.ObserveOption
+	states   [3][]metric.ObserveOption // closed, open, half-open
+
+	mu   sync.Mutex // protects last
+	last []int64    // largest value reported per counter
+}
+
+// ObserveLease reports the running totals of a leasing limiter (see
+// [lease.Stats]) through observable instruments, all read by one callback
+// that takes one Stats snapshot per collection. Stats walks the limiter's
+// keys, so a collection costs O(keys); requests pay nothing.
+//
+// The accuracy of leasing shows as two gauges: ratelimit.lease.tokens.held,
+// the tokens this instance holds now, and ratelimit.lease.tokens.budget,
+// the most that one key's lease may hold (the accuracy budget times the
+// burst, at least 1). The budget comes from the limiter's AccuracyBudget()
+// method if it has one, else from [WithAccuracyBudget], else
+// lease.DefaultAccuracyBudget.
+//
+// It reads [WithMeterProvider], [WithTier], [WithLimitName],
+// [WithAccuracyBudget] and [WithCircuitState]. Observing several limiters
+// on one provider needs distinct tier or limit names: their gauges would
+// otherwise overwrite each other. Unregister the returned registration
+// when the limiter is closed.
+func ObserveLease(l LeaseStats, opts ...Option) (metric.Registration, error) {
+	if l == nil {
+		return nil, errors.New("ratelimit: telemetry.ObserveLease of nil")
+	}
+	c := newConfig(opts)
+	lim := l.Limit()
+	o := &leaseObserver{
+		l:       l,
+		budget:  max(1, int64(math.Floor(c.accuracyBudget(l)*float64(lim.Burst)))),
+		circuit: c.circuit,
+		last:    make([]int64, len(leaseCounters)),
+	}
+	base := baseAttrs(c.tier, c.limit)
+	o.opts = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(base...))}
+	for i, s := range [3]string{CircuitClosed, CircuitOpen, CircuitHalfOpen} {
+		o.states[i] = []metric.ObserveOption{metric.WithAttributeSet(withAttrs(base, AttrCircuitState.String(s)))}
+	}
+
+	m := c.meter()
+	var errs []error
+	var insts []metric.Observable
+	for _, lc := range leaseCounters {
+		ctr, err := m.Int64ObservableCounter(lc.name, metric.WithUnit(lc.unit), metric.WithDescription(lc.desc))
+		errs = append(errs, err)
+		o.counters = append(o.counters, ctr)
+		insts = append(insts, ctr)
+	}
+	var err error
+	o.held, err = m.Int64ObservableGauge(MetricLeaseTokensHeld, metric.WithUnit(unitToken),
+		metric.WithDescription("Leased tokens this instance holds now, not yet spent or returned, over all keys."))
+	errs = append(errs, err)
+	o.budgetG, err = m.Int64ObservableGauge(MetricLeaseTokensBudget, metric.WithUnit(unitToken),
+		metric.WithDescription("The most tokens one key's lease may hold: the accuracy budget times the burst, at least 1."))
+	errs = append(errs, err)
+	o.keys, err = m.Int64ObservableGauge(MetricLeaseKeys, metric.WithUnit(unitKey),
+		metric.WithDescription("Keys this instance tracks now."))
+	errs = append(errs, err)
+	insts = append(insts, o.held, o.budgetG, o.keys)
+	if o.circuit != nil {
+		o.circuitG, err = m.Int64ObservableGauge(MetricCircuitState, metric.WithUnit(unitState),
+			metric.WithDescription("1 for the circuit breaker's current state, 0 for the others."))
+		errs = append(errs, err)
+		insts = append(insts, o.circuitG)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("ratelimit: telemetry instruments: %w", err)
+	}
+	reg, err := m.RegisterCallback(o.observe, insts...)
+	if err != nil {
+		return nil, fmt.Errorf("ratelimit: telemetry callback: %w", err)
+	}
+	return reg, nil
+}
+
+func (o *leaseObserver) observe(_ context.Context, obs metric.Observer) error {
+	s := o.l.Stats()
+	// Stats reads its totals one after another while the limiter runs, so
+	// a derived total (TokensServed) can dip for a moment. Counters must
+	// not decrease: each reports the largest value it has seen.
+	vals := make([]int64, len(leaseCounters))
+	o.mu.Lock()
+	for i, lc := range leaseCounters {
+		v := max(lc.field(&s), o.last[i])
+		o.last[i] = v
+		vals[i] = v
+	}
+	o.mu.Unlock()
+	for i, ctr := range o.counters {
+		obs.ObserveInt64(ctr, vals[i], o.opts...)
+	}
+	obs.ObserveInt64(o.held, s.TokensHeld, o.opts...)
+	obs.ObserveInt64(o.budgetG, o.budget, o.opts...)
+	obs.ObserveInt64(o.keys, s.Keys, o.opts...)
+	// Hook: when lease.Stats reports the breaker's state, read it here
+	// when no WithCircuitState function was given.
+	if o.circuit != nil {
+		state := o.circuit()
+		for i, name := range [3]string{CircuitClosed, CircuitOpen, CircuitHalfOpen} {
+			var v int64
+			if state == name {
+				v = 1
+			}
+			obs.ObserveInt64(o.circuitG, v, o.states[i]...)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,195 @@
+package telemetry_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/redistest"
+	"github.com/distributedratelimiter/ratelimit/lease"
+	"github.com/distributedratelimiter/ratelimit/telemetry"
+)
+
+// newLease returns a leasing limiter with a limit too high to deny, on a
+// real redis-server, closed when t ends.
+func newLease(t testing.TB, opts ...lease.Option) *lease.Limiter {
+	t.Helper()
+	srv := redistest.Start(t)
+	ks, err := ratelimit.NewKeyspace(redistest.Prefix(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lim := ratelimit.PerSecond(1 << 36).WithBurst(1 << 36)
+	l, err := lease.New(srv.Client(), lim, append([]lease.Option{lease.WithKeyspace(ks)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	return l
+}
+
+// fakeStats is a LeaseStats whose Stats the test sets.
+type fakeStats struct {
+	mu  sync.Mutex
+	s   lease.Stats
+	lim ratelimit.Limit
+}
+
+func (f *fakeStats) Stats() lease.Stats {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.s
+}
+
+func (f *fakeStats) Limit() ratelimit.Limit { return f.lim }
+
+func (f *fakeStats) set(s lease.Stats) {
+	f.mu.Lock()
+	f.s = s
+	f.mu.Unlock()
+}
+
+// budgetStats is a fakeStats that reports its accuracy budget.
+type budgetStats struct {
+	fakeStats
+	budget float64
+}
+
+func (b *budgetStats) AccuracyBudget() float64 { return b.budget }
+
+// TestObserveLease checks that every Stats field lands in its metric with
+// the tier and limit attributes, that counters never go down, and the
+// circuit state gauge.
+func TestObserveLease(t *testing.T) {
+	mp, r := newReader(t)
+	f := &fakeStats{lim: ratelimit.PerSecond(1000)}
+	f.set(lease.Stats{
+		TokensLeased: 100, TokensServed: 70, TokensHeld: 20, TokensReturned: 10, TokensExpired: 8,
+		Refills: 12, RefillErrors: 2, Prefetches: 9, Waits: 3, LocalDenials: 4, RedisCalls: 15,
+		Keys: 5, Evicted: 6, Overflow: 7, GiveBackErrors: 1,
+	})
+	state := telemetry.CircuitClosed
+	var stateMu sync.Mutex
+	reg, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"),
+		telemetry.WithLimitName("per-second"), telemetry.WithAccuracyBudget(0.1),
+		telemetry.WithCircuitState(func() string { stateMu.Lock(); defer stateMu.Unlock(); return state }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const a = "ratelimit.limit=per-second,ratelimit.tier=free"
+	want := map[string]int64{
+		telemetry.MetricLeaseTokensLeased:   100,
+		telemetry.MetricLeaseTokensServed:   70,
+		telemetry.MetricLeaseTokensHeld:     20,
+		telemetry.MetricLeaseTokensReturned: 10,
+		telemetry.MetricLeaseTokensExpired:  8,
+		telemetry.MetricLeaseTokensBudget:   100, // 0.1 × 1000
+		telemetry.MetricLeaseRefills:        12,
+		telemetry.MetricLeaseRefillErrors:   2,
+		telemetry.MetricLeasePrefetches:     9,
+		telemetry.MetricLeaseWaits:          3,
+		telemetry.MetricLeaseLocalDenials:   4,
+		telemetry.MetricLeaseKeys:           5,
+		telemetry.MetricLeaseEvictions:      6,
+		telemetry.MetricLeaseOverflows:      7,
+		telemetry.MetricLeaseGiveBackErrors: 1,
+	}
+	got := collect(t, r)
+	for name, v := range want {
+		assertInts(t, got, name, map[string]int64{a: v})
+	}
+	assertInts(t, got, telemetry.MetricCircuitState, map[string]int64{
+		"ratelimit.circuit.state=closed," + a:    1,
+		"ratelimit.circuit.state=open," + a:      0,
+		"ratelimit.circuit.state=half-open," + a: 0,
+	})
+
+	// Served dips (Stats derives it from totals read one by one) and held
+	// falls: the counter holds, the gauge follows.
+	f.set(lease.Stats{TokensLeased: 110, TokensServed: 65, TokensHeld: 3})
+	stateMu.Lock()
+	state = telemetry.CircuitOpen
+	stateMu.Unlock()
+	got = collect(t, r)
+	assertInts(t, got, telemetry.MetricLeaseTokensServed, map[string]int64{a: 70})
+	assertInts(t, got, telemetry.MetricLeaseTokensLeased, map[string]int64{a: 110})
+	assertInts(t, got, telemetry.MetricLeaseTokensHeld, map[string]int64{a: 3})
+	assertInts(t, got, telemetry.MetricLeaseRefills, map[string]int64{a: 12})
+	assertInts(t, got, telemetry.MetricCircuitState, map[string]int64{
+		"ratelimit.circuit.state=closed," + a:    0,
+		"ratelimit.circuit.state=open," + a:      1,
+		"ratelimit.circuit.state=half-open," + a: 0,
+	})
+
+	if err := reg.Unregister(); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := collect(t, r)[telemetry.MetricLeaseTokensLeased]; ok {
+		t.Errorf("still reported after Unregister: %v", ints(t, m))
+	}
+}
+
+// TestLeaseBudget checks where the budget gauge's value comes from: the
+// limiter's own AccuracyBudget method first, then the option, then the
+// lease package's default; and that it is at least 1.
+func TestLeaseBudget(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		l    telemetry.LeaseStats
+		opts []telemetry.Option
+		want int64
+	}{
+		{"default", &fakeStats{lim: ratelimit.PerSecond(1000)}, nil, 50},
+		{"option", &fakeStats{lim: ratelimit.PerSecond(1000)}, []telemetry.Option{telemetry.WithAccuracyBudget(0.2)}, 200},
+		{"bad option", &fakeStats{lim: ratelimit.PerSecond(1000)}, []telemetry.Option{telemetry.WithAccuracyBudget(2)}, 50},
+		{"method", &budgetStats{fakeStats{lim: ratelimit.PerSecond(1000)}, 0.01}, []telemetry.Option{telemetry.WithAccuracyBudget(0.2)}, 10},
+		{"floor", &fakeStats{lim: ratelimit.PerSecond(30)}, nil, 1}, // 0.05 × 30 = 1.5
+		{"at least one", &fakeStats{lim: ratelimit.PerSecond(10)}, nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			mp, r := newReader(t)
+			if _, err := telemetry.ObserveLease(tc.l, append(tc.opts, telemetry.WithMeterProvider(mp))...); err != nil {
+				t.Fatal(err)
+			}
+			got := collect(t, r)
+			assertInts(t, got, telemetry.MetricLeaseTokensBudget, map[string]int64{"": tc.want})
+			if _, ok := got[telemetry.MetricCircuitState]; ok {
+				t.Error("circuit state reported without WithCircuitState")
+			}
+		})
+	}
+	if _, err := telemetry.ObserveLease(nil); err == nil {
+		t.Error("ObserveLease(nil) succeeded")
+	}
+}
+
+// TestObserveRealLease observes a leasing limiter on a real redis-server
+// after a known number of admissions.
+func TestObserveRealLease(t *testing.T) {
+	mp, r := newReader(t)
+	l := newLease(t)
+	if _, err := telemetry.ObserveLease(l, telemetry.WithMeterProvider(mp)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := range 100 {
+		if d, err := l.Allow(ctx, "k"); err != nil || !d.Allowed {
+			t.Fatalf("Allow %d: %+v, %v", i, d, err)
+		}
+	}
+	got := collect(t, r)
+	leased := ints(t, got[telemetry.MetricLeaseTokensLeased])[""]
+	served := ints(t, got[telemetry.MetricLeaseTokensServed])[""]
+	held := ints(t, got[telemetry.MetricLeaseTokensHeld])[""]
+	keys := ints(t, got[telemetry.MetricLeaseKeys])[""]
+	refills := ints(t, got[telemetry.MetricLeaseRefills])[""]
+	if served != 100 || leased < served || held != leased-served || keys != 1 || refills < 1 {
+		t.Errorf("leased %d, served %d, held %d, keys %d, refills %d; want 100 served of the leased, the rest held, 1 key, a refill",
+			leased, served, held, keys, refills)
+	}
+	budget := ints(t, got[telemetry.MetricLeaseTokensBudget])[""]
+	if want := int64(lease.DefaultAccuracyBudget * float64(l.Limit().Burst)); budget != want {
+		t.Errorf("budget %d, want %d", budget, want)
+	}
+}

@@ -1,0 +1,368 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/lease"
+)
+
+// Limiter records the decisions of the [ratelimit.Limiter] it wraps: how
+// many it admits, denies and shadows, by source; how many checks fail, and
+// why; how long a sample of them takes. See docs/metrics.md for the
+// metrics.
+//
+// # Cost
+//
+// A decision costs one atomic add, to a counter that the calling goroutine
+// shares with few others (the counters are striped), and no allocation.
+// The counters are exported through observable instruments, read once per
+// collection. One decision in [WithSampleEvery] (64 by default) is also
+// timed into a histogram. With the no-op meter provider the Limiter only
+// forwards calls.
+//
+// # Shadowed requests
+//
+// A rejection layer that admits a denied request anyway (shadow mode, such
+// as reject.Shadow) reports it with [Limiter.RecordShadowed]: the decision
+// then counts as shadowed instead of denied, so that the ratelimit.result
+// values split the decisions.
+//
+// A Limiter is safe for concurrent use. Create it with [Wrap]; the zero
+// value is not usable.
+type Limiter struct {
+	inner ratelimit.Limiter
+	ref   ratelimit.Refunder // nil if inner cannot refund
+	off   bool               // no-op provider: forward only
+
+	threshold uint64 // a decision is timed when a random uint32 is below it
+	shift     uint   // 64 - log2(len(stripes))
+	stripes   []stripe
+
+	hist     metric.Float64Histogram
+	histOpts [numSlots][]metric.RecordOption
+
+	decisions, errs, fallbacks metric.Int64ObservableCounter
+
+	obs observeOpts
+	reg metric.Registration
+
+	mu         sync.Mutex        // protects lastDenied
+	lastDenied [numSources]int64 // largest denied count reported, per source
+	closed     atomic.Bool       // set by Close
+}
+
+var (
+	_ ratelimit.Limiter  = (*Limiter)(nil)
+	_ ratelimit.Refunder = (*Limiter)(nil)
+)
+
+// Slots of a stripe: decisions by result and source, then failed checks by
+// error type.
+const (
+	numSources = 4 // ratelimit.SourceRedis, SourceLocal, SourceFallback, and any other
+	numResults = 3 // allowed, denied, shadowed
+
+	slotAllowed  = 0
+	slotDenied   = numSources
+	slotShadowed = 2 * numSources
+	slotErrors   = numResults * numSources
+	numErrors    = 6
+	numSlots     = slotErrors + numErrors
+)
+
+var (
+	results    = [numResults]string{ResultAllowed, ResultDenied, ResultShadowed}
+	sources    = [numSources]string{"redis", "local", "fallback", "unknown"}
+	errorTypes = [numErrors]string{ErrorStore, ErrorTimeout, ErrorCanceled, ErrorInvalid, ErrorClosed, ErrorOther}
+)
+
+func init() {
+	for s := range numSources - 1 {
+		if got := ratelimit.Source(s).String(); got != sources[s] {
+			panic(fmt.Sprintf("telemetry: ratelimit.Source(%d) is %q, want %q", s, got, sources[s]))
+		}
+	}
+}
+
+// observeOpts are the precomputed attribute sets of the observable
+// decision counters.
+type observeOpts struct {
+	decisions [numSlots - numErrors][]metric.ObserveOption
+	errs      [numErrors][]metric.ObserveOption
+	fallback  [2][]metric.ObserveOption // open, closed
+}
+
+// Wrap returns a Limiter that records the decisions of l. It creates its
+// instruments and registers their callback on the meter of the
+// [WithMeterProvider] provider, and returns the errors of doing so. It
+// reads WithMeterProvider, [WithTier], [WithLimitName] and
+// [WithSampleEvery].
+//
+// The Limiter's RefundN forwards to l if l is a [ratelimit.Refunder];
+// otherwise it fails with an error matching
+// [algorithms.ErrRefundUnsupported]. Check [Limiter.CanRefund] where that
+// matters: a Limiter always has the method.
+//
+// Call [Limiter.Close] when done with it: it stops reporting, and closes l
+// if l has a Close(context.Context) error method.
+func Wrap(l ratelimit.Limiter, opts ...Option) (*Limiter, error) {
+	if l == nil {
+		return nil, errors.New("ratelimit: telemetry.Wrap of a nil Limiter")
+	}
+	c := newConfig(opts)
+	t := &Limiter{inner: l}
+	t.ref, _ = l.(ratelimit.Refunder)
+	if _, ok := c.mp.(noop.MeterProvider); ok {
+		t.off = true
+		return t, nil
+	}
+	if c.sampleEvery > 0 {
+		t.threshold = (1<<32 + uint64(c.sampleEvery) - 1) / uint64(c.sampleEvery)
+	}
+	t.stripes, t.shift = newStripes()
+
+	base := baseAttrs(c.tier, c.limit)
+	for r := range numResults {
+		for s := range numSources {
+			set := withAttrs(base, AttrResult.String(results[r]), AttrSource.String(sources[s]))
+			i := r*numSources + s
+			t.obs.decisions[i] = []metric.ObserveOption{metric.WithAttributeSet(set)}
+			t.histOpts[i] = []metric.RecordOption{metric.WithAttributeSet(set)}
+		}
+	}
+	for e := range numErrors {
+		set := withAttrs(base, AttrErrorType.String(errorTypes[e]))
+		t.obs.errs[e] = []metric.ObserveOption{metric.WithAttributeSet(set)}
+		t.histOpts[slotErrors+e] = []metric.RecordOption{metric.WithAttributeSet(set)}
+	}
+	for i, p := range [2]string{FallbackOpen, FallbackClosed} {
+		set := withAttrs(base, AttrFallbackPolicy.String(p))
+		t.obs.fallback[i] = []metric.ObserveOption{metric.WithAttributeSet(set)}
+	}
+
+	m := c.meter()
+	var errs [5]error
+	t.decisions, errs[0] = m.Int64ObservableCounter(MetricDecisions,
+		metric.WithUnit(unitDecision),
+		metric.WithDescription("Rate-limit decisions, by result (allowed, denied, shadowed) and source (local, redis, fallback)."))
+	t.errs, errs[1] = m.Int64ObservableCounter(MetricDecisionErrors,
+		metric.WithUnit(unitError),
+		metric.WithDescription("Checks that could not decide, by error type."))
+	t.fallbacks, errs[2] = m.Int64ObservableCounter(MetricFallbackDecisions,
+		metric.WithUnit(unitDecision),
+		metric.WithDescription("Decisions made by the failure policy because Redis could not be reached: open (admitted) or closed (denied)."))
+	t.hist, errs[3] = m.Float64Histogram(MetricDecisionDuration,
+		metric.WithUnit(unitSeconds),
+		metric.WithDescription("Time to decide, for a random sample of decisions and failed checks."),
+		metric.WithExplicitBucketBoundaries(decisionBuckets...))
+	if err := errors.Join(errs[:4]...); err != nil {
+		return nil, fmt.Errorf("ratelimit: telemetry instruments: %w", err)
+	}
+	t.reg, errs[4] = m.RegisterCallback(t.observe, t.decisions, t.errs, t.fallbacks)
+	if errs[4] != nil {
+		return nil, fmt.Errorf("ratelimit: telemetry callback: %w", errs[4])
+	}
+	return t, nil
+}
+
+// baseAttrs returns the tier and limit attributes that are set.
+func baseAttrs(tier, limit string) []attribute.KeyValue {
+	var kv []attribute.KeyValue
+	if tier != "" {
+		kv = append(kv, AttrTier.String(tier))
+	}
+	if limit != "" {
+		kv = append(kv, AttrLimit.String(limit))
+	}
+	return kv
+}
+
+func withAttrs(base []attribute.KeyValue, kv ...attribute.KeyValue) attribute.Set {
+	all := make([]attribute.KeyValue, 0, len(base)+len(kv))
+	return attribute.NewSet(append(append(all, base...), kv...)...)
+}
+
+// Unwrap returns the wrapped Limiter.
+func (l *Limiter) Unwrap() ratelimit.Limiter { return l.inner }
+
+// CanRefund reports whether the wrapped Limiter is a [ratelimit.Refunder].
+func (l *Limiter) CanRefund() bool { return l.ref != nil }
+
+// Allow is shorthand for AllowN(ctx, key, 1).
+func (l *Limiter) Allow(ctx context.Context, key string) (ratelimit.Decision, error) {
+	return l.AllowN(ctx, key, 1)
+}
+
+// AllowN calls the wrapped Limiter's AllowN and records its outcome.
+func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Decision, error) {
+	if l.off {
+		return l.inner.AllowN(ctx, key, n)
+	}
+	if uint64(rand.Uint32()) >= l.threshold {
+		d, err := l.inner.AllowN(ctx, key, n)
+		l.count(d, err)
+		return d, err
+	}
+	start := time.Now()
+	d, err := l.inner.AllowN(ctx, key, n)
+	slot := l.count(d, err)
+	l.hist.Record(ctx, time.Since(start).Seconds(), l.histOpts[slot]...)
+	return d, err
+}
+
+// count adds one to the slot of the outcome and returns the slot.
+func (l *Limiter) count(d ratelimit.Decision, err error) int {
+	var slot int
+	if err != nil {
+		slot = slotErrors + errorType(err)
+	} else {
+		slot = sourceIndex(d.Source)
+		if !d.Allowed {
+			slot += slotDenied
+		}
+	}
+	l.stripe().n[slot].Add(1)
+	return slot
+}
+
+func sourceIndex(s ratelimit.Source) int {
+	if int(s) >= numSources-1 {
+		return numSources - 1
+	}
+	return int(s)
+}
+
+// errorType returns the index in errorTypes of err's kind.
+func errorType(err error) int {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, lease.ErrRefillWait):
+		return 1
+	case errors.Is(err, context.Canceled):
+		return 2
+	case errors.Is(err, ratelimit.ErrStore):
+		return 0
+	case errors.Is(err, ratelimit.ErrInvalidKey), errors.Is(err, ratelimit.ErrInvalidN), errors.Is(err, ratelimit.ErrInvalidLimit):
+		return 3
+	case errors.Is(err, ratelimit.ErrClosed):
+		return 4
+	}
+	return 5
+}
+
+// RecordShadowed records that the request denied by d, a decision this
+// Limiter returned, was admitted anyway by a rejection layer in shadow
+// mode: the decision moves from the denied to the shadowed count of its
+// source. Allowed decisions are ignored. It costs one atomic add.
+//
+// With the reject package's Shadow strategy:
+//
+//	tl, _ := telemetry.Wrap(lim, telemetry.WithTier("free"))
+//	shadow := reject.NewShadow(reject.WithOnLimit(func(_ context.Context, r reject.Request) {
+//		tl.RecordShadowed(r.Decision)
+//	}))
+//
+// A layer that does not know the concrete type can check for the
+// [ShadowRecorder] interface.
+func (l *Limiter) RecordShadowed(d ratelimit.Decision) {
+	if l.off || d.Allowed {
+		return
+	}
+	l.stripe().n[slotShadowed+sourceIndex(d.Source)].Add(1)
+}
+
+// A ShadowRecorder records requests that a rejection layer admitted
+// although their limiter denied them. [*Limiter] implements it.
+type ShadowRecorder interface {
+	RecordShadowed(d ratelimit.Decision)
+}
+
+var _ ShadowRecorder = (*Limiter)(nil)
+
+// RefundN forwards to the wrapped Limiter if it is a [ratelimit.Refunder],
+// and otherwise fails with an error matching
+// [algorithms.ErrRefundUnsupported].
+func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
+	if l.ref == nil {
+		return fmt.Errorf("%w: %T is not a ratelimit.Refunder", algorithms.ErrRefundUnsupported, l.inner)
+	}
+	return l.ref.RefundN(ctx, key, n)
+}
+
+// Close stops reporting the Limiter's metrics and closes the wrapped
+// Limiter if it has a Close(context.Context) error method. Later calls
+// still reach the wrapped Limiter and are counted, but no longer
+// reported. Close is idempotent; calls after the first return nil.
+func (l *Limiter) Close(ctx context.Context) error {
+	if !l.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	var err error
+	if l.reg != nil {
+		err = l.reg.Unregister()
+	}
+	if c, ok := l.inner.(interface{ Close(context.Context) error }); ok {
+		err = errors.Join(err, c.Close(ctx))
+	}
+	return err
+}
+
+// observe is the callback of the observable counters.
+func (l *Limiter) observe(_ context.Context, o metric.Observer) error {
+	// Shadowed counts are read before denied ones: a request is counted
+	// denied before it is counted shadowed, so every shadowed request read
+	// here is in the denied count read after, and denied - shadowed never
+	// counts a request twice.
+	var shadowed, sum [numSlots]int64
+	for i := range l.stripes {
+		for s := range numSources {
+			shadowed[slotShadowed+s] += l.stripes[i].n[slotShadowed+s].Load()
+		}
+	}
+	for i := range l.stripes {
+		for s := range slotShadowed {
+			sum[s] += l.stripes[i].n[s].Load()
+		}
+		for s := slotErrors; s < numSlots; s++ {
+			sum[s] += l.stripes[i].n[s].Load()
+		}
+	}
+	fallbackClosed := sum[slotDenied+int(ratelimit.SourceFallback)]
+
+	// Denied counts exclude the shadowed ones. A request shadowed between
+	// two collections may have been reported as denied at the first; the
+	// count then holds until new denials make up for it, so that it never
+	// decreases.
+	l.mu.Lock()
+	for s := range numSources {
+		d := max(sum[slotDenied+s]-shadowed[slotShadowed+s], l.lastDenied[s])
+		l.lastDenied[s] = d
+		sum[slotDenied+s] = d
+		sum[slotShadowed+s] = shadowed[slotShadowed+s]
+	}
+	l.mu.Unlock()
+
+	for i := range numResults * numSources {
+		if i%numSources == numSources-1 && sum[i] == 0 {
+			continue // report the unknown source only if it occurs
+		}
+		o.ObserveInt64(l.decisions, sum[i], l.obs.decisions[i]...)
+	}
+	for e := range numErrors {
+		o.ObserveInt64(l.errs, sum[slotErrors+e], l.obs.errs[e]...)
+	}
+	o.ObserveInt64(l.fallbacks, sum[slotAllowed+int(ratelimit.SourceFallback)], l.obs.fallback[0]...)
+	o.ObserveInt64(l.fallbacks, fallbackClosed, l.obs.fallback[1]...)
+	return nil
+}
