@@ -32,6 +32,11 @@ var (
 	// error is a [*StoreError] that names the operation and the key.
 	ErrStore = errors.New("ratelimit: store failure")
 
+	// ErrCircuitOpen is wrapped in the [*StoreError] of a check that made
+	// no Redis call because the limiter's circuit breaker is open: Redis
+	// failed repeatedly and is given a cool-down.
+	ErrCircuitOpen = errors.New("ratelimit: circuit open, Redis calls suspended")
+
 	// ErrBadReply is matched when Redis replies with a value of the wrong
 	// shape (for example a key of another type under the limiter's
 	// prefix). It also matches [ErrStore].

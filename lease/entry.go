@@ -2,6 +2,8 @@ package lease
 
 import (
 	"sync"
+
+	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"sync/atomic"
 	"time"
 )
@@ -28,6 +30,7 @@ type entry struct {
 	waiting     atomic.Int64 // tokens wanted by callers waiting for a refill
 	reserved    atomic.Int64 // granted tokens set aside for those callers
 	refilling   atomic.Bool  // a refill is in flight
+	failedUntil atomic.Int64 // ns: the failure policy decides until then
 
 	key  string // client key
 	rkey string // Redis key of the token bucket
@@ -42,6 +45,8 @@ type entry struct {
 	seenOut    int64      // outflow at the last janitor pass that saw activity
 	seenDenied int64      // denials at that pass
 	activeAt   int64      // ns, when that pass ran
+
+	fallback algorithms.TokenBucketState // local bucket while Redis is down
 }
 
 func newEntry(key, rkey string, now int64) *entry {

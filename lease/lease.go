@@ -14,6 +14,7 @@ import (
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/internal/breaker"
 	"github.com/distributedratelimiter/ratelimit/internal/rcall"
 )
 
@@ -60,7 +61,8 @@ type Limiter struct {
 	count   atomic.Int64
 	group   singleflight.Group
 
-	rtt atomic.Int64 // EWMA of refill round trips, ns
+	rtt     atomic.Int64 // EWMA of refill round trips, ns
+	breaker *breaker.Breaker
 
 	ctx     context.Context // cancelled by Close; parent of refills
 	cancel  context.CancelFunc
@@ -104,6 +106,7 @@ func New(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limiter, err
 		l.direct = rcall.HonorsContext(rdb)
 	}
 	l.sz = newSizer(lim.Burst, cfg.budget, cfg.horizon, l.interval)
+	l.breaker = newBreaker(cfg)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.runJanitor()
 	return l, nil
@@ -204,6 +207,9 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			l.stats.localDenials.Add(1)
 			return l.denied(e, time.Duration(until-now), ratelimit.SourceLocal), nil
 		}
+		if now < e.failedUntil.Load() {
+			return l.fail(e, key, n, ratelimit.ErrCircuitOpen)
+		}
 		if err := ctx.Err(); err != nil {
 			return ratelimit.Decision{}, err
 		}
@@ -230,8 +236,11 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			}
 		case err == ctx.Err():
 			return ratelimit.Decision{}, err
+		case errors.Is(err, ratelimit.ErrClosed):
+			return ratelimit.Decision{}, err
 		default:
-			return ratelimit.Decision{}, &ratelimit.StoreError{Op: "lease refill", Key: key, Err: err}
+			e.failedUntil.Store(l.now() + int64(fallbackHold))
+			return l.fail(e, key, n, err)
 		}
 	}
 }
@@ -273,12 +282,14 @@ func (l *Limiter) uncached(ctx context.Context, key string, n int) (ratelimit.De
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
-	g, err := rcall.Do(ctx, l.cfg.refillTimeout, l.direct, func(ctx context.Context) (algorithms.Grant, error) {
-		l.stats.redisCalls.Add(1)
+	g, err := call(l, ctx, l.cfg.refillTimeout, func(ctx context.Context) (algorithms.Grant, error) {
 		return l.bucket.TakeUpTo(ctx, rkey, l.lim, n)
 	})
 	if err != nil {
-		return ratelimit.Decision{}, &ratelimit.StoreError{Op: "lease take", Key: key, Err: err}
+		if ctx.Err() != nil {
+			return ratelimit.Decision{}, ctx.Err()
+		}
+		return l.failUncached(key, n, err)
 	}
 	d := ratelimit.Decision{
 		Limit:      l.lim,
@@ -338,8 +349,7 @@ func (l *Limiter) refill(e *entry, need int64) error {
 	rtt := time.Duration(l.rtt.Load())
 	n := l.sz.size(rate, rtt, e.remote.Load(), max(need, e.waiting.Load()))
 
-	g, err := rcall.Do(l.ctx, l.cfg.refillTimeout, l.direct, func(ctx context.Context) (algorithms.Grant, error) {
-		l.stats.redisCalls.Add(1)
+	g, err := call(l, l.ctx, l.cfg.refillTimeout, func(ctx context.Context) (algorithms.Grant, error) {
 		return l.bucket.TakeUpTo(ctx, e.rkey, l.lim, int(n))
 	})
 	end := l.now()
@@ -412,8 +422,7 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 	if err != nil {
 		return err
 	}
-	_, err = rcall.Do(ctx, l.cfg.refillTimeout, l.direct, func(ctx context.Context) (int, error) {
-		l.stats.redisCalls.Add(1)
+	_, err = call(l, ctx, l.cfg.refillTimeout, func(ctx context.Context) (int, error) {
 		return l.bucket.GiveBack(ctx, rkey, l.lim, n)
 	})
 	if err != nil {
@@ -428,8 +437,7 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 func (l *Limiter) giveBack(rkey string, n int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.refillTimeout)
 	defer cancel()
-	_, err := rcall.Do(ctx, 0, l.direct, func(ctx context.Context) (int, error) {
-		l.stats.redisCalls.Add(1)
+	_, err := call(l, ctx, 0, func(ctx context.Context) (int, error) {
 		return l.bucket.GiveBack(ctx, rkey, l.lim, int(n))
 	})
 	if err != nil {

@@ -336,13 +336,76 @@ func TestIdleKeysEvictedAndCapped(t *testing.T) {
 
 func TestRefillErrorAndWaitBounds(t *testing.T) {
 	ctx := context.Background()
-	t.Run("store error", func(t *testing.T) {
+	t.Run("fail closed", func(t *testing.T) {
 		b := &fakeBucket{err: errors.New("connection refused")}
-		l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10))
-		_, err := l.Allow(ctx, "k")
+		l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10), WithFailurePolicy(ratelimit.FailClosed))
+		d, err := l.Allow(ctx, "k")
 		var se *ratelimit.StoreError
 		if !errors.Is(err, ratelimit.ErrStore) || !errors.As(err, &se) || se.Key != "k" {
 			t.Fatalf("error %v: want a StoreError for key k", err)
+		}
+		if d.Allowed || d.Source != ratelimit.SourceFallback {
+			t.Fatalf("decision %+v: want a fallback denial", d)
+		}
+		if s := l.Stats(); s.FailClosed != 1 || s.RefillErrors != 1 {
+			t.Fatalf("stats %+v: want one fail-closed decision after one refill error", s)
+		}
+	})
+	t.Run("fail open", func(t *testing.T) {
+		b := &fakeBucket{err: errors.New("connection refused")}
+		l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10), WithFailurePolicy(ratelimit.FailOpen))
+		for i := 0; i < 50; i++ {
+			d, err := l.Allow(ctx, "k")
+			if err != nil || !d.Allowed || d.Source != ratelimit.SourceFallback {
+				t.Fatalf("request %d: %+v, %v; want a fallback admission", i, d, err)
+			}
+		}
+		if s := l.Stats(); s.FailOpen != 50 {
+			t.Fatalf("stats %+v: want 50 fail-open decisions", s)
+		}
+	})
+	t.Run("fail local", func(t *testing.T) {
+		b := &fakeBucket{err: errors.New("connection refused")}
+		// The default policy: 4 instances share 100/s burst 40, so this
+		// one admits a burst of 10, then 25/s.
+		l, clk := newTestLimiter(t, b, ratelimit.PerSecond(100).WithBurst(40), WithInstances(4))
+		admitted := 0
+		for i := 0; i < 50; i++ {
+			d, err := l.Allow(ctx, "k")
+			if err != nil || d.Source != ratelimit.SourceFallback {
+				t.Fatalf("request %d: %+v, %v; want a fallback decision", i, d, err)
+			}
+			if d.Allowed {
+				admitted++
+			}
+		}
+		if admitted != 10 {
+			t.Fatalf("admitted %d while Redis is down, want this instance's share of the burst, 10", admitted)
+		}
+		clk.Advance(time.Second)
+		admitted = 0
+		for i := 0; i < 50; i++ {
+			if d, _ := l.Allow(ctx, "k"); d.Allowed {
+				admitted++
+			}
+		}
+		if admitted != 10 { // 25 tokens accrued, capped at the share's burst
+			t.Fatalf("admitted %d one second later, want 10", admitted)
+		}
+	})
+	t.Run("breaker opens", func(t *testing.T) {
+		b := &fakeBucket{err: errors.New("connection refused")}
+		l, clk := newTestLimiter(t, b, ratelimit.PerSecond(10), WithFailurePolicy(ratelimit.FailOpen))
+		for i := 0; i < 10; i++ {
+			// Past each key's fallback hold, within the breaker's cool-down.
+			clk.Advance(150 * time.Millisecond)
+			_, _ = l.Allow(ctx, "k")
+		}
+		// Five failures open the breaker; in the 1.5 s that follow, at most
+		// three probes (cool-down 0.4 s to 0.6 s) reach Redis.
+		s := l.Stats()
+		if s.Breaker != "open" || s.RefillErrors != 10 || s.RedisCalls < 5 || s.RedisCalls > 8 {
+			t.Fatalf("stats %+v: want the breaker open and refused refills making no Redis call", s)
 		}
 	})
 	t.Run("caller context", func(t *testing.T) {
@@ -363,7 +426,8 @@ func TestRefillErrorAndWaitBounds(t *testing.T) {
 	t.Run("max wait", func(t *testing.T) {
 		b := &fakeBucket{block: make(chan struct{})}
 		defer close(b.block)
-		l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10), WithRefillTimeout(time.Minute), WithMaxWait(20*time.Millisecond))
+		l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10), WithRefillTimeout(time.Minute),
+			WithMaxWait(20*time.Millisecond), WithFailurePolicy(ratelimit.FailClosed))
 		_, err := l.Allow(ctx, "k")
 		if !errors.Is(err, ErrRefillWait) || !errors.Is(err, ratelimit.ErrStore) {
 			t.Fatalf("error %v, want ErrRefillWait in a StoreError", err)

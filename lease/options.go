@@ -44,6 +44,9 @@ type config struct {
 	idleTimeout   time.Duration
 	horizon       time.Duration
 	logger        *slog.Logger
+	policy        ratelimit.FailurePolicy
+	instances     int
+	breakerOff    bool
 }
 
 func newConfig(opts []Option) config {
@@ -56,6 +59,8 @@ func newConfig(opts []Option) config {
 		idleTimeout:   DefaultIdleTimeout,
 		horizon:       DefaultHorizon,
 		logger:        slog.Default(),
+		policy:        ratelimit.FailLocal,
+		instances:     1,
 	}
 	for _, o := range opts {
 		o.apply(&c)

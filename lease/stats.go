@@ -10,6 +10,7 @@ type counters struct {
 	waits, localDenials, redisCalls   atomic.Int64
 	evicted, overflow, giveBackErrors atomic.Int64
 	removed, refunded                 atomic.Int64 // tokens out of / back into local counters
+	failOpen, failClosed, failLocal   atomic.Int64 // decisions by the failure policy
 }
 
 // Stats is a snapshot of a [Limiter]'s running totals since New, for
@@ -49,6 +50,12 @@ type Stats struct {
 	// GiveBackErrors counts give-backs that could not reach Redis; their
 	// tokens come back by the bucket's own refill instead.
 	GiveBackErrors int64
+	// FailOpen, FailClosed and FailLocal count decisions made by the
+	// failure policy because Redis could not answer.
+	FailOpen, FailClosed, FailLocal int64
+	// Breaker is the state of the circuit breaker: "closed", "open" or
+	// "half-open" ("closed" when it is turned off).
+	Breaker string
 }
 
 // Stats returns a snapshot of the limiter's totals. It walks the tracked
@@ -75,6 +82,10 @@ func (l *Limiter) Stats() Stats {
 		Evicted:        l.stats.evicted.Load(),
 		Overflow:       l.stats.overflow.Load(),
 		GiveBackErrors: l.stats.giveBackErrors.Load(),
+		FailOpen:       l.stats.failOpen.Load(),
+		FailClosed:     l.stats.failClosed.Load(),
+		FailLocal:      l.stats.failLocal.Load(),
+		Breaker:        l.breaker.State().String(),
 	}
 	s.TokensServed = s.TokensLeased + l.stats.refunded.Load() - l.stats.removed.Load() - held
 	return s
