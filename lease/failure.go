@@ -2,7 +2,6 @@ package lease
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
@@ -68,19 +67,10 @@ func newBreaker(c config) *breaker.Breaker {
 // call runs one Redis call through the circuit breaker, bounded by ctx and
 // timeout.
 func call[T any](l *Limiter, ctx context.Context, timeout time.Duration, fn func(context.Context) (T, error)) (T, error) {
-	tk, ok := l.breaker.Allow()
-	if !ok {
-		var zero T
-		return zero, ratelimit.ErrCircuitOpen
-	}
-	l.stats.redisCalls.Add(1)
-	v, err := rcall.Do(ctx, timeout, l.direct, fn)
-	if errors.Is(err, context.Canceled) {
-		l.breaker.Cancel(tk)
-	} else {
-		l.breaker.Done(tk, !breaker.IsFailure(err))
-	}
-	return v, err
+	return breaker.Call(l.breaker, ctx, func(ctx context.Context) (T, error) {
+		l.stats.redisCalls.Add(1)
+		return rcall.Do(ctx, timeout, l.direct, fn)
+	})
 }
 
 // fail decides a request for n tokens of key by the failure policy, after
