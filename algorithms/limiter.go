@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/breaker"
 	"github.com/distributedratelimiter/ratelimit/internal/rcall"
 )
 
@@ -32,6 +33,9 @@ type Limiter struct {
 	ks      ratelimit.Keyspace
 	timeout time.Duration
 	direct  bool // rdb honours context deadlines: call on the caller's goroutine
+	policy  ratelimit.FailurePolicy
+	breaker *breaker.Breaker // nil when turned off
+	local   *localBuckets    // FailLocal's per-key buckets
 }
 
 var (
@@ -43,9 +47,12 @@ var (
 type Option interface{ apply(*config) }
 
 type config struct {
-	alg     Algorithm
-	ks      ratelimit.Keyspace
-	timeout time.Duration
+	alg        Algorithm
+	ks         ratelimit.Keyspace
+	timeout    time.Duration
+	policy     ratelimit.FailurePolicy
+	instances  int
+	breakerOff bool
 }
 
 type optionFunc func(*config)
@@ -53,7 +60,7 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 func newConfig(opts []Option) config {
-	c := config{alg: GCRA, timeout: DefaultTimeout}
+	c := config{alg: GCRA, timeout: DefaultTimeout, policy: ratelimit.FailClosed, instances: 1}
 	for _, o := range opts {
 		o.apply(&c)
 	}
@@ -102,6 +109,9 @@ func NewLimiter(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limit
 		ks:      c.ks,
 		timeout: c.timeout,
 		direct:  rcall.HonorsContext(rdb),
+		policy:  c.policy,
+		breaker: newBreaker(c),
+		local:   newLocalBuckets(lim.Share(c.instances)),
 	}, nil
 }
 
@@ -123,11 +133,17 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
-	d, err := rcall.Do(ctx, l.timeout, l.direct, func(ctx context.Context) (ratelimit.Decision, error) {
-		return l.alg.Check(ctx, l.rdb, rkey, l.lim, n)
+	d, err := breaker.Call(l.breaker, ctx, func(ctx context.Context) (ratelimit.Decision, error) {
+		return rcall.Do(ctx, l.timeout, l.direct, func(ctx context.Context) (ratelimit.Decision, error) {
+			return l.alg.Check(ctx, l.rdb, rkey, l.lim, n)
+		})
 	})
 	if err != nil {
-		return ratelimit.Decision{}, &ratelimit.StoreError{Op: l.alg.Name(), Key: key, Err: err}
+		err = &ratelimit.StoreError{Op: l.alg.Name(), Key: key, Err: err}
+		if ctx.Err() != nil {
+			return ratelimit.Decision{}, err // the caller gave up: no policy
+		}
+		return l.fail(key, n, err)
 	}
 	return d, nil
 }
@@ -145,8 +161,10 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 	if err != nil {
 		return err
 	}
-	_, err = rcall.Do(ctx, l.timeout, l.direct, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, rf.Refund(ctx, l.rdb, rkey, l.lim, n)
+	_, err = breaker.Call(l.breaker, ctx, func(ctx context.Context) (struct{}, error) {
+		return rcall.Do(ctx, l.timeout, l.direct, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, rf.Refund(ctx, l.rdb, rkey, l.lim, n)
+		})
 	})
 	if err != nil {
 		return &ratelimit.StoreError{Op: l.alg.Name() + " refund", Key: key, Err: err}
