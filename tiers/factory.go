@@ -35,15 +35,8 @@ type Spec struct {
 // time. It makes one limiter per distinct Spec and reuses the limiters of
 // unchanged Specs across reloads.
 //
-// [Direct] makes per-request limiters. To lease some limits, wrap it:
-//
-//	direct := tiers.Direct(rdb)
-//	factory := func(s tiers.Spec) (ratelimit.Limiter, error) {
-//		if s.Limit.Lease {
-//			return lease.New(rdb, s.Limit.Limit, lease.WithKeyspace(s.Keyspace))
-//		}
-//		return direct(s)
-//	}
+// [Direct] makes per-request limiters; [Redis] also leases the limits that
+// ask for it.
 type Factory func(spec Spec) (ratelimit.Limiter, error)
 
 // Direct returns a Factory of per-request limiters
