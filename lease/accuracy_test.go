@@ -2,6 +2,7 @@ package lease_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -82,20 +83,27 @@ func TestConcurrentInstancesAdmitExactlyBurst(t *testing.T) {
 	}
 }
 
-// load runs paced callers: each of perInstance[i] goroutines on instance i
-// calls Allow every gap until stop, and counts decisions.
-type tally struct{ admitted, denied, errs atomic.Int64 }
+// tally counts the decisions of a load, and when each admission happened.
+type tally struct {
+	admitted, denied, errs atomic.Int64
+	start                  time.Time
+	mu                     sync.Mutex      // protects at
+	at                     []time.Duration // admission times since start
+}
 
+// runLoad runs paced callers: each of goroutines[i] goroutines on instance
+// i calls Allow on key every gap (on average) until d has passed.
 func runLoad(t *testing.T, ls []*lease.Limiter, key string, goroutines []int, gap time.Duration, d time.Duration) *tally {
 	t.Helper()
-	var tl tally
+	tl := &tally{start: time.Now()}
 	var wg sync.WaitGroup
-	stop := time.Now().Add(d)
+	stop := tl.start.Add(d)
 	for i, l := range ls {
 		for g := 0; g < goroutines[i]; g++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				var at []time.Duration
 				next := time.Now()
 				for n := 0; n < 1_000_000 && time.Now().Before(stop); n++ {
 					dec, err := l.Allow(context.Background(), key)
@@ -104,6 +112,7 @@ func runLoad(t *testing.T, ls []*lease.Limiter, key string, goroutines []int, ga
 						tl.errs.Add(1)
 					case dec.Allowed:
 						tl.admitted.Add(1)
+						at = append(at, time.Since(tl.start))
 					default:
 						tl.denied.Add(1)
 					}
@@ -112,30 +121,47 @@ func runLoad(t *testing.T, ls []*lease.Limiter, key string, goroutines []int, ga
 						time.Sleep(s)
 					}
 				}
+				tl.mu.Lock()
+				tl.at = append(tl.at, at...)
+				tl.mu.Unlock()
 			}()
 		}
 	}
 	wg.Wait()
-	return &tl
+	slices.Sort(tl.at)
+	return tl
+}
+
+// maxInWindow returns the most admissions in any window of length w.
+func (tl *tally) maxInWindow(w time.Duration) int {
+	most, lo := 0, 0
+	for hi, t := range tl.at {
+		for t-tl.at[lo] >= w {
+			lo++
+		}
+		most = max(most, hi-lo+1)
+	}
+	return most
 }
 
 // TestTenfoldDemandAdmitsIdealCount: demand at about 10× the limit on one
 // hot key for several periods admits within 1% of what one exact bucket
-// would: burst + rate × elapsed.
+// would, burst + rate × elapsed; and no window of length T admits more than
+// the bound burst + rate × (T + lease TTL).
 func TestTenfoldDemandAdmitsIdealCount(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for 4 s; skipped with -short")
 	}
 	srv := redistest.Start(t)
 	lim := ratelimit.PerSecond(2000).WithBurst(200)
-	ls := instances(t, srv, 4, lim)
-	start := time.Now()
+	const ttl = 100 * time.Millisecond
+	ls := instances(t, srv, 4, lim, lease.WithLeaseTTL(ttl))
 	// 4 instances × 5 goroutines × 1,000/s = 20,000/s = 10× the rate.
 	tl := runLoad(t, ls, "hot", []int{5, 5, 5, 5}, time.Millisecond, 4*time.Second)
-	elapsed := time.Since(start)
+	elapsed := time.Since(tl.start)
 	ideal := float64(lim.Burst) + lim.PerSecondRate()*elapsed.Seconds()
 	got := float64(tl.admitted.Load())
-	t.Logf("admitted %.0f, denied %d, ideal %.0f (%.2f%%)", got, tl.denied.Load(), ideal, 100*(got-ideal)/ideal)
+	t.Logf("admitted %.0f, denied %d, ideal %.0f (%+.2f%%)", got, tl.denied.Load(), ideal, 100*(got-ideal)/ideal)
 	if tl.errs.Load() != 0 {
 		t.Fatalf("%d errors", tl.errs.Load())
 	}
@@ -144,6 +170,14 @@ func TestTenfoldDemandAdmitsIdealCount(t *testing.T) {
 	}
 	if got > ideal*1.01 || got < ideal*0.99 {
 		t.Fatalf("admitted %.0f, want within 1%% of the ideal %.0f", got, ideal)
+	}
+	for _, w := range []time.Duration{50 * time.Millisecond, 250 * time.Millisecond, time.Second} {
+		bound := float64(lim.Burst) + lim.PerSecondRate()*(w+ttl).Seconds()
+		most := tl.maxInWindow(w)
+		t.Logf("window %v: at most %d admitted, bound %.0f", w, most, bound)
+		if float64(most) > bound {
+			t.Fatalf("%d admitted within %v, above the bound burst + rate × (T + TTL) = %.0f", most, w, bound)
+		}
 	}
 }
 

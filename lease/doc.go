@@ -41,13 +41,13 @@
 // # Accuracy
 //
 // A token is served only after Redis granted it, so all instances together
-// never admit more than the Redis bucket handed out. Leased tokens that stay
-// unspent longer than the lease TTL are taken back by a janitor that runs
-// every TTL/4 and given back to Redis; so a token is served at most
-// 1.25 × TTL after it was granted, and over any interval T all instances
-// together admit at most burst + rate × (T + 1.25 × TTL). Unspent tokens
-// also return to Redis when their key is evicted for idleness and on
-// [Limiter.Close].
+// never admit more than the Redis bucket handed out. A janitor runs every
+// TTL/4 and takes back the unspent tokens of every grant older than
+// 0.75 × TTL, giving them back to Redis; so no token is served more than
+// the lease TTL after it was granted, and over any interval T all instances
+// together admit at most burst + rate × (T + TTL). Unspent tokens also
+// return to Redis when their key is evicted for idleness and on
+// [Limiter.Close]. docs/accuracy.md has the argument and the measurements.
 //
 // The price of leasing is false denials: a request can be denied while
 // tokens sit in another instance's lease. The accuracy budget bounds that:

@@ -5,8 +5,7 @@ import (
 	"time"
 )
 
-// tick returns the janitor's period: a quarter of the lease TTL, so a
-// leased token is served at most 1.25 × TTL after Redis granted it.
+// tick returns the janitor's period: a quarter of the lease TTL.
 func (l *Limiter) tick() time.Duration {
 	return max(l.cfg.leaseTTL/4, time.Millisecond)
 }
@@ -27,11 +26,13 @@ func (l *Limiter) runJanitor() {
 }
 
 // sweep runs one janitor pass over every entry: it takes back the unspent
-// tokens of leases older than the TTL and evicts entries idle for the idle
+// tokens of leases that would outlive the TTL before the next pass, and evicts entries idle for the idle
 // timeout, then gives the tokens back to Redis.
 func (l *Limiter) sweep() {
 	now := l.now()
-	cutoff := now - int64(l.cfg.leaseTTL)
+	// Take back grants older than TTL - tick: the next pass is at most a
+	// tick away, so no token is served more than TTL after its grant.
+	cutoff := now - int64(l.cfg.leaseTTL-l.tick())
 	type back struct {
 		rkey string
 		n    int64

@@ -286,7 +286,7 @@ func TestExpiredLeaseIsGivenBack(t *testing.T) {
 		t.Fatal("no tokens held after steady demand; the test needs some")
 	}
 	before, _, _ := b.state()
-	clk.Advance(time.Hour + time.Millisecond)
+	clk.Advance(time.Hour) // the TTL: older than TTL - tick
 	l.sweep()
 	after, returned, _ := b.state()
 	s := l.Stats()
