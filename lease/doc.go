@@ -45,7 +45,8 @@
 // TTL/4 and takes back the unspent tokens of every grant older than
 // 0.75 × TTL, giving them back to Redis; so no token is served more than
 // the lease TTL after it was granted, and over any interval T all instances
-// together admit at most burst + rate × (T + TTL). Unspent tokens also
+// together admit at most burst + rate × (T + TTL), plus at most the
+// unspent tokens they held when it began. Unspent tokens also
 // return to Redis when their key is evicted for idleness and on
 // [Limiter.Close]. docs/accuracy.md has the argument and the measurements.
 //
