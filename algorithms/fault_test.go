@@ -1,0 +1,464 @@
+package algorithms
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/redistest"
+)
+
+// The fault tests run a Limiter on a real redis-server and break the
+// server while goroutines keep calling: kill and restart it, stall it,
+// empty its script cache, or put a value of the wrong type at a limiter's
+// key. They check that every call returns within its deadline, that the
+// failure policy decides while Redis cannot answer, and that limiting goes
+// back to Redis soon after it can.
+//
+// Time bounds here are correctness bounds, not performance targets: they
+// hold on a loaded two-core machine under -race, and the measured figures
+// are logged.
+
+const (
+	// faultTimeout is the limiter's own timeout in the fault tests.
+	faultTimeout = 50 * time.Millisecond
+	// faultSlack is what a call may take beyond its timeout: scheduling on
+	// a loaded machine, not Redis.
+	faultSlack = 250 * time.Millisecond
+	// faultRecovery bounds how long after Redis answers again the failure
+	// policy may still decide: the breaker's cool-down (500 ms, +20%
+	// jitter) plus a probe.
+	faultRecovery = time.Second
+)
+
+var faultPolicies = []ratelimit.FailurePolicy{ratelimit.FailClosed, ratelimit.FailOpen, ratelimit.FailLocal}
+
+// faultClient returns a client of srv that gives up dialling a dead
+// server quickly and, unless cte is false, honours context deadlines. A
+// client without ContextTimeoutEnabled gets socket timeouts far above the
+// limiter's, so that only the limiter's own goroutine (internal/rcall)
+// can bound its calls.
+func faultClient(srv *redistest.Server, cte bool) *redis.Client {
+	return srv.Client(func(o *redis.Options) {
+		o.DialTimeout = 100 * time.Millisecond
+		o.ContextTimeoutEnabled = cte
+		if !cte {
+			o.ReadTimeout = 3 * time.Second
+			o.WriteTimeout = 3 * time.Second
+		}
+	})
+}
+
+// call is one call made under load.
+type call struct {
+	start, end time.Time
+	key        string
+	d          ratelimit.Decision
+	err        error
+}
+
+func (c call) took() time.Duration { return c.end.Sub(c.start) }
+
+// fallback reports whether the failure policy made the decision.
+func (c call) fallback() bool { return c.d.Source == ratelimit.SourceFallback }
+
+// loadRun is a load of several goroutines, each calling in turn on keys,
+// one call per gap, until stopped or at most maxCalls calls each.
+type loadRun struct {
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex // protects calls
+	calls []call
+}
+
+const maxCallsPerWorker = 20_000
+
+func startLoad(workers int, keys []string, gap time.Duration, allow func(ctx context.Context, key string) (ratelimit.Decision, error)) *loadRun {
+	r := &loadRun{stop: make(chan struct{})}
+	for w := range workers {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			var mine []call
+			defer func() {
+				r.mu.Lock()
+				r.calls = append(r.calls, mine...)
+				r.mu.Unlock()
+			}()
+			for i := 0; i < maxCallsPerWorker; i++ {
+				select {
+				case <-r.stop:
+					return
+				default:
+				}
+				key := keys[(w+i)%len(keys)]
+				start := time.Now()
+				d, err := allow(context.Background(), key)
+				mine = append(mine, call{start: start, end: time.Now(), key: key, d: d, err: err})
+				time.Sleep(gap)
+			}
+		}()
+	}
+	return r
+}
+
+// finish stops the load and returns its calls in order of start.
+func (r *loadRun) finish() []call {
+	close(r.stop)
+	r.wg.Wait()
+	slices.SortFunc(r.calls, func(a, b call) int { return a.start.Compare(b.start) })
+	return r.calls
+}
+
+// between returns the calls that started at or after from and ended at or
+// before to.
+func between(calls []call, from, to time.Time) []call {
+	var out []call
+	for _, c := range calls {
+		if !c.start.Before(from) && !c.end.After(to) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// latencies returns p50, p99 and max of the calls' durations.
+func latencies(calls []call) (p50, p99, maxd time.Duration) {
+	if len(calls) == 0 {
+		return 0, 0, 0
+	}
+	ds := make([]time.Duration, len(calls))
+	for i, c := range calls {
+		ds[i] = c.took()
+	}
+	slices.Sort(ds)
+	at := func(q float64) time.Duration { return ds[min(int(q*float64(len(ds))), len(ds)-1)] }
+	return at(0.50), at(0.99), ds[len(ds)-1]
+}
+
+// checkBounded fails t for every call that took longer than bound.
+func checkBounded(t *testing.T, what string, calls []call, bound time.Duration) {
+	t.Helper()
+	var late int
+	var worst call
+	for _, c := range calls {
+		if c.took() > bound {
+			late++
+			if c.took() > worst.took() {
+				worst = c
+			}
+		}
+	}
+	if late > 0 {
+		t.Errorf("%s: %d of %d calls took longer than %v; the slowest took %v (%+v, %v)",
+			what, late, len(calls), bound, worst.took(), worst.d, worst.err)
+	}
+}
+
+// checkPolicy checks that calls decided by the failure policy follow it.
+// Calls that Redis or a local cache decided are skipped. share is the
+// FailLocal limit of one instance; admissions by it are checked per key
+// against what a token bucket of share admits over the time its calls
+// span.
+func checkPolicy(t *testing.T, p ratelimit.FailurePolicy, calls []call, share ratelimit.Limit) (fallbacks int) {
+	t.Helper()
+	type span struct {
+		admitted    int
+		first, last time.Time
+	}
+	local := map[string]*span{}
+	for _, c := range calls {
+		if !c.fallback() {
+			continue
+		}
+		fallbacks++
+		switch p {
+		case ratelimit.FailClosed:
+			if c.d.Allowed || !errors.Is(c.err, ratelimit.ErrStore) {
+				t.Fatalf("fail closed: %+v, %v; want a denial and an error matching ErrStore", c.d, c.err)
+			}
+		case ratelimit.FailOpen:
+			if !c.d.Allowed || c.err != nil {
+				t.Fatalf("fail open: %+v, %v; want admitted with no error", c.d, c.err)
+			}
+		case ratelimit.FailLocal:
+			if c.err != nil {
+				t.Fatalf("fail local: %+v, %v; want no error", c.d, c.err)
+			}
+			s := local[c.key]
+			if s == nil {
+				s = &span{first: c.start}
+				local[c.key] = s
+			}
+			s.last = c.end
+			if c.d.Allowed {
+				s.admitted++
+			}
+		}
+	}
+	for key, s := range local {
+		// The local bucket starts full; one token of slack for rounding.
+		bound := share.Burst + int(float64(share.Rate)*s.last.Sub(s.first).Seconds()/share.Period.Seconds()) + 1
+		if s.admitted > bound {
+			t.Errorf("fail local: key %s admitted %d over %v, want at most %d (share %v)",
+				key, s.admitted, s.last.Sub(s.first).Round(time.Millisecond), bound, share)
+		}
+		if s.admitted == 0 {
+			t.Errorf("fail local: key %s admitted nothing while Redis was down", key)
+		}
+	}
+	return fallbacks
+}
+
+// recoveredAt returns when normal limiting resumed after since: the start
+// of the first call at or after since that Redis admitted (Source want)
+// with no error. Sporadic calls slower than the timeout on a loaded
+// machine may still fall back after that, so it then checks that at least
+// 80% of the calls from 200 ms later on were decided normally. It fails t
+// if no call resumed.
+func recoveredAt(t *testing.T, calls []call, since time.Time, want ratelimit.Source) time.Time {
+	t.Helper()
+	var at time.Time
+	for _, c := range calls {
+		if !c.start.Before(since) && c.err == nil && c.d.Allowed && c.d.Source == want {
+			at = c.start
+			break
+		}
+	}
+	if at.IsZero() {
+		t.Fatalf("no call after %v was admitted with Source %v", since.Format("15:04:05.000"), want)
+	}
+	var normal, later int
+	for _, c := range calls {
+		if c.start.After(at.Add(200 * time.Millisecond)) {
+			later++
+			if c.err == nil && c.d.Source == want {
+				normal++
+			}
+		}
+	}
+	if later == 0 || normal < later*8/10 {
+		t.Fatalf("after limiting resumed: %d of %d calls decided normally, want at least 80%%", normal, later)
+	}
+	return at
+}
+
+// TestFaultKillRestart kills Redis while goroutines call the Limiter and
+// starts it again, empty, on the same port: no call outlives its timeout,
+// the failure policy decides while Redis is down, and Redis decides again
+// within faultRecovery of the restart.
+func TestFaultKillRestart(t *testing.T) {
+	for _, p := range faultPolicies {
+		t.Run("policy="+p.String(), func(t *testing.T) {
+			srv := redistest.Start(t)
+			rdb := faultClient(srv, true)
+			lim := ratelimit.PerSecond(200)
+			const instances = 4
+			l := newLimiter(t, rdb, lim, WithKeyspace(keyspace(t)), WithTimeout(faultTimeout),
+				WithFailurePolicy(p), WithInstances(instances))
+			if d, err := l.Allow(t.Context(), "warm"); err != nil || d.Source != ratelimit.SourceRedis {
+				t.Fatalf("warm-up: %+v, %v", d, err)
+			}
+
+			// Four goroutines at about 1,000 calls/s each, on four keys:
+			// far above the limit, so that FailLocal's bound is tested.
+			run := startLoad(4, []string{"a", "b", "c", "d"}, time.Millisecond, l.Allow)
+			time.Sleep(200 * time.Millisecond)
+			srv.Kill()
+			down := time.Now()
+			time.Sleep(500 * time.Millisecond)
+			restart := time.Now()
+			srv.Restart()
+			up := time.Now()
+			time.Sleep(faultRecovery + 300*time.Millisecond)
+			calls := run.finish()
+
+			checkBounded(t, "all calls", calls, faultTimeout+faultSlack)
+			dc := between(calls, down, restart)
+			if len(dc) < 100 {
+				t.Fatalf("only %d calls while Redis was down", len(dc))
+			}
+			for _, c := range dc {
+				if !c.fallback() {
+					t.Fatalf("while Redis was down: %+v, %v; want Source fallback", c.d, c.err)
+				}
+			}
+			n := checkPolicy(t, p, calls, lim.Share(instances))
+			var open int
+			for _, c := range dc {
+				if errors.Is(c.err, ratelimit.ErrCircuitOpen) {
+					open++
+				}
+			}
+			at := recoveredAt(t, calls, up, ratelimit.SourceRedis)
+			if d := at.Sub(up); d > faultRecovery {
+				t.Errorf("limiting resumed %v after the restart, want within %v", d, faultRecovery)
+			}
+			p50, p99, maxd := latencies(dc)
+			t.Logf("policy %v: %d calls while Redis was down (%d decided by the policy in all, %d refused by the open breaker): latency p50 %v, p99 %v, max %v; restart took %v; Redis decided again %v after it",
+				p, len(dc), n, open, p50, p99, maxd, up.Sub(restart).Round(time.Millisecond), at.Sub(up).Round(time.Millisecond))
+		})
+	}
+}
+
+// TestFaultSlowRedis stalls Redis, first with CLIENT PAUSE and then with
+// DEBUG SLEEP from another client, while goroutines call Limiters of each
+// policy through a client that honours context deadlines and one that
+// does not (whose calls internal/rcall bounds from its own goroutine).
+// Every call returns within the limiter's timeout plus slack, the policy
+// decides the calls that Redis could not answer in time, and Redis decides
+// again soon after the stall.
+func TestFaultSlowRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	ks := keyspace(t)
+	admin := srv.Client(func(o *redis.Options) { o.ReadTimeout = 5 * time.Second })
+	lim := ratelimit.PerSecond(1000)
+	type limiter struct {
+		name   string
+		policy ratelimit.FailurePolicy
+		l      *Limiter
+	}
+	var ls []limiter
+	for _, cte := range []bool{true, false} {
+		rdb := faultClient(srv, cte)
+		for _, p := range faultPolicies {
+			l := newLimiter(t, rdb, lim, WithKeyspace(ks), WithTimeout(faultTimeout), WithFailurePolicy(p), WithInstances(2))
+			ls = append(ls, limiter{fmt.Sprintf("ContextTimeoutEnabled=%v/policy=%v", cte, p), p, l})
+		}
+	}
+	for _, x := range ls {
+		if _, err := x.l.Allow(t.Context(), "warm"); err != nil {
+			t.Fatalf("%s: warm-up: %v", x.name, err)
+		}
+	}
+
+	var sleeper sync.WaitGroup
+	defer sleeper.Wait()
+	for _, stall := range []struct {
+		name  string
+		start func()
+	}{
+		{"CLIENT PAUSE", func() { srv.Pause(600 * time.Millisecond) }},
+		{"DEBUG SLEEP", func() {
+			sleeper.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := admin.Do(ctx, "DEBUG", "SLEEP", "0.6").Err(); err != nil {
+					t.Errorf("DEBUG SLEEP: %v", err)
+				}
+			})
+			time.Sleep(20 * time.Millisecond) // let the server start sleeping
+		}},
+	} {
+		t.Run(strings.ReplaceAll(stall.name, " ", "_"), func(t *testing.T) {
+			runs := make([]*loadRun, len(ls))
+			for i, x := range ls {
+				runs[i] = startLoad(2, []string{"s1", "s2"}, 2*time.Millisecond, x.l.Allow)
+			}
+			time.Sleep(100 * time.Millisecond)
+			stalled := time.Now()
+			stall.start()
+			time.Sleep(500 * time.Millisecond)
+			over := time.Now().Add(150 * time.Millisecond) // the stall lasts 600 ms
+			time.Sleep(faultRecovery + 400*time.Millisecond)
+			for i, x := range ls {
+				calls := runs[i].finish()
+				checkBounded(t, x.name, calls, faultTimeout+faultSlack)
+				sc := between(calls, stalled.Add(20*time.Millisecond), over.Add(-150*time.Millisecond))
+				var timedOut int
+				for _, c := range sc {
+					if !c.fallback() {
+						t.Errorf("%s: during the stall: %+v, %v; want Source fallback", x.name, c.d, c.err)
+						break
+					}
+					if errors.Is(c.err, context.DeadlineExceeded) {
+						timedOut++
+					}
+				}
+				checkPolicy(t, x.policy, calls, lim.Share(2))
+				at := recoveredAt(t, calls, over, ratelimit.SourceRedis)
+				if d := at.Sub(over); d > faultRecovery {
+					t.Errorf("%s: limiting resumed %v after the stall, want within %v", x.name, d, faultRecovery)
+				}
+				p50, p99, maxd := latencies(sc)
+				t.Logf("%s: %d calls during the stall (%d reported a deadline): latency p50 %v, p99 %v, max %v; Redis decided again %v after it",
+					x.name, len(sc), timedOut, p50, p99, maxd, at.Sub(over).Round(time.Millisecond))
+			}
+		})
+	}
+}
+
+// TestFaultScriptCacheLost empties the script cache with SCRIPT FLUSH, and
+// then restarts Redis empty: every algorithm recovers at once, with no
+// error, because redis.Script.Run falls back to EVAL on NOSCRIPT.
+func TestFaultScriptCacheLost(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := faultClient(srv, true)
+	ks := keyspace(t)
+	lim := ratelimit.PerHour(10)
+	ls := map[Algorithm]*Limiter{}
+	for _, alg := range All {
+		ls[alg] = newLimiter(t, rdb, lim, WithKeyspace(ks), WithAlgorithm(alg), WithTimeout(time.Second))
+	}
+	allow := func(what string, wantRemaining int) {
+		t.Helper()
+		for _, alg := range All {
+			d, err := ls[alg].Allow(t.Context(), "k")
+			if err != nil || !d.Allowed || d.Source != ratelimit.SourceRedis || d.Remaining != wantRemaining {
+				t.Fatalf("%s: %s: %+v, %v; want admitted by Redis with %d remaining", what, alg.Name(), d, err, wantRemaining)
+			}
+		}
+	}
+	allow("first call", 9)
+	if err := rdb.ScriptFlush(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	allow("after SCRIPT FLUSH", 8) // the keys survive a flush of the scripts
+	srv.Restart()
+	allow("after a restart", 9) // a restarted server is empty
+	if err := rdb.ScriptFlush(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	allow("after a restart and SCRIPT FLUSH", 8)
+}
+
+// TestFaultWrongKeyType puts a string at the exact Redis key of a client
+// key: each call on it fails with an error matching ErrStore that names
+// the problem, many such calls do not open the circuit breaker (Redis
+// answered), and other keys are still decided by Redis.
+func TestFaultWrongKeyType(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := faultClient(srv, true)
+	ks := keyspace(t)
+	ctx := t.Context()
+	for _, alg := range All {
+		t.Run("alg="+alg.Name(), func(t *testing.T) {
+			l := newLimiter(t, rdb, ratelimit.PerSecond(10), WithKeyspace(ks), WithAlgorithm(alg), WithTimeout(time.Second))
+			rkey, err := ks.ClientKey("wrong", alg.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := rdb.Set(ctx, rkey, "not a bucket", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 20 { // four times what opens the breaker
+				d, err := l.Allow(ctx, "wrong")
+				if !errors.Is(err, ratelimit.ErrStore) || !strings.Contains(err.Error(), "WRONGTYPE") ||
+					errors.Is(err, ratelimit.ErrCircuitOpen) || d.Allowed {
+					t.Fatalf("call %d on a string: %+v, %v; want a denial and an error matching ErrStore that says WRONGTYPE", i+1, d, err)
+				}
+			}
+			if d, err := l.Allow(ctx, "right"); err != nil || !d.Allowed || d.Source != ratelimit.SourceRedis {
+				t.Fatalf("another key after 20 WRONGTYPE replies: %+v, %v; want admitted by Redis (the breaker must stay closed)", d, err)
+			}
+		})
+	}
+}

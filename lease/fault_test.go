@@ -1,0 +1,515 @@
+package lease_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/redistest"
+	"github.com/distributedratelimiter/ratelimit/lease"
+)
+
+// The fault tests run leasing limiters on a real redis-server and break
+// the server while goroutines keep calling: kill and restart it, stall it,
+// empty its script cache, or put a value of the wrong type at a limiter's
+// key. They check that every call returns within the limiter's maximum
+// wait, that the failure policy decides once the leased tokens are spent
+// while Redis cannot answer, and that limiting goes back to Redis soon
+// after it can.
+//
+// Time bounds here are correctness bounds, not performance targets: they
+// hold on a loaded two-core machine under -race, and the measured figures
+// are logged.
+
+const (
+	// faultRefillTimeout is the limiters' refill timeout; a caller waits
+	// at most the maximum wait, 10 ms more.
+	faultRefillTimeout = 50 * time.Millisecond
+	faultMaxWait       = faultRefillTimeout + 10*time.Millisecond
+	// faultSlack is what a call may take beyond the maximum wait:
+	// scheduling on a loaded machine, not Redis.
+	faultSlack = 250 * time.Millisecond
+	// faultRecovery bounds how long after Redis answers again the failure
+	// policy may still decide: the breaker's cool-down (500 ms, +20%
+	// jitter), a key's fallback hold (100 ms) and a refill.
+	faultRecovery = time.Second
+)
+
+var faultPolicies = []ratelimit.FailurePolicy{ratelimit.FailClosed, ratelimit.FailOpen, ratelimit.FailLocal}
+
+var quietLogger = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// faultKeyspace returns a keyspace unique to t.
+func faultKeyspace(t *testing.T) ratelimit.Keyspace {
+	t.Helper()
+	ks, err := ratelimit.NewKeyspace(redistest.Prefix(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
+}
+
+// faultClient returns a client of srv that gives up dialling a dead
+// server quickly and, unless cte is false, honours context deadlines. A
+// client without ContextTimeoutEnabled gets socket timeouts far above the
+// limiter's, so that only the limiter's own goroutine (internal/rcall)
+// can bound its calls.
+func faultClient(srv *redistest.Server, cte bool) *redis.Client {
+	return srv.Client(func(o *redis.Options) {
+		o.DialTimeout = 100 * time.Millisecond
+		o.ContextTimeoutEnabled = cte
+		if !cte {
+			o.ReadTimeout = 3 * time.Second
+			o.WriteTimeout = 3 * time.Second
+		}
+	})
+}
+
+// newFaultLimiter returns a leasing limiter closed when t ends, before
+// the clients and servers started earlier in t are stopped.
+func newFaultLimiter(t *testing.T, rdb redis.Scripter, lim ratelimit.Limit, opts ...lease.Option) *lease.Limiter {
+	t.Helper()
+	base := []lease.Option{lease.WithRefillTimeout(faultRefillTimeout), lease.WithLogger(quietLogger)}
+	l, err := lease.New(rdb, lim, append(base, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = l.Close(ctx)
+	})
+	return l
+}
+
+// faultCall is one call made under load.
+type faultCall struct {
+	start, end time.Time
+	key        string
+	d          ratelimit.Decision
+	err        error
+}
+
+func (c faultCall) took() time.Duration { return c.end.Sub(c.start) }
+
+// fallback reports whether the failure policy made the decision.
+func (c faultCall) fallback() bool { return c.d.Source == ratelimit.SourceFallback }
+
+// faultLoad is a load of several goroutines, each calling in turn on
+// keys, one call per gap, until stopped or at most maxFaultCalls calls
+// each.
+type faultLoad struct {
+	stop  chan struct{}
+	wg    sync.WaitGroup
+	mu    sync.Mutex // protects calls
+	calls []faultCall
+}
+
+const maxFaultCalls = 20_000
+
+func startFaultLoad(workers int, keys []string, gap time.Duration, l *lease.Limiter) *faultLoad {
+	r := &faultLoad{stop: make(chan struct{})}
+	for w := range workers {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			var mine []faultCall
+			defer func() {
+				r.mu.Lock()
+				r.calls = append(r.calls, mine...)
+				r.mu.Unlock()
+			}()
+			for i := 0; i < maxFaultCalls; i++ {
+				select {
+				case <-r.stop:
+					return
+				default:
+				}
+				key := keys[(w+i)%len(keys)]
+				start := time.Now()
+				d, err := l.Allow(context.Background(), key)
+				mine = append(mine, faultCall{start: start, end: time.Now(), key: key, d: d, err: err})
+				time.Sleep(gap)
+			}
+		}()
+	}
+	return r
+}
+
+// finish stops the load and returns its calls in order of start.
+func (r *faultLoad) finish() []faultCall {
+	close(r.stop)
+	r.wg.Wait()
+	slices.SortFunc(r.calls, func(a, b faultCall) int { return a.start.Compare(b.start) })
+	return r.calls
+}
+
+// between returns the calls that started at or after from and ended at or
+// before to.
+func between(calls []faultCall, from, to time.Time) []faultCall {
+	var out []faultCall
+	for _, c := range calls {
+		if !c.start.Before(from) && !c.end.After(to) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// latencies returns p50, p99 and max of the calls' durations.
+func latencies(calls []faultCall) (p50, p99, maxd time.Duration) {
+	if len(calls) == 0 {
+		return 0, 0, 0
+	}
+	ds := make([]time.Duration, len(calls))
+	for i, c := range calls {
+		ds[i] = c.took()
+	}
+	slices.Sort(ds)
+	at := func(q float64) time.Duration { return ds[min(int(q*float64(len(ds))), len(ds)-1)] }
+	return at(0.50), at(0.99), ds[len(ds)-1]
+}
+
+// checkBounded fails t for every call that took longer than bound.
+func checkBounded(t *testing.T, what string, calls []faultCall, bound time.Duration) {
+	t.Helper()
+	var late int
+	var worst faultCall
+	for _, c := range calls {
+		if c.took() > bound {
+			late++
+			if c.took() > worst.took() {
+				worst = c
+			}
+		}
+	}
+	if late > 0 {
+		t.Errorf("%s: %d of %d calls took longer than %v; the slowest took %v (%+v, %v)",
+			what, late, len(calls), bound, worst.took(), worst.d, worst.err)
+	}
+}
+
+// checkPolicy checks that calls decided by the failure policy follow it.
+// Calls decided from leased tokens, remembered denials or Redis are
+// skipped. share is the FailLocal limit of one instance; admissions by it
+// are checked per key against what a token bucket of share admits over
+// the time its calls span.
+func checkPolicy(t *testing.T, p ratelimit.FailurePolicy, calls []faultCall, share ratelimit.Limit) (fallbacks int) {
+	t.Helper()
+	type span struct {
+		admitted    int
+		first, last time.Time
+	}
+	local := map[string]*span{}
+	for _, c := range calls {
+		if !c.fallback() {
+			continue
+		}
+		fallbacks++
+		switch p {
+		case ratelimit.FailClosed:
+			if c.d.Allowed || !errors.Is(c.err, ratelimit.ErrStore) {
+				t.Fatalf("fail closed: %+v, %v; want a denial and an error matching ErrStore", c.d, c.err)
+			}
+		case ratelimit.FailOpen:
+			if !c.d.Allowed || c.err != nil {
+				t.Fatalf("fail open: %+v, %v; want admitted with no error", c.d, c.err)
+			}
+		case ratelimit.FailLocal:
+			if c.err != nil {
+				t.Fatalf("fail local: %+v, %v; want no error", c.d, c.err)
+			}
+			s := local[c.key]
+			if s == nil {
+				s = &span{first: c.start}
+				local[c.key] = s
+			}
+			s.last = c.end
+			if c.d.Allowed {
+				s.admitted++
+			}
+		}
+	}
+	for key, s := range local {
+		// The local bucket starts full; one token of slack for rounding.
+		bound := share.Burst + int(float64(share.Rate)*s.last.Sub(s.first).Seconds()/share.Period.Seconds()) + 1
+		if s.admitted > bound {
+			t.Errorf("fail local: key %s admitted %d over %v, want at most %d (share %v)",
+				key, s.admitted, s.last.Sub(s.first).Round(time.Millisecond), bound, share)
+		}
+		if s.admitted == 0 {
+			t.Errorf("fail local: key %s admitted nothing while Redis was down", key)
+		}
+	}
+	return fallbacks
+}
+
+// recoveredAt returns when normal limiting resumed after since: the start
+// of the first call at or after since that was admitted from a lease
+// (Source local) with no error. Sporadic refills slower than the timeout
+// on a loaded machine may still fall back after that, so it then checks
+// that at least 80% of the calls from 200 ms later on were decided
+// normally. It fails t if no call resumed.
+func recoveredAt(t *testing.T, calls []faultCall, since time.Time) time.Time {
+	t.Helper()
+	var at time.Time
+	for _, c := range calls {
+		if !c.start.Before(since) && c.err == nil && c.d.Allowed && c.d.Source == ratelimit.SourceLocal {
+			at = c.start
+			break
+		}
+	}
+	if at.IsZero() {
+		t.Fatalf("no call after %v was admitted with Source %v", since.Format("15:04:05.000"), ratelimit.SourceLocal)
+	}
+	var normal, later int
+	for _, c := range calls {
+		if c.start.After(at.Add(200 * time.Millisecond)) {
+			later++
+			if c.err == nil && c.d.Source == ratelimit.SourceLocal {
+				normal++
+			}
+		}
+	}
+	if later == 0 || normal < later*8/10 {
+		t.Fatalf("after limiting resumed: %d of %d calls decided normally, want at least 80%%", normal, later)
+	}
+	return at
+}
+
+// TestFaultKillRestart kills Redis while goroutines call a leasing
+// limiter and starts it again, empty, on the same port: no call outlives
+// the maximum wait, leased tokens are served and then the failure policy
+// decides while Redis is down, and leases from Redis serve again within
+// faultRecovery of the restart.
+func TestFaultKillRestart(t *testing.T) {
+	for _, p := range faultPolicies {
+		t.Run("policy="+p.String(), func(t *testing.T) {
+			srv := redistest.Start(t)
+			rdb := faultClient(srv, true)
+			lim := ratelimit.PerSecond(200)
+			const instances = 4
+			// Leases hold at most 5% of the burst: 10 tokens.
+			const maxLease = 10
+			l := newFaultLimiter(t, rdb, lim, lease.WithKeyspace(faultKeyspace(t)),
+				lease.WithFailurePolicy(p), lease.WithInstances(instances))
+			if d, err := l.Allow(t.Context(), "warm"); err != nil || !d.Allowed {
+				t.Fatalf("warm-up: %+v, %v", d, err)
+			}
+
+			// Four goroutines at about 1,000 calls/s each, on four keys:
+			// far above the limit, so that FailLocal's bound is tested.
+			keys := []string{"a", "b", "c", "d"}
+			run := startFaultLoad(4, keys, time.Millisecond, l)
+			time.Sleep(200 * time.Millisecond)
+			srv.Kill()
+			down := time.Now()
+			time.Sleep(500 * time.Millisecond)
+			restart := time.Now()
+			srv.Restart()
+			up := time.Now()
+			time.Sleep(faultRecovery + 300*time.Millisecond)
+			calls := run.finish()
+
+			checkBounded(t, "all calls", calls, faultMaxWait+faultSlack)
+			dc := between(calls, down, restart)
+			if len(dc) < 100 {
+				t.Fatalf("only %d calls while Redis was down", len(dc))
+			}
+			leased := map[string]int{}
+			for _, c := range dc {
+				switch {
+				case c.fallback():
+				case c.d.Source == ratelimit.SourceLocal && c.err == nil:
+					if c.d.Allowed {
+						leased[c.key]++
+					}
+				default:
+					t.Fatalf("while Redis was down: %+v, %v; want Source fallback, or local from a lease or a remembered denial", c.d, c.err)
+				}
+			}
+			for key, n := range leased {
+				// What the key held when Redis died, and one refill in flight.
+				if n > 2*maxLease {
+					t.Errorf("key %s: %d admissions from leases while Redis was down, want at most %d", key, n, 2*maxLease)
+				}
+			}
+			n := checkPolicy(t, p, calls, lim.Share(instances))
+			if n == 0 {
+				t.Fatal("the failure policy decided nothing while Redis was down")
+			}
+			at := recoveredAt(t, calls, up)
+			if d := at.Sub(up); d > faultRecovery {
+				t.Errorf("limiting resumed %v after the restart, want within %v", d, faultRecovery)
+			}
+			if s := l.Stats(); s.Breaker != "closed" || s.RefillErrors == 0 {
+				t.Errorf("stats after recovery %+v: want refill errors counted and the breaker closed", s)
+			}
+			p50, p99, maxd := latencies(dc)
+			t.Logf("policy %v: %d calls while Redis was down (%d decided by the policy in all, %d served from leases): latency p50 %v, p99 %v, max %v; restart took %v; leases served again %v after it",
+				p, len(dc), n, leased["a"]+leased["b"]+leased["c"]+leased["d"], p50, p99, maxd,
+				up.Sub(restart).Round(time.Millisecond), at.Sub(up).Round(time.Millisecond))
+		})
+	}
+}
+
+// TestFaultSlowRedis stalls Redis, first with CLIENT PAUSE and then with
+// DEBUG SLEEP from another client, while goroutines call leasing limiters
+// of each policy through a client that honours context deadlines and one
+// that does not (whose calls internal/rcall bounds from its own
+// goroutine). Every call returns within the maximum wait plus slack, the
+// policy decides what leases cannot serve during the stall, and leases
+// serve again soon after it.
+func TestFaultSlowRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	ks := faultKeyspace(t)
+	admin := srv.Client(func(o *redis.Options) { o.ReadTimeout = 5 * time.Second })
+	lim := ratelimit.PerSecond(1000)
+	type limiter struct {
+		name   string
+		policy ratelimit.FailurePolicy
+		l      *lease.Limiter
+	}
+	var ls []limiter
+	for _, cte := range []bool{true, false} {
+		rdb := faultClient(srv, cte)
+		for _, p := range faultPolicies {
+			// Each limiter has keys of its own: they do not share buckets.
+			ks, err := ratelimit.NewKeyspace(fmt.Sprintf("%s%v.%v:", ks.Prefix(), cte, p))
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := newFaultLimiter(t, rdb, lim, lease.WithKeyspace(ks), lease.WithFailurePolicy(p), lease.WithInstances(2))
+			ls = append(ls, limiter{fmt.Sprintf("ContextTimeoutEnabled=%v/policy=%v", cte, p), p, l})
+		}
+	}
+	for _, x := range ls {
+		if _, err := x.l.Allow(t.Context(), "warm"); err != nil {
+			t.Fatalf("%s: warm-up: %v", x.name, err)
+		}
+	}
+
+	var sleeper sync.WaitGroup
+	defer sleeper.Wait()
+	for _, stall := range []struct {
+		name  string
+		start func()
+	}{
+		{"CLIENT PAUSE", func() { srv.Pause(600 * time.Millisecond) }},
+		{"DEBUG SLEEP", func() {
+			sleeper.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := admin.Do(ctx, "DEBUG", "SLEEP", "0.6").Err(); err != nil {
+					t.Errorf("DEBUG SLEEP: %v", err)
+				}
+			})
+			time.Sleep(20 * time.Millisecond) // let the server start sleeping
+		}},
+	} {
+		t.Run(strings.ReplaceAll(stall.name, " ", "_"), func(t *testing.T) {
+			runs := make([]*faultLoad, len(ls))
+			for i, x := range ls {
+				runs[i] = startFaultLoad(2, []string{"s1", "s2"}, 2*time.Millisecond, x.l)
+			}
+			time.Sleep(100 * time.Millisecond)
+			stalled := time.Now()
+			stall.start()
+			time.Sleep(500 * time.Millisecond)
+			over := time.Now().Add(150 * time.Millisecond) // the stall lasts 600 ms
+			time.Sleep(faultRecovery + 400*time.Millisecond)
+			for i, x := range ls {
+				calls := runs[i].finish()
+				checkBounded(t, x.name, calls, faultMaxWait+faultSlack)
+				sc := between(calls, stalled.Add(20*time.Millisecond), over.Add(-150*time.Millisecond))
+				n := checkPolicy(t, x.policy, calls, lim.Share(2))
+				if n == 0 {
+					t.Errorf("%s: the failure policy decided nothing during the stall", x.name)
+				}
+				at := recoveredAt(t, calls, over)
+				if d := at.Sub(over); d > faultRecovery {
+					t.Errorf("%s: limiting resumed %v after the stall, want within %v", x.name, d, faultRecovery)
+				}
+				p50, p99, maxd := latencies(sc)
+				t.Logf("%s: %d calls during the stall (%d decided by the policy in all): latency p50 %v, p99 %v, max %v; leases served again %v after it",
+					x.name, len(sc), n, p50, p99, maxd, at.Sub(over).Round(time.Millisecond))
+			}
+		})
+	}
+}
+
+// TestFaultScriptCacheLost empties the script cache with SCRIPT FLUSH, and
+// then restarts Redis empty: refills recover at once, with no error,
+// because redis.Script.Run falls back to EVAL on NOSCRIPT.
+func TestFaultScriptCacheLost(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := faultClient(srv, true)
+	l := newFaultLimiter(t, rdb, ratelimit.PerHour(10), lease.WithKeyspace(faultKeyspace(t)),
+		lease.WithRefillTimeout(time.Second), lease.WithFailurePolicy(ratelimit.FailClosed))
+	allow := func(what, key string) {
+		t.Helper()
+		d, err := l.Allow(t.Context(), key)
+		if err != nil || !d.Allowed || d.Source != ratelimit.SourceLocal {
+			t.Fatalf("%s: %+v, %v; want admitted from a lease", what, d, err)
+		}
+	}
+	allow("first call", "k1")
+	if err := rdb.ScriptFlush(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	allow("after SCRIPT FLUSH", "k2")
+	srv.Restart()
+	allow("after a restart", "k3")
+	if err := rdb.ScriptFlush(t.Context()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	allow("after a restart and SCRIPT FLUSH", "k4")
+	if s := l.Stats(); s.RefillErrors != 0 || s.Refills < 4 {
+		t.Fatalf("stats %+v: want at least 4 refills and no refill error", s)
+	}
+}
+
+// TestFaultWrongKeyType puts strings at the exact Redis keys of client
+// keys (the token bucket the limiter leases from): a refill for each fails
+// with an error matching ErrStore that names the problem, ten such
+// failures do not open the circuit breaker (Redis answered), and other
+// keys are still leased from Redis.
+func TestFaultWrongKeyType(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := faultClient(srv, true)
+	ks := faultKeyspace(t)
+	ctx := t.Context()
+	l := newFaultLimiter(t, rdb, ratelimit.PerSecond(10), lease.WithKeyspace(ks),
+		lease.WithRefillTimeout(time.Second), lease.WithFailurePolicy(ratelimit.FailClosed))
+	for i := range 10 { // twice what opens the breaker
+		key := fmt.Sprintf("wrong%d", i)
+		rkey, err := ks.ClientKey(key, "token_bucket")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rdb.Set(ctx, rkey, "not a bucket", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		d, err := l.Allow(ctx, key)
+		if !errors.Is(err, ratelimit.ErrStore) || !strings.Contains(err.Error(), "WRONGTYPE") ||
+			errors.Is(err, ratelimit.ErrCircuitOpen) || d.Allowed {
+			t.Fatalf("key %s on a string: %+v, %v; want a denial and an error matching ErrStore that says WRONGTYPE", key, d, err)
+		}
+	}
+	if s := l.Stats(); s.Breaker != "closed" || s.RefillErrors != 10 {
+		t.Fatalf("stats after 10 WRONGTYPE replies %+v: want 10 refill errors and the breaker closed", s)
+	}
+	if d, err := l.Allow(ctx, "right"); err != nil || !d.Allowed || d.Source != ratelimit.SourceLocal {
+		t.Fatalf("another key after 10 WRONGTYPE replies: %+v, %v; want admitted from a lease", d, err)
+	}
+}
