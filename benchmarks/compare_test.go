@@ -56,9 +56,9 @@ func BenchmarkCompare(b *testing.B) {
 								rng = xorshift(rng)
 								k = keys[rng%n]
 							}
-							ok, err := d.allow(ctx, k)
-							if err != nil || !ok {
-								b.Errorf("allow(%q) = %v, %v", k, ok, err)
+							o, err := d.allow(ctx, k)
+							if err != nil || o != admitted {
+								b.Errorf("allow(%q) = %v, %v; want admitted", k, o, err)
 								return
 							}
 						}

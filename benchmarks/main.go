@@ -134,6 +134,9 @@ func progressLine(r result) string {
 	if r.errs > 0 {
 		s += fmt.Sprintf("  errors %d (first: %v)", r.errs, r.firstErr)
 	}
+	if r.fallbacks > 0 {
+		s += fmt.Sprintf("  fallback decisions %d", r.fallbacks)
+	}
 	return s
 }
 

@@ -113,6 +113,13 @@ func (rp *report) writeCompared(b *bytes.Buffer) {
 	p("An *instance* is one simulated service process: its own go-redis client (`ContextTimeoutEnabled`, otherwise go-redis defaults, so a pool of 10 × GOMAXPROCS connections) and its own limiter. " +
 		"The instances of a row share the Redis keys, so they enforce one limit together. Every row uses fresh keys.")
 	p("")
+	p("Each Redis call of the two limiters of this module is bounded by %s (`lease.WithRefillTimeout`, `algorithms.WithTimeout`) instead of their 50 ms defaults; redis_rate has no per-call timeout and its calls are bounded by the client's 3 s read timeout. "+
+		"The benchmark overloads the server on purpose, up to 256 goroutines on two cores, and that queueing is to be measured as latency; "+
+		"with 50 ms, the busiest rows time out, the circuit breakers open and the failure policies decide instead of Redis. "+
+		"Failure policies and breakers stay at their defaults (lease: `FailLocal`; token bucket: `FailClosed`). "+
+		"A call that returned an error, or a decision with `Source == SourceFallback`, is counted in the *errors, fallbacks* column and not as a decision.",
+		callTimeout)
+	p("")
 }
 
 func (rp *report) writeMethod(b *bytes.Buffer) {
@@ -211,7 +218,8 @@ func (rp *report) writeReading(b *bytes.Buffer) {
 		"The per-request limiters are exact by construction, so their small deviations show the resolution of the measurement itself: the ideal is computed from local clocks, "+
 		"between the midpoints of the first and the last call, while Redis refills the bucket on its own clock, and the calls in flight at the ends blur the span by a round trip or so. "+
 		"The lease can also fall short by the tokens it holds unspent when the phase ends (at most 5%% of the burst per instance, %d tokens for 4 instances here) "+
-		"and by requests denied at one instance while another still holds leased tokens. It serves only tokens Redis granted, so over any span T all instances together admit at most burst + rate × (T + 1.25 × lease TTL) (see the lease package doc). "+
+		"and by requests denied at one instance while another still holds leased tokens. It serves only tokens Redis granted and none more than the lease TTL after the grant, "+
+		"so over any span T all instances together admit at most burst + rate × (T + TTL), plus what they held when the span began (nothing here: every row starts on fresh keys); [accuracy.md](accuracy.md) has the argument. "+
 		"Over the limit, the lease remembers each Redis denial until tokens are due, so it went to Redis only %s times per 1,000 decisions at 1 instance and %s at 4, against about 1,000 for the per-request limiters, "+
 		"with p50 %s µs against %s µs for the token bucket.",
 		fmtInt(o4.allowed), fmtInt(int64(o4.ideal()+0.5)), o4.overadmitPct(), o4.falseDenyPct(),

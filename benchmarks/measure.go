@@ -24,15 +24,16 @@ type result struct {
 	impl impl
 	w    workload
 
-	ops      int64         // decisions made (allowed + denied), errors excluded
-	allowed  int64         // admitted requests
-	errs     int64         // calls that returned an error
-	skipped  int64         // paced requests dropped because the sender fell behind
-	elapsed  time.Duration // wall time of the measured phase
-	p50, p99 time.Duration // per-call latency, errors included
-	calls    int64         // Redis commands sent during the phase
-	mallocs  uint64        // heap allocations of the whole process during the phase
-	firstErr error         // the first error seen, for the log
+	ops       int64         // decisions made (allowed + denied); errors and fallbacks excluded
+	allowed   int64         // admitted requests
+	errs      int64         // calls that returned an error
+	fallbacks int64         // decisions made by a failure policy without Redis (Source == SourceFallback); not counted in ops
+	skipped   int64         // paced requests dropped because the sender fell behind
+	elapsed   time.Duration // wall time of the measured phase
+	p50, p99  time.Duration // per-call latency, errors included
+	calls     int64         // Redis commands sent during the phase
+	mallocs   uint64        // heap allocations of the whole process during the phase
+	firstErr  error         // the first error seen, for the log
 }
 
 // throughput returns decisions per second.
@@ -101,17 +102,27 @@ func (r result) perKeyRate() float64 {
 	return r.throughput() / float64(max(1, r.w.keys*r.w.instances))
 }
 
+// failures returns the errors and fallback decisions as "0" when there
+// were none, else as "errors, fallbacks".
+func (r result) failures() string {
+	if r.errs == 0 && r.fallbacks == 0 {
+		return "0"
+	}
+	return fmtInt(r.errs) + ", " + fmtInt(r.fallbacks)
+}
+
 // offeredRate returns the demand actually sent, in requests per second.
 func (r result) offeredRate() float64 { return r.throughput() }
 
 // loopStats is what one goroutine measured. Each goroutine has its own,
 // written only by it.
 type loopStats struct {
-	h       hist
-	ops     int64
-	allowed int64
-	errs    int64
-	skipped int64
+	h         hist
+	ops       int64
+	allowed   int64
+	errs      int64
+	fallbacks int64
+	skipped   int64
 	// first and last are the midpoints of a paced goroutine's first and
 	// last calls: the best local estimate of when Redis decided them.
 	first, last time.Time
@@ -119,7 +130,7 @@ type loopStats struct {
 }
 
 // note records the outcome of one call that took d.
-func (s *loopStats) note(ok bool, err error, d time.Duration) {
+func (s *loopStats) note(o outcome, err error, d time.Duration) {
 	s.h.record(d)
 	switch {
 	case err != nil:
@@ -127,7 +138,9 @@ func (s *loopStats) note(ok bool, err error, d time.Duration) {
 		if s.firstErr == nil {
 			s.firstErr = err
 		}
-	case ok:
+	case o == fallback:
+		s.fallbacks++
+	case o == admitted:
 		s.ops++
 		s.allowed++
 	default:
@@ -156,9 +169,9 @@ func closedLoop(ctx context.Context, d decider, keys []string, deadline time.Tim
 			k = keys[rng%n]
 		}
 		t0 := time.Now()
-		ok, err := d.allow(ctx, k)
+		o, err := d.allow(ctx, k)
 		t1 := time.Now()
-		s.note(ok, err, t1.Sub(t0))
+		s.note(o, err, t1.Sub(t0))
 		if !t1.Before(deadline) || stop.Load() {
 			return
 		}
@@ -184,9 +197,9 @@ func pacedLoop(ctx context.Context, d decider, key string, rate float64, start, 
 		}
 		for ; sent < due && sent < int64(maxOps); sent++ {
 			t0 := time.Now()
-			ok, err := d.allow(ctx, key)
+			o, err := d.allow(ctx, key)
 			t1 := time.Now()
-			s.note(ok, err, t1.Sub(t0))
+			s.note(o, err, t1.Sub(t0))
 			s.last = t0.Add(t1.Sub(t0) / 2)
 			if s.first.IsZero() {
 				s.first = s.last
@@ -236,7 +249,7 @@ func (rn *runner) run(ctx context.Context, im impl, w workload) (result, error) 
 	if err := ctx.Err(); err != nil {
 		return r, err
 	}
-	if r.ops == 0 && r.firstErr != nil {
+	if r.ops == 0 && r.firstErr != nil && r.fallbacks == 0 {
 		return r, fmt.Errorf("%v %s: every call failed: %w", im, w.short(), r.firstErr)
 	}
 	return r, nil
@@ -265,6 +278,7 @@ func measured(ds []decider, stats []*loopStats, body func()) result {
 		r.ops += s.ops
 		r.allowed += s.allowed
 		r.errs += s.errs
+		r.fallbacks += s.fallbacks
 		r.skipped += s.skipped
 		if r.firstErr == nil {
 			r.firstErr = s.firstErr

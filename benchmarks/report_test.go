@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"image/png"
 	"math"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/distributedratelimiter/ratelimit"
 )
 
 func TestFmtInt(t *testing.T) {
@@ -286,4 +289,36 @@ func syntheticResults() []result {
 		rs = append(rs, r)
 	}
 	return rs
+}
+
+func TestOutcome(t *testing.T) {
+	tests := []struct {
+		d    ratelimit.Decision
+		want outcome
+	}{
+		{ratelimit.Decision{Allowed: true, Source: ratelimit.SourceLocal}, admitted},
+		{ratelimit.Decision{Allowed: true, Source: ratelimit.SourceRedis}, admitted},
+		{ratelimit.Decision{Source: ratelimit.SourceRedis}, denied},
+		{ratelimit.Decision{Allowed: true, Source: ratelimit.SourceFallback}, fallback},
+		{ratelimit.Decision{Source: ratelimit.SourceFallback}, fallback},
+	}
+	for _, tt := range tests {
+		if got := outcomeOf(tt.d); got != tt.want {
+			t.Errorf("outcomeOf(%+v) = %v, want %v", tt.d, got, tt.want)
+		}
+	}
+	var s loopStats
+	s.note(admitted, nil, time.Microsecond)
+	s.note(denied, nil, time.Microsecond)
+	s.note(fallback, nil, time.Microsecond)
+	s.note(admitted, errors.New("boom"), time.Microsecond)
+	if s.ops != 2 || s.allowed != 1 || s.fallbacks != 1 || s.errs != 1 || s.h.count() != 4 || s.firstErr == nil {
+		t.Errorf("after admitted, denied, fallback, error: %+v", s)
+	}
+	if got := (result{errs: 3, fallbacks: 1200}).failures(); got != "3, 1,200" {
+		t.Errorf("failures = %q", got)
+	}
+	if got := (result{}).failures(); got != "0" {
+		t.Errorf("failures of a clean row = %q", got)
+	}
 }

@@ -29,8 +29,8 @@ func TestRunAgainstRealRedis(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.errs != 0 || r.ops == 0 || r.allowed != r.ops {
-				t.Fatalf("throughput row: %d decisions, %d allowed, %d errors (first %v); want all allowed, none failed", r.ops, r.allowed, r.errs, r.firstErr)
+			if r.errs != 0 || r.fallbacks != 0 || r.ops == 0 || r.allowed != r.ops {
+				t.Fatalf("throughput row: %d decisions, %d allowed, %d errors (first %v), %d fallbacks; want all allowed, none failed", r.ops, r.allowed, r.errs, r.firstErr, r.fallbacks)
 			}
 			if r.p50 <= 0 || r.p99 < r.p50 {
 				t.Errorf("p50 %v, p99 %v", r.p50, r.p99)
@@ -48,8 +48,8 @@ func TestRunAgainstRealRedis(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r.errs != 0 || r.ops == 0 {
-				t.Fatalf("accuracy row: %d decisions, %d errors (first %v)", r.ops, r.errs, r.firstErr)
+			if r.errs != 0 || r.fallbacks != 0 || r.ops == 0 {
+				t.Fatalf("accuracy row: %d decisions, %d errors (first %v), %d fallbacks", r.ops, r.errs, r.firstErr, r.fallbacks)
 			}
 			lim := over.limit()
 			bound := float64(lim.Burst) + lim.PerSecondRate()*(r.elapsed.Seconds()+0.05)
