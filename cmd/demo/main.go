@@ -1,54 +1,47 @@
-// Command demo shows several instances of a service sharing one rate limit
-// through Redis.
+// Command demo shows what the rate limiter does and what leasing buys.
 //
-// It starts an embedded Redis (miniredis), or uses a real server given with
-// -redis, and runs three simulated instances, each with its own Redis
-// client and limiter (token bucket). Together they send more requests for
-// some client keys than the limit allows. Every second the demo prints what
-// was admitted; at the end it compares each key's admissions with the
-// ideal, burst + rate × elapsed.
+// It simulates several instances of a service (-instances, default 3),
+// each with its own Redis client and limiters, that share the limits of a
+// free and a pro tier (from cmd/demo/tiers.yaml, embedded; -config for
+// another file) through one Redis: an embedded miniredis, or the server
+// or Cluster given with -redis. Some free clients ask for 5 to 10 times
+// their limit, a crowd of free clients goes over the tier-wide limit, and
+// pro clients stay under theirs.
+//
+// It runs that workload with leased limits (lease.New: most checks are
+// answered from tokens leased to the instance) and then with per-request
+// limits (tiers.Direct: one Lua script in Redis per limit and check),
+// prints a live view each second, and ends with a summary per tier and
+// mode: admissions against an ideal single token bucket, false denials,
+// Redis calls per 1,000 decisions and decision latency.
+//
+// With -http it serves a small API behind the httplimit middleware
+// instead, keyed by the X-API-Key header.
 //
 // Usage:
 //
-//	go run ./cmd/demo [-redis 127.0.0.1:6379] [-duration 5s] [-rate 5] [-burst 10]
+//	go run ./cmd/demo [-mode both|lease|direct] [-duration 10s] [-instances 3]
+//	    [-config tiers.yaml] [-redis 127.0.0.1:6379] [-http 127.0.0.1:8080]
+//	    [-metrics off|stdout|prometheus]
 package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
-	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/tiers"
 )
-
-const (
-	instances   = 3
-	maxDuration = time.Minute
-)
-
-// demand is how many requests per second all instances together send for
-// each client key.
-var demand = []struct {
-	key    string
-	perSec int
-}{
-	{"alice", 12},
-	{"bob", 30},
-	{"carol", 3},
-}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -57,207 +50,182 @@ func main() {
 	os.Exit(code)
 }
 
-type config struct {
-	redisAddr string
-	duration  time.Duration
-	rate      int
-	burst     int
-}
-
-func parseFlags(args []string, stderr io.Writer) (config, error) {
-	var c config
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.redisAddr, "redis", "", "`address` of a Redis server to use; empty starts an embedded one")
-	fs.DurationVar(&c.duration, "duration", 5*time.Second, "how long to run, at most "+maxDuration.String())
-	fs.IntVar(&c.rate, "rate", 5, "requests per second allowed per client key")
-	fs.IntVar(&c.burst, "burst", 10, "burst allowed per client key")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: demo [flags]\n\n"+
-			"Runs %d simulated instances that share a per-key rate limit through Redis\n"+
-			"and prints what each key was admitted.\n\nFlags:\n", instances)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return c, err
-		}
-		return c, errReported // fs has printed the error and the usage
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	if c.duration <= 0 || c.duration > maxDuration {
-		return c, fmt.Errorf("-duration %v must be positive and at most %v", c.duration, maxDuration)
-	}
-	lim := ratelimit.PerSecond(c.rate).WithBurst(c.burst)
-	if err := lim.Validate(); err != nil {
-		return c, fmt.Errorf("-rate %d -burst %d: %w", c.rate, c.burst, err)
-	}
-	return c, nil
-}
-
-// errReported is a flag error that the flag package has already printed.
-var errReported = errors.New("bad flags")
-
-// quietLogger drops go-redis's internal log lines (such as repeated dial
-// failures); the demo reports errors itself.
-type quietLogger struct{}
-
-func (quietLogger) Printf(context.Context, string, ...any) {}
-
-// counts are one client key's totals, updated by every instance.
-type counts struct {
-	admitted, denied, failed atomic.Int64
-}
-
+// run is the whole command; it returns the exit code: 0, 1 for a failure,
+// 2 for bad flags.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cfg, err := parseFlags(args, stderr)
+	o, err := parseFlags(args, stderr)
 	switch {
-	case errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errHelp):
 		return 0
-	case errors.Is(err, errReported):
+	case errors.Is(err, errUsage):
 		return 2
 	case err != nil:
-		fmt.Fprintf(stderr, "demo: %v\n", err)
+		fmt.Fprintf(stderr, "demo: %v\nRun 'go run ./cmd/demo -h' for the flags.\n", err)
 		return 2
 	}
 	redis.SetLogger(quietLogger{})
-
-	addr := cfg.redisAddr
-	prefix := ratelimit.DefaultPrefix
-	if addr == "" {
-		mr, err := miniredis.Run()
-		if err != nil {
-			fmt.Fprintf(stderr, "demo: start embedded redis: %v\n", err)
-			return 1
-		}
-		defer mr.Close()
-		addr = mr.Addr()
-		fmt.Fprintf(stdout, "embedded redis (miniredis) on %s\n", addr)
-	} else {
-		// A fresh namespace per run, so runs against one server don't mix.
-		prefix = fmt.Sprintf("demo:%d:", time.Now().UnixNano())
-		fmt.Fprintf(stdout, "redis at %s, keys under %q\n", addr, prefix)
-	}
-	ks, err := ratelimit.NewKeyspace(prefix)
-	if err != nil {
+	if err := start(ctx, o, stdout); err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
 		return 1
-	}
-
-	lim := ratelimit.PerSecond(cfg.rate).WithBurst(cfg.burst)
-	limiters := make([]*algorithms.Limiter, instances)
-	for i := range limiters {
-		rdb := redis.NewClient(&redis.Options{Addr: addr, ContextTimeoutEnabled: true})
-		defer rdb.Close()
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := rdb.Ping(pctx).Err()
-		cancel()
-		if err != nil {
-			fmt.Fprintf(stderr, "demo: redis at %s: %v\n", addr, err)
-			return 1
-		}
-		limiters[i], err = algorithms.NewLimiter(rdb, lim,
-			algorithms.WithAlgorithm(algorithms.TokenBucket), algorithms.WithKeyspace(ks))
-		if err != nil {
-			fmt.Fprintf(stderr, "demo: %v\n", err)
-			return 1
-		}
-	}
-
-	fmt.Fprintf(stdout, "%d instances, limit %v per key (token bucket), running %v\n", instances, lim, cfg.duration)
-	for _, d := range demand {
-		fmt.Fprintf(stdout, "  %-6s demand %d/s\n", d.key, d.perSec)
-	}
-
-	ctx, cancel := context.WithTimeout(ctx, cfg.duration)
-	defer cancel()
-	totals := make([]counts, len(demand))
-	start := time.Now()
-
-	var wg sync.WaitGroup
-	for i, l := range limiters {
-		for k, d := range demand {
-			// Each instance sends its share of the key's demand, offset
-			// so the instances take turns.
-			every := time.Duration(instances) * time.Second / time.Duration(d.perSec)
-			offset := every * time.Duration(i) / instances
-			wg.Go(func() { send(ctx, l, d.key, every, offset, &totals[k]) })
-		}
-	}
-	wg.Go(func() { report(ctx, stdout, start, totals) })
-	wg.Wait()
-
-	elapsed := time.Since(start)
-	if elapsed > cfg.duration {
-		elapsed = cfg.duration
-	}
-	fmt.Fprintf(stdout, "\nafter %.1fs: admitted vs ideal = min(sent, burst + rate × elapsed)\n", elapsed.Seconds())
-	fmt.Fprintf(stdout, "  %-6s %8s %8s %8s %8s\n", "key", "admitted", "ideal", "denied", "errors")
-	for k, d := range demand {
-		t := &totals[k]
-		sent := t.admitted.Load() + t.denied.Load() + t.failed.Load()
-		ideal := min(sent, int64(float64(cfg.burst)+float64(cfg.rate)*elapsed.Seconds()))
-		fmt.Fprintf(stdout, "  %-6s %8d %8d %8d %8d\n", d.key, t.admitted.Load(), ideal, t.denied.Load(), t.failed.Load())
 	}
 	return 0
 }
 
-// send asks l to admit one request for key every interval, after offset,
-// until ctx is done.
-func send(ctx context.Context, l *algorithms.Limiter, key string, every, offset time.Duration, c *counts) {
-	select {
-	case <-ctx.Done():
-		return
-	case <-time.After(offset):
+func start(ctx context.Context, o options, stdout io.Writer) error {
+	cfg, cfgName, err := loadConfig(o.config)
+	if err != nil {
+		return err
 	}
-	tick := time.NewTicker(every)
-	defer tick.Stop()
-	for {
-		d, err := l.Allow(ctx, key)
-		switch {
-		case err != nil:
-			if ctx.Err() != nil {
-				return // the run ended mid-call: not a failure
-			}
-			c.failed.Add(1)
-		case d.Allowed:
-			c.admitted.Add(1)
-		default:
-			c.denied.Add(1)
+	st, err := openStore(o.redis)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	m, err := newMetrics(o, stdout)
+	if err != nil {
+		return err
+	}
+	defer m.shutdown(context.Background())
+	if o.http != "" {
+		return serveHTTP(ctx, o, cfg, cfgName, st, m, stdout)
+	}
+	return simulate(ctx, o, cfg, cfgName, st, m, stdout)
+}
+
+// simulate runs the workload in each mode and prints the summary.
+func simulate(ctx context.Context, o options, cfg tiers.Config, cfgName string, st *store, m *metrics, w io.Writer) error {
+	p := makePlan(cfg, o.duration)
+	printHeader(w, o, cfg, cfgName, st, p)
+	run := runID()
+	var rs []modeResult
+	for _, mode := range o.modes() {
+		if ctx.Err() != nil {
+			break
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
+		r, err := runMode(ctx, mode, run, o, cfg, st, m, p, w)
+		if err != nil {
+			return err
 		}
+		rs = append(rs, r)
+	}
+	printSummary(w, p, rs, o.instances, st.embedded())
+	return nil
+}
+
+var modeLines = map[string]string{
+	modeLease:  "-mode lease: each instance serves checks from tokens it leases from Redis in batches",
+	modeDirect: "-mode direct: each check runs one Lua script in Redis per limit",
+}
+
+// runMode runs the plan once in mode, with fresh instances and a Redis
+// namespace of its own, and summarizes it.
+func runMode(ctx context.Context, mode, run string, o options, cfg tiers.Config, st *store, m *metrics,
+	p plan, w io.Writer) (modeResult, error) {
+	prefix := "demo:" + run + ":" + mode[:1] + ":"
+	base, err := ratelimit.NewKeyspace(prefix)
+	if err != nil {
+		return modeResult{}, err
+	}
+	if mode == modeDirect {
+		cfg = withoutLease(cfg)
+	}
+	counter := newCallCounter(prefix, p.tiers)
+	lims := make([]*tiers.Limiter, 0, o.instances)
+	defer func() {
+		// Closing returns unspent leased tokens to Redis: those calls count too.
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, l := range lims {
+			l.Close(cctx)
+		}
+	}()
+	for range o.instances {
+		rdb, err := st.client(ctx, counter, m.hook())
+		if err != nil {
+			return modeResult{}, err
+		}
+		defer rdb.Close()
+		l, err := newLimiter(rdb, cfg, base, o, m)
+		if err != nil {
+			return modeResult{}, err
+		}
+		lims = append(lims, l)
+	}
+	if err := m.observe(); err != nil {
+		return modeResult{}, err
+	}
+	defer m.endMode()
+
+	fmt.Fprintf(w, "\n%s\n", modeLines[mode])
+	t := newTally(len(p.tiers))
+	v := newView(w, p.tiers, t, &counter.total)
+	v.header()
+	done := make(chan struct{})
+	viewDone := make(chan struct{})
+	go func() { v.run(done); close(viewDone) }()
+	started := time.Now()
+	evs := runLoad(ctx, p, lims, o.duration, started, t)
+	elapsed := min(time.Since(started), o.duration)
+	close(done)
+	<-viewDone
+	m.flush("-mode " + mode)
+
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, l := range lims {
+		l.Close(cctx)
+	}
+	lims = nil
+	calls := make([]int64, len(p.tiers)+1)
+	for i := range calls {
+		calls[i] = counter.tierCalls(i)
+	}
+	return summarize(mode, elapsed, p, evs, calls, counter.total.Load()), nil
+}
+
+// printHeader says what is simulated: the instances, Redis, the plans and
+// the workload.
+func printHeader(w io.Writer, o options, cfg tiers.Config, cfgName string, st *store, p plan) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "ratelimit demo: %d instances of a service share rate limits through one Redis.\n", o.instances)
+	fmt.Fprintf(&b, "Redis:    %v\n", st)
+	printPlans(&b, cfg, cfgName)
+	fmt.Fprintf(&b, "Workload: %v per mode, each client's requests spread evenly over the instances\n", o.duration)
+	last := "\x00"
+	for _, l := range p.lines {
+		name := l[0]
+		if name == last {
+			name = ""
+		}
+		last = l[0]
+		fmt.Fprintf(&b, "  %-7s %s\n", clip(name, 7), l[1])
+	}
+	if !anyLease(cfg) && o.mode != modeDirect {
+		b.WriteString("Note: no limit in the config sets lease: true, so -mode lease runs like -mode direct.\n")
+	}
+	io.WriteString(w, b.String())
+}
+
+// printPlans writes the config's tiers and how clients get them.
+func printPlans(b *strings.Builder, cfg tiers.Config, cfgName string) {
+	fmt.Fprintf(b, "Plans:    %s", cfgName)
+	if cfg.DefaultTier != "" {
+		fmt.Fprintf(b, "; clients it does not list are %s", cfg.DefaultTier)
+	}
+	b.WriteString("\n")
+	for _, t := range cfg.Tiers {
+		fmt.Fprintf(b, "  %-7s %s\n", clip(t.Name, 7), describeTier(t))
 	}
 }
 
-// report prints, once a second, how many requests of each key were
-// admitted and sent during that second.
-func report(ctx context.Context, w io.Writer, start time.Time, totals []counts) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	prevAdmitted := make([]int64, len(totals))
-	prevSent := make([]int64, len(totals))
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "t=%2.0fs", time.Since(start).Seconds())
-		for k := range totals {
-			t := &totals[k]
-			admitted := t.admitted.Load()
-			sent := admitted + t.denied.Load() + t.failed.Load()
-			fmt.Fprintf(&b, "  %s %d/%d", demand[k].key, admitted-prevAdmitted[k], sent-prevSent[k])
-			prevAdmitted[k], prevSent[k] = admitted, sent
-		}
-		b.WriteString("  (admitted/sent)\n")
-		io.WriteString(w, b.String())
+// runID returns a short random name, so that runs against one Redis
+// server keep their keys apart.
+func runID() string {
+	const digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+	var b [5]byte
+	rand.Read(b[:])
+	for i := range b {
+		b[i] = digits[int(b[i])%len(digits)]
 	}
+	return string(b[:])
 }
