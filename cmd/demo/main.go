@@ -94,6 +94,10 @@ func start(ctx context.Context, o options, stdout io.Writer) error {
 
 // simulate runs the workload in each mode and prints the summary.
 func simulate(ctx context.Context, o options, cfg tiers.Config, cfgName string, st *store, m *metrics, w io.Writer) error {
+	// The limiters log through slog.Default, taken when they are made.
+	logs := &logCounter{}
+	defer logs.install()()
+
 	p := makePlan(cfg, o.duration)
 	printHeader(w, o, cfg, cfgName, st, p)
 	run := runID()
@@ -109,6 +113,7 @@ func simulate(ctx context.Context, o options, cfg tiers.Config, cfgName string, 
 		rs = append(rs, r)
 	}
 	printSummary(w, p, rs, o.instances, st.embedded())
+	io.WriteString(w, logs.String())
 	return nil
 }
 

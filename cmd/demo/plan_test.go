@@ -35,7 +35,7 @@ func TestPlanEmbedded(t *testing.T) {
 		rates[c.key] = c.rate
 	}
 	// free: 5/s burst 10 per client, all free clients 100/s.
-	want := map[string]float64{"free-heavy-1": 25, "free-heavy-2": 37.5, "free-heavy-3": 50, "pro-1": 800}
+	want := map[string]float64{"free-heavy-1": 25, "free-heavy-2": 37.5, "free-heavy-3": 50, "pro-1": 400}
 	for k, r := range want {
 		if math.Abs(rates[k]-r) > 1e-9 {
 			t.Errorf("rate of %s = %v, want %v", k, rates[k], r)

@@ -147,18 +147,15 @@ func printSummary(w io.Writer, p plan, rs []modeResult, instances int, embedded 
 }
 
 const legend = `
-ideal      what exact token buckets (burst + rate × t per limit; all limits of a tier at once)
-           admit of the same requests in the same order, in one process with one clock
-over-adm   (admitted − ideal) / ideal, when positive
-false-den  requests denied although every limit, charged with the requests actually
-           admitted, had a token for them (such as a token held in another instance's lease)
-Redis/1k   EVAL/EVALSHA calls per 1,000 decisions, counted by a hook on every instance's
-           go-redis client: checks, lease refills, refunds and give-backs
+ideal      admissions of exact token buckets (burst + rate × t, every limit of the tier at
+           once) fed the same requests in the same order; over-adm = (admitted − ideal) / ideal
+false-den  denied although every limit, charged with the real admissions, had a token
+Redis/1k   EVAL/EVALSHA per 1,000 decisions, counted by a hook on every instance's Redis
+           client: checks, lease refills, refunds and give-backs
 `
 
-const miniredisNote = `miniredis  runs inside this process and interprets Lua in Go: slower than Redis and
-           sharing the demo's CPU, so direct latencies here are mostly its CPU time. With a
-           real Redis (-redis) each direct check still costs a network round trip.
+const miniredisNote = `miniredis  runs in this process and interprets Lua in Go: direct latencies here are mostly
+           its CPU time. With a real Redis (-redis) a direct check costs a round trip per limit.
 `
 
 // compare says what leasing bought, from the totals of a lease run l and
@@ -172,7 +169,9 @@ func compare(l, d stats) string {
 	}
 	return fmt.Sprintf("\nLeasing: %s (%.0f vs %.0f per 1,000 decisions),\n"+
 		"         p50 %s vs %s, p99 %s vs %s,\n"+
-		"         %.1f%% over the ideal (direct %.1f%%), %d false denials (direct %d).\n",
+		"         %.1f%% over the ideal (direct %.1f%%), %d false denials (direct %d).\n"+
+		"It pays on hot keys and on keys over their limit (a denial is remembered until a token\n"+
+		"is due); a key with a few checks per instance and 10 ms leases one token per check.\n",
 		calls, l.callsPer1k(), d.callsPer1k(), fmtDur(l.p50), fmtDur(d.p50), fmtDur(l.p99), fmtDur(d.p99),
 		l.overAdmission(), d.overAdmission(), l.falseDenials, d.falseDenials)
 }
@@ -201,5 +200,5 @@ func clip(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
-	return s[:n]
+	return strings.ToValidUTF8(s[:n], "")
 }
