@@ -73,6 +73,9 @@ type decider interface {
 	allow(ctx context.Context, key string) (outcome, error)
 	// redisCalls is the number of Redis commands this instance has sent.
 	redisCalls() int64
+	// refillErrors is the number of lease refills that failed (0 for the
+	// per-request limiters).
+	refillErrors() int64
 	// close releases the limiter and its client.
 	close()
 }
@@ -162,6 +165,8 @@ func (d *leaseDecider) allow(ctx context.Context, key string) (outcome, error) {
 // give-backs, checks beyond the key cap).
 func (d *leaseDecider) redisCalls() int64 { return d.l.Stats().RedisCalls }
 
+func (d *leaseDecider) refillErrors() int64 { return d.l.Stats().RefillErrors }
+
 func (d *leaseDecider) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -180,8 +185,9 @@ func (d *tokenBucketDecider) allow(ctx context.Context, key string) (outcome, er
 	return outcomeOf(dec), err
 }
 
-func (d *tokenBucketDecider) redisCalls() int64 { return d.calls.Load() }
-func (d *tokenBucketDecider) close()            { _ = d.rdb.Close() }
+func (d *tokenBucketDecider) redisCalls() int64   { return d.calls.Load() }
+func (d *tokenBucketDecider) refillErrors() int64 { return 0 }
+func (d *tokenBucketDecider) close()              { _ = d.rdb.Close() }
 
 // redisRateDecider has no keyspace: redis_rate prepends "rate:" to the
 // key, and the keys given to allow carry the row's prefix (see rowKeys).
@@ -203,8 +209,9 @@ func (d *redisRateDecider) allow(ctx context.Context, key string) (outcome, erro
 	return denied, nil
 }
 
-func (d *redisRateDecider) redisCalls() int64 { return d.calls.Load() }
-func (d *redisRateDecider) close()            { _ = d.rdb.Close() }
+func (d *redisRateDecider) redisCalls() int64   { return d.calls.Load() }
+func (d *redisRateDecider) refillErrors() int64 { return 0 }
+func (d *redisRateDecider) close()              { _ = d.rdb.Close() }
 
 // rowKeys returns the client keys of a row with n keys: n = 1 is the hot
 // key. redis_rate has no keyspace option, so its keys carry the row's

@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/distributedratelimiter/ratelimit"
 )
 
 // Bounds on the measured loops besides their durations: no goroutine does
@@ -24,16 +27,24 @@ type result struct {
 	impl impl
 	w    workload
 
-	ops       int64         // decisions made (allowed + denied); errors and fallbacks excluded
-	allowed   int64         // admitted requests
-	errs      int64         // calls that returned an error
-	fallbacks int64         // decisions made by a failure policy without Redis (Source == SourceFallback); not counted in ops
-	skipped   int64         // paced requests dropped because the sender fell behind
-	elapsed   time.Duration // wall time of the measured phase
-	p50, p99  time.Duration // per-call latency, errors included
-	calls     int64         // Redis commands sent during the phase
-	mallocs   uint64        // heap allocations of the whole process during the phase
-	firstErr  error         // the first error seen, for the log
+	ops        int64         // decisions made (allowed + denied); errors and fallbacks excluded
+	allowed    int64         // admitted requests
+	errs       int64         // calls that returned an error
+	fallbacks  int64         // decisions made by a failure policy without Redis (Source == SourceFallback); not counted in ops
+	skipped    int64         // paced requests dropped because the sender fell behind
+	elapsed    time.Duration // wall time of the measured phase
+	p50, p99   time.Duration // per-call latency, errors included
+	max        time.Duration // the slowest call
+	refillErrs int64         // lease refills that failed during the phase
+	calls      int64         // Redis commands sent during the phase
+	mallocs    uint64        // heap allocations of the whole process during the phase
+	firstErr   error         // the first error seen, for the log
+
+	// exact is what an exact token bucket admits for the same arrivals
+	// (accuracy rows only; see exactAdmissions), and replayed says it was
+	// computed.
+	exact    int64
+	replayed bool
 }
 
 // throughput returns decisions per second.
@@ -69,11 +80,23 @@ func (r result) allocsPerOp() float64 {
 	return float64(r.mallocs) / float64(r.ops)
 }
 
-// ideal returns what a perfect limiter would admit of the offered demand
-// over the phase: everything offered, up to burst + rate × elapsed.
-func (r result) ideal() float64 {
+// bound returns burst + rate × elapsed: the most any limiter may admit
+// over the phase.
+func (r result) bound() float64 {
 	lim := r.w.limit()
-	return math.Min(float64(r.ops), float64(lim.Burst)+lim.PerSecondRate()*r.elapsed.Seconds())
+	return float64(lim.Burst) + lim.PerSecondRate()*r.elapsed.Seconds()
+}
+
+// ideal returns what a perfect limiter would have admitted: an exact token
+// bucket replayed over the row's arrival times when they were recorded,
+// else min(offered, bound). The two agree while demand never pauses; when
+// the senders stall (a shared machine), the bucket overflows during the
+// pause and an exact limiter admits less than the bound.
+func (r result) ideal() float64 {
+	if r.replayed {
+		return float64(r.exact)
+	}
+	return math.Min(float64(r.ops), r.bound())
 }
 
 // overadmitPct returns how far admissions exceeded the ideal, in percent of
@@ -127,6 +150,9 @@ type loopStats struct {
 	// last calls: the best local estimate of when Redis decided them.
 	first, last time.Time
 	firstErr    error
+	// arrivals are the midpoints of a paced goroutine's decided calls, ns
+	// after the phase's start; preallocated, so appending never allocates.
+	arrivals []int64
 }
 
 // note records the outcome of one call that took d.
@@ -180,9 +206,10 @@ func closedLoop(ctx context.Context, d decider, keys []string, deadline time.Tim
 
 // pacedLoop sends rate requests per second from start until end, or max
 // calls: at each wake it sends the requests now due, then sleeps until the
-// next one is. A sender that fell more than maxLag behind drops the
+// next one is. It records each decided call's midpoint, in ns after base,
+// as an arrival. A sender that fell more than maxLag behind drops the
 // backlog (counted as skipped) rather than bursting to catch up.
-func pacedLoop(ctx context.Context, d decider, key string, rate float64, start, end time.Time, maxOps int, stop *atomic.Bool, s *loopStats) {
+func pacedLoop(ctx context.Context, d decider, key string, rate float64, base, start, end time.Time, maxOps int, stop *atomic.Bool, s *loopStats) {
 	lagCap := int64(math.Max(1, rate*maxLag.Seconds()))
 	var sent int64
 	for sent < int64(maxOps) && !stop.Load() {
@@ -203,6 +230,9 @@ func pacedLoop(ctx context.Context, d decider, key string, rate float64, start, 
 			s.last = t0.Add(t1.Sub(t0) / 2)
 			if s.first.IsZero() {
 				s.first = s.last
+			}
+			if err == nil && o != fallback && len(s.arrivals) < cap(s.arrivals) {
+				s.arrivals = append(s.arrivals, int64(s.last.Sub(base)))
 			}
 		}
 		next := start.Add(time.Duration(float64(sent) / rate * float64(time.Second)))
@@ -258,20 +288,23 @@ func (rn *runner) run(ctx context.Context, im impl, w workload) (result, error) 
 // measured runs body with the Redis calls and heap allocations around it
 // counted, and folds the goroutines' stats into a result.
 func measured(ds []decider, stats []*loopStats, body func()) result {
-	calls := func() (n int64) {
+	calls := func() (n, refillErrs int64) {
 		for _, d := range ds {
 			n += d.redisCalls()
+			refillErrs += d.refillErrors()
 		}
-		return n
+		return n, refillErrs
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	calls0, mallocs0 := calls(), ms.Mallocs
+	calls0, refillErrs0 := calls()
+	mallocs0 := ms.Mallocs
 	start := time.Now()
 	body()
 	elapsed := time.Since(start)
 	runtime.ReadMemStats(&ms)
-	r := result{calls: calls() - calls0, mallocs: ms.Mallocs - mallocs0, elapsed: elapsed}
+	calls1, refillErrs1 := calls()
+	r := result{calls: calls1 - calls0, refillErrs: refillErrs1 - refillErrs0, mallocs: ms.Mallocs - mallocs0, elapsed: elapsed}
 	var h hist
 	for _, s := range stats {
 		h.merge(&s.h)
@@ -284,18 +317,40 @@ func measured(ds []decider, stats []*loopStats, body func()) result {
 			r.firstErr = s.firstErr
 		}
 	}
-	r.p50, r.p99 = h.quantile(0.50), h.quantile(0.99)
+	r.p50, r.p99, r.max = h.quantile(0.50), h.quantile(0.99), time.Duration(h.max)
 	return r
 }
 
-// newStats allocates one loopStats per goroutine before the measured phase,
-// so their histograms are not counted as the phase's allocations.
-func newStats(n int) []*loopStats {
+// newStats allocates one loopStats per goroutine, each with room for
+// arrivals arrival times, before the measured phase, so that none of it
+// counts as the phase's allocations.
+func newStats(n, arrivals int) []*loopStats {
 	s := make([]*loopStats, n)
 	for i := range s {
-		s[i] = new(loopStats)
+		s[i] = &loopStats{arrivals: make([]int64, 0, arrivals)}
 	}
 	return s
+}
+
+// exactAdmissions replays arrivals (ns, any order; sorted in place)
+// through an exact token bucket of lim that starts full, and returns how
+// many it admits: what a perfect limiter would have admitted of the same
+// requests.
+func exactAdmissions(arrivals []int64, lim ratelimit.Limit) int64 {
+	slices.Sort(arrivals)
+	perNs := float64(lim.Rate) / float64(lim.Period.Nanoseconds())
+	tokens, burst := float64(lim.Burst), float64(lim.Burst)
+	var n int64
+	for i, t := range arrivals {
+		if i > 0 {
+			tokens = math.Min(burst, tokens+float64(t-arrivals[i-1])*perNs)
+		}
+		if tokens >= 1 {
+			tokens--
+			n++
+		}
+	}
+	return n
 }
 
 // stopOnDone sets stop when ctx is done, so loops need not poll ctx (whose
@@ -315,7 +370,7 @@ func stopOnDone(ctx context.Context, stop *atomic.Bool) func() {
 // closed runs a closed-loop phase of length dur: every goroutine of every
 // instance calls its instance as fast as it can.
 func (rn *runner) closed(ctx context.Context, ds []decider, keys []string, w workload, dur time.Duration) result {
-	stats := newStats(len(ds) * w.goroutines)
+	stats := newStats(len(ds)*w.goroutines, 0)
 	maxOps := int(max(1, float64(maxRatePerGoroutine)*dur.Seconds()))
 	var stop atomic.Bool
 	release := stopOnDone(ctx, &stop)
@@ -338,15 +393,15 @@ func (rn *runner) closed(ctx context.Context, ds []decider, keys []string, w wor
 // scripts loaded before the hot key's first request. The result's elapsed
 // runs from the midpoint of the first call to the midpoint of the last.
 func (rn *runner) paced(ctx context.Context, ds []decider, key, warmKey string, w workload) result {
-	stats := newStats(len(ds) * w.goroutines)
+	total := w.demand * w.limit().PerSecondRate()
+	per := total / float64(w.instances*w.goroutines)
+	maxOps := int(per*rn.ph.accuracy.Seconds()*1.5) + 10
+	stats := newStats(w.instances*w.goroutines, maxOps)
 	var wg sync.WaitGroup
 	for i := range stats {
 		wg.Go(func() { _, _ = ds[i%len(ds)].allow(ctx, warmKey) })
 	}
 	wg.Wait()
-	total := w.demand * w.limit().PerSecondRate()
-	per := total / float64(len(stats))
-	maxOps := int(per*rn.ph.accuracy.Seconds()*1.5) + 10
 	var stop atomic.Bool
 	release := stopOnDone(ctx, &stop)
 	defer release()
@@ -358,7 +413,7 @@ func (rn *runner) paced(ctx context.Context, ds []decider, key, warmKey string, 
 			// Stagger the goroutines within one request interval so the
 			// demand arrives evenly, not in lockstep.
 			st := start.Add(time.Duration(float64(i) / float64(len(stats)) / per * float64(time.Second)))
-			wg.Go(func() { pacedLoop(ctx, ds[i%len(ds)], key, per, st, end, maxOps, &stop, s) })
+			wg.Go(func() { pacedLoop(ctx, ds[i%len(ds)], key, per, start, st, end, maxOps, &stop, s) })
 		}
 		wg.Wait()
 	})
@@ -374,5 +429,10 @@ func (rn *runner) paced(ctx context.Context, ds []decider, key, warmKey string, 
 	if !first.IsZero() {
 		r.elapsed = last.Sub(first)
 	}
+	var arrivals []int64
+	for _, s := range stats {
+		arrivals = append(arrivals, s.arrivals...)
+	}
+	r.exact, r.replayed = exactAdmissions(arrivals, w.limit()), true
 	return r
 }

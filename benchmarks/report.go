@@ -147,12 +147,12 @@ func fmtMicros(d time.Duration) string { return fmtSig(float64(d.Nanoseconds()) 
 
 // writeThroughputTable writes the markdown table of the throughput rows.
 func writeThroughputTable(w io.Writer, rs []result) {
-	fmt.Fprintln(w, "| impl | instances | goroutines/instance | keys | demand | decisions/s | ns/op | p50 µs | p99 µs | Redis calls/1k decisions | allocs/op | errors, fallbacks |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| impl | instances | goroutines/instance | keys | demand | decisions/s | ns/op | p50 µs | p99 µs | max µs | Redis calls/1k decisions | allocs/op | errors, fallbacks |")
+	fmt.Fprintln(w, "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, r := range throughputRows(rs) {
-		fmt.Fprintf(w, "| %v | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+		fmt.Fprintf(w, "| %v | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
 			r.impl, r.w.instances, r.w.goroutines, r.w.keyLabel(), r.w.demandLabel(),
-			fmtInt(int64(r.throughput()+0.5)), fmtSig(r.nsPerOp()), fmtMicros(r.p50), fmtMicros(r.p99),
+			fmtInt(int64(r.throughput()+0.5)), fmtSig(r.nsPerOp()), fmtMicros(r.p50), fmtMicros(r.p99), fmtMicros(r.max),
 			fmtSig(r.callsPer1k()), fmtSig(r.allocsPerOp()), r.failures())
 	}
 }
@@ -170,12 +170,12 @@ func writeSweepTable(w io.Writer, rs []result) {
 
 // writeAccuracyTable writes the markdown table of the accuracy rows.
 func writeAccuracyTable(w io.Writer, rs []result) {
-	fmt.Fprintln(w, "| impl | instances | demand | offered/s | seconds | offered | skipped | admitted | ideal | overadmit % | false-deny % | p50 µs | p99 µs | Redis calls/1k decisions | errors, fallbacks |")
-	fmt.Fprintln(w, "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+	fmt.Fprintln(w, "| impl | instances | demand | offered/s | seconds | offered | skipped | admitted | ideal | bound | overadmit % | false-deny % | p50 µs | p99 µs | Redis calls/1k decisions | errors, fallbacks |")
+	fmt.Fprintln(w, "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	for _, r := range accuracyRows(rs) {
-		fmt.Fprintf(w, "| %v | %d | %s | %s | %.2f | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s |\n",
+		fmt.Fprintf(w, "| %v | %d | %s | %s | %.2f | %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s |\n",
 			r.impl, r.w.instances, r.w.demandLabel(), fmtInt(int64(r.offeredRate()+0.5)), r.elapsed.Seconds(),
-			fmtInt(r.ops), fmtInt(r.skipped), fmtInt(r.allowed), fmtInt(int64(r.ideal()+0.5)),
+			fmtInt(r.ops), fmtInt(r.skipped), fmtInt(r.allowed), fmtInt(int64(r.ideal()+0.5)), fmtInt(int64(r.bound()+0.5)),
 			r.overadmitPct(), r.falseDenyPct(), fmtMicros(r.p50), fmtMicros(r.p99),
 			fmtSig(r.callsPer1k()), r.failures())
 	}

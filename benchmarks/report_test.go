@@ -89,6 +89,50 @@ func TestResultMetrics(t *testing.T) {
 	}
 }
 
+func TestExactAdmissions(t *testing.T) {
+	sec := int64(time.Second)
+	tests := []struct {
+		name     string
+		lim      ratelimit.Limit
+		arrivals []int64
+		want     int64
+	}{
+		{"none", ratelimit.PerSecond(1), nil, 0},
+		{"a burst takes the bucket", ratelimit.PerSecond(1).WithBurst(2), []int64{0, 0, 0}, 2},
+		// burst 2, 1/s: t=0 admits 2 and denies 1; t=0.5 has half a
+		// token; t=1 has one; t=3 is full again (2, not 3: the bucket
+		// overflowed during the pause).
+		{"refill and overflow", ratelimit.PerSecond(1).WithBurst(2),
+			[]int64{3 * sec, 0, 0, sec / 2, 0, sec, sec, 3 * sec, 3 * sec}, 5},
+		{"steady 0.8x admits all", ratelimit.PerSecond(1000).WithBurst(10), every(sec/800, 800), 800},
+		// 2× demand: the burst plus one token per ms. The last arrival is
+		// at 999.5 ms, so 999 whole tokens were earned.
+		{"steady 2x admits burst + rate x elapsed", ratelimit.PerSecond(1000).WithBurst(10), every(sec/2000, 2000), 10 + 999},
+	}
+	for _, tt := range tests {
+		if got := exactAdmissions(tt.arrivals, tt.lim); got != tt.want {
+			t.Errorf("%s: exactAdmissions = %d, want %d", tt.name, got, tt.want)
+		}
+	}
+}
+
+// every returns n arrivals step apart, from 0.
+func every(step int64, n int) []int64 {
+	s := make([]int64, n)
+	for i := range s {
+		s[i] = int64(i) * step
+	}
+	return s
+}
+
+func TestIdealUsesTheReplay(t *testing.T) {
+	r := result{w: summaryOver, elapsed: 2 * time.Second, ops: 40_000, allowed: 4_000, exact: 4_000, replayed: true}
+	if r.bound() != 4200 || r.ideal() != 4000 || r.falseDenyPct() != 0 || r.overadmitPct() != 0 {
+		t.Errorf("bound %v ideal %v false-deny %v overadmit %v; want 4200, 4000 (the replay), 0, 0",
+			r.bound(), r.ideal(), r.falseDenyPct(), r.overadmitPct())
+	}
+}
+
 func TestPlan(t *testing.T) {
 	if got := len(plan(true)); got != 36+12 {
 		t.Errorf("short plan has %d rows, want 48", got)
@@ -154,7 +198,7 @@ func TestTables(t *testing.T) {
 	if len(lines) != 2+36 {
 		t.Fatalf("throughput table has %d lines, want 38", len(lines))
 	}
-	want := "| lease | 1 | 8 | hot | unlimited | 5,000,000 | 200 | 0.25 | 1.25 | 0.0033 | 0.0010 | 0 |"
+	want := "| lease | 1 | 8 | hot | unlimited | 5,000,000 | 200 | 0.25 | 1.25 | 2.00 | 0.0033 | 0.0010 | 0 |"
 	if !strings.Contains(b.String(), want+"\n") {
 		t.Errorf("throughput table lacks\n%s\nin\n%s", want, b.String())
 	}
@@ -164,7 +208,7 @@ func TestTables(t *testing.T) {
 	if len(lines) != 2+12 {
 		t.Fatalf("accuracy table has %d lines, want 14", len(lines))
 	}
-	want = "| lease | 4 | 10× | 20,000 | 2.00 | 40,000 | 0 | 4,221 | 4,200 | 0.50 | 0.00 | 0.25 | 1.25 | 0.25 | 0 |"
+	want = "| lease | 4 | 10× | 20,000 | 2.00 | 40,000 | 0 | 4,221 | 4,200 | 4,200 | 0.50 | 0.00 | 0.25 | 1.25 | 0.25 | 0 |"
 	if !strings.Contains(b.String(), want+"\n") {
 		t.Errorf("accuracy table lacks\n%s\nin\n%s", want, b.String())
 	}
@@ -208,6 +252,27 @@ func TestMarkdownAndCharts(t *testing.T) {
 	dir := t.TempDir()
 	if err := writeCharts(filepath.Join(dir, "img"), rs); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(md, "**Errors and fallbacks.** None") {
+		t.Error("markdown does not say that no row had errors or fallbacks")
+	}
+	// A row with fallback decisions is listed and explained.
+	for i, r := range rp.results {
+		if r.impl == implLease && r.w == (workload{instances: 4, goroutines: 64, keys: 1}) {
+			rp.results[i].fallbacks, rp.results[i].max = 300_000, 1500*time.Millisecond
+		}
+	}
+	b.Reset()
+	if err := rp.markdown(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"- lease, 4i 64g hot: 0 errors and 300,000 fallback decisions, 1.96% of 15,300,000 calls; lease refills that failed: 0; slowest call 1,500 ms.",
+		"for at most the refill timeout plus 10 ms (here 1.01s)",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("markdown lacks %q", want)
+		}
 	}
 	for _, c := range charts {
 		link := "](img/" + c.file + ")"
@@ -254,7 +319,7 @@ func TestEnvParsers(t *testing.T) {
 func syntheticResults() []result {
 	var rs []result
 	for _, j := range plan(false) {
-		r := result{impl: j.im, w: j.w, elapsed: 2 * time.Second, p50: 250 * time.Nanosecond, p99: 1250 * time.Nanosecond}
+		r := result{impl: j.im, w: j.w, elapsed: 2 * time.Second, p50: 250 * time.Nanosecond, p99: 1250 * time.Nanosecond, max: 2 * time.Microsecond}
 		perRequest := j.im != implLease
 		switch {
 		case j.w.accuracy():
@@ -271,7 +336,7 @@ func syntheticResults() []result {
 			r.ops = 50_000
 			r.calls = r.ops
 			r.mallocs = uint64(r.ops) * 24
-			r.p50, r.p99 = 200*time.Microsecond, time.Millisecond
+			r.p50, r.p99, r.max = 200*time.Microsecond, time.Millisecond, 5*time.Millisecond
 		default:
 			r.ops = 10_000_000
 			if j.w.keys > 1 {
