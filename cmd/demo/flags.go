@@ -85,17 +85,17 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	o := options{}
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&o.mode, "mode", modeBoth, "`lease`, direct, or both (lease then direct, same workload)")
+	fs.StringVar(&o.mode, "mode", modeBoth, "which `mode` to run: lease, direct, or both (lease, then direct, same workload)")
 	fs.DurationVar(&o.duration, "duration", defaultDuration,
-		"how long each mode runs, at most "+maxDuration.String()+"; with -http, how long to serve (default: until Ctrl-C, at most "+maxHTTPDuration.String()+")")
-	fs.IntVar(&o.instances, "instances", 3, "simulated service `instances`, each with its own Redis client and limiters (1-"+strconv.Itoa(maxInstances)+")")
+		"how long each mode runs, at most 1m (-http: until Ctrl-C by default, at most 1h)")
+	fs.IntVar(&o.instances, "instances", 3, "`number` of simulated instances, each with its own Redis client and limiters (1-"+strconv.Itoa(maxInstances)+")")
 	fs.StringVar(&o.config, "config", "", "tiers YAML `file` (default: the embedded cmd/demo/tiers.yaml)")
 	var redisAddrs string
 	fs.StringVar(&redisAddrs, "redis", "", "Redis `address`, or a comma-separated list of Cluster nodes (default: an embedded miniredis)")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow non-loopback addresses in -redis, -http and -metrics-addr")
 	fs.StringVar(&o.http, "http", "", "serve an HTTP API on `address` (such as 127.0.0.1:8080) instead of simulating")
 	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "deadline of each Redis call")
-	fs.StringVar(&o.metrics, "metrics", metricsOff, "export OpenTelemetry metrics: `off`, stdout (at the end) or prometheus")
+	fs.StringVar(&o.metrics, "metrics", metricsOff, "`exporter` of OpenTelemetry metrics: off, stdout (printed at the end), prometheus")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9464", "`address` of the Prometheus /metrics endpoint")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), usageHead)
