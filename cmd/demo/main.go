@@ -76,7 +76,7 @@ func start(ctx context.Context, o options, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(o.redis)
+	st, err := openStore(o.redis, o.allowRemote)
 	if err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/redistest"
 )
 
 // row is one line of the summary table.
@@ -245,5 +246,33 @@ func TestRunHTTP(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// TestRunRedisServer runs both modes against a real redis-server of the
+// test's own, and TestRunCluster against a Redis Cluster: keys of one
+// client share a hash slot, and the demo's ClusterClient finds them.
+func TestRunRedisServer(t *testing.T) {
+	s := redistest.Start(t)
+	runAgainst(t, s.Addr(), "Redis at "+s.Addr())
+}
+
+func TestRunCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 0)
+	runAgainst(t, strings.Join(c.Addrs(), ","), "Redis Cluster at ")
+}
+
+func runAgainst(t *testing.T, redisAddr, banner string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"-redis", redisAddr, "-duration", "1s", "-timeout", "2s"}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("run = %d, stderr:\n%s", code, errOut.String())
+	}
+	rows := summaryRows(t, out.String())
+	l, d := rows["all lease"], rows["all direct"]
+	if !strings.Contains(out.String(), banner) || l.admitted == 0 || d.admitted == 0 || !(l.per1k < d.per1k) ||
+		strings.Contains(out.String(), "failed") {
+		t.Errorf("output:\n%s", out.String())
 	}
 }

@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"math"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit/tiers"
 )
@@ -122,24 +119,5 @@ func TestResolve(t *testing.T) {
 	}
 	if got := withoutLease(cfg); anyLease(got) || !anyLease(cfg) {
 		t.Errorf("withoutLease: lease left %v, original lease %v", anyLease(got), anyLease(cfg))
-	}
-}
-
-func TestCallCounter(t *testing.T) {
-	c := newCallCounter("demo:x:l:", []string{"free", "pro"})
-	ctx := context.Background()
-	for _, cmd := range []redis.Cmder{
-		redis.NewCmd(ctx, "evalsha", "abc", 1, "demo:x:l:free:second:{c:alice}:token_bucket", 1),
-		redis.NewCmd(ctx, "eval", "return 1", 1, "demo:x:l:pro:second:{c:pro-1}:token_bucket"),
-		redis.NewCmd(ctx, "evalsha", "abc", 1, "demo:x:l:gold:second:{c:g}:token_bucket"),
-		redis.NewCmd(ctx, "evalsha", "abc", 1, "other:free:second:{c:a}:gcra"),
-		redis.NewCmd(ctx, "get", "demo:x:l:free:second:{c:alice}:token_bucket"),
-		redis.NewCmd(ctx, "ping"),
-	} {
-		c.count(cmd)
-	}
-	if c.total.Load() != 4 || c.tierCalls(0) != 1 || c.tierCalls(1) != 1 || c.tierCalls(2) != 2 {
-		t.Errorf("total %d, free %d, pro %d, other %d; want 4, 1, 1, 2",
-			c.total.Load(), c.tierCalls(0), c.tierCalls(1), c.tierCalls(2))
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -14,14 +15,17 @@ import (
 // store is the Redis the instances share: an embedded miniredis, or the
 // server or Cluster named by -redis.
 type store struct {
-	addrs []string
-	mr    *miniredis.Miniredis // nil for a real server
+	addrs       []string
+	mr          *miniredis.Miniredis // nil for a real server
+	allowRemote bool
 }
 
-// openStore starts miniredis when addrs is empty.
-func openStore(addrs []string) (*store, error) {
+// openStore starts miniredis when addrs is empty. Unless allowRemote,
+// its clients dial loopback addresses only, including the nodes a Cluster
+// announces.
+func openStore(addrs []string, allowRemote bool) (*store, error) {
 	if len(addrs) > 0 {
-		return &store{addrs: addrs}, nil
+		return &store{addrs: addrs, allowRemote: allowRemote}, nil
 	}
 	mr := miniredis.NewMiniRedis()
 	if err := mr.StartAddr("127.0.0.1:0"); err != nil {
@@ -55,9 +59,9 @@ func (s *store) Close() {
 func (s *store) client(ctx context.Context, hooks ...redis.Hook) (redis.UniversalClient, error) {
 	var rdb redis.UniversalClient
 	if len(s.addrs) > 1 {
-		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: s.addrs, ContextTimeoutEnabled: true})
+		rdb = redis.NewClusterClient(&redis.ClusterOptions{Addrs: s.addrs, ContextTimeoutEnabled: true, Dialer: s.dial})
 	} else {
-		rdb = redis.NewClient(&redis.Options{Addr: s.addrs[0], ContextTimeoutEnabled: true})
+		rdb = redis.NewClient(&redis.Options{Addr: s.addrs[0], ContextTimeoutEnabled: true, Dialer: s.dial})
 	}
 	for _, h := range hooks {
 		if h != nil {
@@ -71,6 +75,16 @@ func (s *store) client(ctx context.Context, hooks ...redis.Hook) (redis.Universa
 		return nil, fmt.Errorf("%v: %w", s, err)
 	}
 	return rdb, nil
+}
+
+// dial connects to addr, refusing addresses off this machine unless
+// remote ones are allowed.
+func (s *store) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if err := checkAddr("redis", addr, s.allowRemote); err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
 }
 
 // quietLogger drops go-redis's internal log lines (such as repeated dial
