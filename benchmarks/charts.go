@@ -183,9 +183,11 @@ func accuracyChart(file string, rs []result) error {
 		if allZero {
 			p.Title.Text += ": 0 in every row"
 		}
-		// Room above the tallest bar for the legend, and a visible axis
-		// when every bar is zero.
+		// Room above the tallest bar for the legend, a visible axis when
+		// every bar is zero, and half a category of margin on each side
+		// so the outer groups' bars are not cut.
 		p.Y.Max = math.Max(p.Y.Max*1.35, 1)
+		p.X.Min, p.X.Max = -0.5, float64(len(ws))-0.5
 		row[j] = p
 	}
 	img := vgimg.New(12*vg.Inch, 4.5*vg.Inch)

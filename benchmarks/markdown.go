@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"path"
 	"time"
 )
@@ -80,7 +81,7 @@ func (rp *report) markdown(w io.Writer) error {
 	p("## Accuracy")
 	p("")
 	p("Paced demand at 0.8× and 10× a real limit of %s on the hot key, for %s, from %d goroutines per instance.",
-		accuracyLimit, rp.ph.accuracy, accuracyGoroutines)
+		fmtLimit(accuracyLimit), fmtDur(rp.ph.accuracy), accuracyGoroutines)
 	p("")
 	writeAccuracyTable(&b, rs)
 	p("")
@@ -105,7 +106,7 @@ func (rp *report) writeCompared(b *bytes.Buffer) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
 	p("## What is compared")
 	p("")
-	p("- **lease**: `lease.New(rdb, lim)` with its defaults (lease TTL 1 s, accuracy budget 5%% of the burst). " +
+	p("- **lease**: `lease.New(rdb, lim)` with its defaults (lease TTL 1 s, accuracy budget 5%% of the burst) apart from the call timeout below. " +
 		"A request takes a token from an in-process counter; the counter is refilled from the Redis token bucket in batches sized to the key's demand.")
 	p("- **tokenbucket**: `algorithms.NewLimiter(rdb, lim, algorithms.WithAlgorithm(algorithms.TokenBucket))`: one Lua script run in Redis per request.")
 	p("- **redis_rate**: `github.com/go-redis/redis_rate/v10`, `Limiter.Allow`: one GCRA Lua script run in Redis per request; the usual per-request peer.")
@@ -118,7 +119,7 @@ func (rp *report) writeCompared(b *bytes.Buffer) {
 		"with 50 ms, the busiest rows time out, the circuit breakers open and the failure policies decide instead of Redis. "+
 		"Failure policies and breakers stay at their defaults (lease: `FailLocal`; token bucket: `FailClosed`). "+
 		"A call that returned an error, or a decision with `Source == SourceFallback`, is counted in the *errors, fallbacks* column and not as a decision.",
-		callTimeout)
+		fmtDur(callTimeout))
 	p("")
 }
 
@@ -127,12 +128,12 @@ func (rp *report) writeMethod(b *bytes.Buffer) {
 	p("## Method")
 	p("")
 	p("- **Throughput rows**: 1 or 4 instances × 1, 8 or 64 goroutines per instance × the hot key or 10,000 keys chosen uniformly at random (a per-goroutine xorshift). "+
-		"The limit is %s, far above what this machine can ask for: labelled *unlimited*. "+
+		"The limit is %s (2³⁶ each), far above what this machine can ask for: labelled *unlimited*. "+
 		"Each row runs %s unmeasured (connections, scripts, leases) and then %s measured, each goroutine calling its instance in a closed loop.",
-		unlimitedLimit, rp.ph.warmup, rp.ph.measure)
+		fmtLimit(unlimitedLimit), fmtDur(rp.ph.warmup), fmtDur(rp.ph.measure))
 	p("- **decisions/s** is decisions ÷ wall time. **ns/op** is wall time ÷ decisions with every goroutine running, which is what `testing.B` reports for `RunParallel` (so it is 10⁹ ÷ decisions/s, not the latency of one call).")
 	p("- **p50/p99** are per call: `time.Now` before and after each call, recorded into a per-goroutine log-bucketed histogram (no lock, no allocation; a bucket is at most 1/32 of its value wide, so a percentile is within about 1.6%%). "+
-		"The two clock reads (%.0f ns each here) are inside every figure, which only matters for the lease's hit path.", rp.m.clockNs)
+		"Timing costs two clock reads per call (%.0f ns each here): both are in every throughput figure and about one is inside each measured latency, which matters only for the lease's hit path.", rp.m.clockNs)
 	p("- **Redis calls/1k decisions**: the lease's own count of script runs (`Stats().RedisCalls`: refills, give-backs, checks beyond its key cap); " +
 		"for the per-request limiters, the commands their clients sent, counted by a go-redis hook (an `EVALSHA`, plus an `EVAL` when the server answers `NOSCRIPT`).")
 	p("- **allocs/op** is `runtime.MemStats.Mallocs` over the measured phase ÷ decisions: the whole process, so it includes go-redis, background refills and the load generator (which allocates nothing per call).")
@@ -144,7 +145,7 @@ func (rp *report) writeMethod(b *bytes.Buffer) {
 		"While demand never pauses the two agree; when the senders stall (this machine is shared), the bucket overflows during the pause and even an exact limiter admits less than the bound. "+
 		"**overadmit %%** = (admitted − ideal) ÷ ideal when positive; **false-deny %%** = (ideal − admitted) ÷ ideal when positive: requests a perfect limiter would have admitted. "+
 		"Measuring against the ideal rather than the bound counts any admission above what an exact limiter would have made as overadmission, even when it stays under the bound.",
-		accuracyLimit, accuracyGoroutines, maxLag)
+		fmtLimit(accuracyLimit), accuracyGoroutines, fmtDur(maxLag))
 	p("- Every loop is bounded in time and in count (at most %s calls per goroutine-second).", fmtInt(maxRatePerGoroutine))
 	p("")
 }
@@ -183,18 +184,18 @@ func (rp *report) writeReading(b *bytes.Buffer) {
 		"against p50 %s µs / p99 %s µs for the token bucket, whose every call is a round trip to Redis and a Lua script. "+
 		"The lease went to Redis %s times per 1,000 decisions (the per-request limiters: 1,000, by construction and by count) and allocated %s times per decision (the token bucket %s, redis_rate %s). "+
 		"With 4 instances sharing the key the lease still made %s decisions/s in total at %s Redis calls per 1,000: each instance leases its own batches.",
-		fmtInt(int64(lh.throughput())), fmtInt(int64(th.throughput())), fmtInt(int64(rh.throughput())),
+		fmtRate(lh.throughput()), fmtRate(th.throughput()), fmtRate(rh.throughput()),
 		fmtSig(ratio(lh.throughput(), th.throughput())), fmtSig(ratio(lh.throughput(), rh.throughput())),
 		fmtMicros(lh.p50), fmtMicros(lh.p99), fmtMicros(th.p50), fmtMicros(th.p99),
 		fmtSig(lh.callsPer1k()), fmtSig(lh.allocsPerOp()), fmtSig(th.allocsPerOp()), fmtSig(rh.allocsPerOp()),
-		fmtInt(int64(lh4.throughput())), fmtSig(lh4.callsPer1k()))
+		fmtRate(lh4.throughput()), fmtSig(lh4.callsPer1k()))
 	p("")
 	p("The per-request limiters' throughput is bounded by Redis round trips: on two cores shared by redis-server and the client, "+
 		"more goroutines add throughput slowly and latency quickly (at 64 goroutines per instance most of a call's time is spent waiting for one of the pool's %d connections and for the single-threaded server). "+
 		"On this row redis_rate is %s the token bucket (%s×). Two differences plausibly account for a gap, though this run does not separate them: "+
 		"redis_rate's script reads and writes one string key (GET, SET), the token bucket's a hash (HMGET, HSET, PEXPIRE); "+
-		"and the token bucket limiter bounds each call with its own deadline (`algorithms.WithTimeout`, 50 ms), which costs a context and a timer per call, while redis_rate's calls are bounded only by the client's timeouts.",
-		10*rp.m.gomaxprocs, compareWord(rh.throughput(), th.throughput()), fmtSig(ratio(rh.throughput(), th.throughput())))
+		"and the token bucket limiter bounds each call with its own deadline (`algorithms.WithTimeout`, %s here), which costs a context and a timer per call, while redis_rate's calls are bounded only by the client's timeouts.",
+		10*rp.m.gomaxprocs, compareWord(rh.throughput(), th.throughput()), fmtSig(ratio(rh.throughput(), th.throughput())), fmtDur(callTimeout))
 	p("")
 	p("**10,000 keys.** Spread uniformly over 10,000 keys, each key saw about %s requests per second at the instance (1 instance, 8 goroutines). "+
 		"The lease sizes a key's batch to that key's own demand over one span (10 ms, or four Redis round trips if longer), capped at 5%% of the burst, "+
@@ -202,7 +203,7 @@ func (rp *report) writeReading(b *bytes.Buffer) {
 		"Below that every lease decision waits for a Redis call, exactly like a per-request limiter, plus the lease's own bookkeeping: a table entry per key, a singleflight refill on a goroutine of its own, a timer. "+
 		"Measured: %s Redis calls per 1,000 decisions, %s decisions/s (token bucket %s, redis_rate %s), p99 %s µs (token bucket %s µs) and %s allocations per decision (token bucket %s). "+
 		"On such a key space the lease is %s the token bucket and %s redis_rate: it pays off on keys that are hot at an instance, not on a wide, flat key space.",
-		fmtSig(lw.perKeyRate()), fmtSig(lw.callsPer1k()), fmtInt(int64(lw.throughput())), fmtInt(int64(tw.throughput())), fmtInt(int64(rw.throughput())),
+		fmtSig(lw.perKeyRate()), fmtSig(lw.callsPer1k()), fmtRate(lw.throughput()), fmtRate(tw.throughput()), fmtRate(rw.throughput()),
 		fmtMicros(lw.p99), fmtMicros(tw.p99), fmtSig(lw.allocsPerOp()), fmtSig(tw.allocsPerOp()),
 		compareWord(lw.throughput(), tw.throughput()), compareWord(lw.throughput(), rw.throughput()))
 	p("")
@@ -211,16 +212,26 @@ func (rp *report) writeReading(b *bytes.Buffer) {
 		p("")
 		writeSweepTable(b, rs)
 		p("")
-		p("Redis calls per 1,000 decisions climb toward 1,000 as the requests per key fall toward 100 per second and below: that is the crossover the sizing rule above predicts.")
+		p("Redis calls per 1,000 decisions climb toward 1,000 as the requests per key at the instance fall to the order of 100 per second, the crossover the sizing rule above predicts " +
+			"(it comes lower when round trips are slow, since a lease then covers four of them).")
 		p("")
 	}
 	o1, o4 := get(implLease, workload{instances: 1, goroutines: accuracyGoroutines, keys: 1, demand: 10}), get(implLease, summaryOver)
 	u4 := get(implLease, summaryUnder)
+	var worst struct {
+		r   result
+		dev float64
+	}
+	for _, r := range accuracyRows(rs) {
+		if d := math.Max(r.overadmitPct(), r.falseDenyPct()); r.impl != implLease && d >= worst.dev {
+			worst.r, worst.dev = r, d
+		}
+	}
 	to4, ro4 := get(implTokenBucket, summaryOver), get(implRedisRate, summaryOver)
 	p("**Accuracy.** At 10× the limit from 4 instances the lease admitted %s requests against an ideal of %s: %.2f%% overadmitted and %.2f%% falsely denied "+
 		"(token bucket %.2f%% / %.2f%%, redis_rate %.2f%% / %.2f%%). At 0.8× it falsely denied %.2f%%. "+
-		"The per-request limiters are exact by construction, so their small deviations show the resolution of the measurement itself: arrivals are timed on the client, "+
-		"halfway through each call, while Redis decides the calls in the order they reach it and refills the bucket on its own clock. "+
+		"The per-request limiters are exact by construction, so their deviations (up to %.2f%% here, %v at %s) show the resolution of the measurement itself: arrivals are timed on the client, "+
+		"halfway through each call, while Redis decides the calls in the order they reach it and refills the bucket on its own clock; when a stalled machine holds calls back, the two orders differ most. "+
 		"The lease can also fall short by the tokens it holds unspent when the phase ends (at most 5%% of the burst per instance, %d tokens for 4 instances here) "+
 		"and by requests denied at one instance while another still holds leased tokens. It serves only tokens Redis granted and none more than the lease TTL after the grant, "+
 		"so over any span T all instances together admit at most burst + rate × (T + TTL), plus what they held when the span began (nothing here: every row starts on fresh keys); [accuracy.md](accuracy.md) has the argument. "+
@@ -228,6 +239,7 @@ func (rp *report) writeReading(b *bytes.Buffer) {
 		"with p50 %s µs against %s µs for the token bucket.",
 		fmtInt(o4.allowed), fmtInt(int64(o4.ideal()+0.5)), o4.overadmitPct(), o4.falseDenyPct(),
 		to4.overadmitPct(), to4.falseDenyPct(), ro4.overadmitPct(), ro4.falseDenyPct(), u4.falseDenyPct(),
+		worst.dev, worst.r.impl, worst.r.w.short(),
 		4*max(1, accuracyLimit.Burst*5/100), fmtSig(o1.callsPer1k()), fmtSig(o4.callsPer1k()), fmtMicros(o4.p50), fmtMicros(to4.p50))
 	p("")
 	rp.writeFailures(b)

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/distributedratelimiter/ratelimit"
 )
 
 // rowsOf returns the rows of rs whose workload is one of ws, in run order,
@@ -140,6 +142,29 @@ func fmtSig(v float64) string {
 		return strconv.FormatFloat(v, 'f', 1, 64)
 	}
 	return fmtInt(int64(v + 0.5))
+}
+
+// fmtRate formats a rate per second as a whole number with separators.
+func fmtRate(v float64) string { return fmtInt(int64(v + 0.5)) }
+
+// fmtDur formats d as "5 s", "500 ms" or, failing both, d.String().
+func fmtDur(d time.Duration) string {
+	switch {
+	case d != 0 && d%time.Second == 0:
+		return fmt.Sprintf("%d s", d/time.Second)
+	case d != 0 && d%time.Millisecond == 0:
+		return fmt.Sprintf("%d ms", d/time.Millisecond)
+	}
+	return d.String()
+}
+
+// fmtLimit formats l as "2,000 per second, burst 200" (or "per 1m0s").
+func fmtLimit(l ratelimit.Limit) string {
+	per := "second"
+	if l.Period != time.Second {
+		per = fmtDur(l.Period)
+	}
+	return fmt.Sprintf("%s per %s, burst %s", fmtInt(int64(l.Rate)), per, fmtInt(int64(l.Burst)))
 }
 
 // fmtMicros formats d in microseconds with fmtSig.

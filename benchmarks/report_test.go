@@ -37,6 +37,20 @@ func TestFmtSig(t *testing.T) {
 			t.Errorf("fmtSig(%v) = %q, want %q", tt.v, got, tt.want)
 		}
 	}
+	for d, want := range map[time.Duration]string{5 * time.Second: "5 s", 500 * time.Millisecond: "500 ms", 1500 * time.Microsecond: "1.5ms", 0: "0s"} {
+		if got := fmtDur(d); got != want {
+			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)
+		}
+	}
+	if got := fmtLimit(accuracyLimit); got != "2,000 per second, burst 200" {
+		t.Errorf("fmtLimit = %q", got)
+	}
+	if got := fmtLimit(ratelimit.PerMinute(60)); got != "60 per 60 s, burst 60" {
+		t.Errorf("fmtLimit(PerMinute(60)) = %q", got)
+	}
+	if got := fmtRate(5922327.6); got != "5,922,328" {
+		t.Errorf("fmtRate = %q", got)
+	}
 	if got := fmtMicros(1500 * time.Nanosecond); got != "1.50" {
 		t.Errorf("fmtMicros(1.5µs) = %q, want 1.50", got)
 	}
