@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
+	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,12 +25,21 @@ import (
 //
 // # Cost
 //
-// A decision costs one atomic add, to a counter that the calling goroutine
-// shares with few others (the counters are striped), and no allocation.
+// A check costs one atomic add, to a counter that the calling goroutine
+// shares with few others (the counters are striped), and no allocation:
+// the check is counted before it is made, as allowed and local (the
+// leased hit path's outcome), and any other outcome is counted after it,
+// in a counter of its own, and subtracted. A check still in progress at a
+// collection is therefore reported as allowed and local until it ends.
 // The counters are exported through observable instruments, read once per
-// collection. One decision in [WithSampleEvery] (64 by default) is also
+// collection. One check in [WithSampleEvery] (64 by default) is also
 // timed into a histogram. With the no-op meter provider the Limiter only
 // forwards calls.
+//
+// Calling through the Limiter adds a call layer that returns a
+// [ratelimit.Decision], which on the leased hit path costs more than the
+// recording (see docs/metrics.md). Hot call sites can call the wrapped
+// limiter directly and record with [Limiter.Begin] and [Limiter.End].
 //
 // # Shadowed requests
 //
@@ -46,9 +55,9 @@ type Limiter struct {
 	ref   ratelimit.Refunder // nil if inner cannot refund
 	off   bool               // no-op provider: forward only
 
-	threshold uint64 // a decision is timed when a random uint32 is below it
-	shift     uint   // 64 - log2(len(stripes))
-	stripes   []stripe
+	sampleMask int64 // a check is timed when its stripe's call count is a multiple of sampleMask+1
+	shift      uint  // 64 - log2(len(stripes))
+	stripes    []stripe
 
 	hist     metric.Float64Histogram
 	histOpts [numSlots][]metric.RecordOption
@@ -58,7 +67,8 @@ type Limiter struct {
 	obs observeOpts
 	reg metric.Registration
 
-	mu         sync.Mutex        // protects lastDenied
+	mu         sync.Mutex        // protects lastLocal and lastDenied
+	lastLocal  int64             // largest allowed-and-local count reported
 	lastDenied [numSources]int64 // largest denied count reported, per source
 	closed     atomic.Bool       // set by Close
 }
@@ -75,6 +85,7 @@ const (
 	numResults = 3 // allowed, denied, shadowed
 
 	slotAllowed  = 0
+	slotLocal    = slotAllowed + int(ratelimit.SourceLocal) // derived: calls - every other slot
 	slotDenied   = numSources
 	slotShadowed = 2 * numSources
 	slotErrors   = numResults * numSources
@@ -128,10 +139,11 @@ func Wrap(l ratelimit.Limiter, opts ...Option) (*Limiter, error) {
 		t.off = true
 		return t, nil
 	}
-	if c.sampleEvery > 0 {
-		t.threshold = (1<<32 + uint64(c.sampleEvery) - 1) / uint64(c.sampleEvery)
-	}
 	t.stripes, t.shift = newStripes()
+	t.sampleMask = -1 // never: counts are positive
+	if c.sampleEvery > 0 {
+		t.sampleMask = int64(1)<<bits.Len(uint(c.sampleEvery-1)) - 1
+	}
 
 	base := baseAttrs(c.tier, c.limit)
 	for r := range numResults {
@@ -200,41 +212,109 @@ func (l *Limiter) Unwrap() ratelimit.Limiter { return l.inner }
 // CanRefund reports whether the wrapped Limiter is a [ratelimit.Refunder].
 func (l *Limiter) CanRefund() bool { return l.ref != nil }
 
-// Allow is shorthand for AllowN(ctx, key, 1).
-func (l *Limiter) Allow(ctx context.Context, key string) (ratelimit.Decision, error) {
-	return l.AllowN(ctx, key, 1)
+// Allow is shorthand for AllowN(ctx, key, 1). It calls the wrapped
+// Limiter's AllowN(ctx, key, 1).
+func (l *Limiter) Allow(ctx context.Context, key string) (d ratelimit.Decision, err error) {
+	// The body repeats AllowN's rather than calling it: on the hit path, a
+	// call that returns a Decision costs more than the counting.
+	if l.off {
+		d, err = l.inner.AllowN(ctx, key, 1)
+		return
+	}
+	st := l.stripe()
+	var start time.Time
+	if st.calls.Add(1)&l.sampleMask == 0 {
+		start = time.Now()
+	}
+	d, err = l.inner.AllowN(ctx, key, 1)
+	if !start.IsZero() || err != nil || !d.Allowed || d.Source != ratelimit.SourceLocal {
+		l.end(ctx, st, start, d.Allowed, d.Source, err)
+	}
+	return
 }
 
 // AllowN calls the wrapped Limiter's AllowN and records its outcome.
-func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Decision, error) {
+func (l *Limiter) AllowN(ctx context.Context, key string, n int) (d ratelimit.Decision, err error) {
 	if l.off {
-		return l.inner.AllowN(ctx, key, n)
+		d, err = l.inner.AllowN(ctx, key, n)
+		return
 	}
-	if uint64(rand.Uint32()) >= l.threshold {
-		d, err := l.inner.AllowN(ctx, key, n)
-		l.count(d, err)
-		return d, err
+	// The check is counted before it is made, as allowed and local, the
+	// leased hit path's outcome: an atomic add before the call costs less
+	// than one after it, which must wait for the decision's stores. Any
+	// other outcome is counted after, in its own slot, and subtracted.
+	st := l.stripe()
+	var start time.Time
+	if st.calls.Add(1)&l.sampleMask == 0 {
+		start = time.Now()
 	}
-	start := time.Now()
-	d, err := l.inner.AllowN(ctx, key, n)
-	slot := l.count(d, err)
-	l.hist.Record(ctx, time.Since(start).Seconds(), l.histOpts[slot]...)
-	return d, err
+	d, err = l.inner.AllowN(ctx, key, n)
+	if !start.IsZero() || err != nil || !d.Allowed || d.Source != ratelimit.SourceLocal {
+		l.end(ctx, st, start, d.Allowed, d.Source, err)
+	}
+	return
 }
 
-// count adds one to the slot of the outcome and returns the slot.
-func (l *Limiter) count(d ratelimit.Decision, err error) int {
-	var slot int
+// A Check is one check of the wrapped Limiter being recorded at its call
+// site: see [Limiter.Begin]. The zero value records nothing.
+type Check struct {
+	st    *stripe
+	start time.Time
+}
+
+// Begin and [Limiter.End] record a check that the caller makes on the
+// wrapped Limiter directly rather than through l. They cost less than
+// calling through l, which on the leased hit path adds a call layer that
+// costs more than the recording itself:
+//
+//	c := tl.Begin()
+//	d, err := inner.AllowN(ctx, key, n) // inner is the Limiter tl wraps
+//	tl.End(ctx, c, d, err)
+//
+// Begin counts the check and decides whether to time it. Every Begin must
+// be followed by one End: until then the check counts as allowed and
+// local.
+func (l *Limiter) Begin() Check {
+	if l.off {
+		return Check{}
+	}
+	c := Check{st: l.stripe()}
+	if c.st.calls.Add(1)&l.sampleMask == 0 {
+		c.start = time.Now()
+	}
+	return c
+}
+
+// End records the outcome of the check that [Limiter.Begin] started. A
+// zero Check records nothing.
+func (l *Limiter) End(ctx context.Context, c Check, d ratelimit.Decision, err error) {
+	if c.st != nil && (!c.start.IsZero() || err != nil || !d.Allowed || d.Source != ratelimit.SourceLocal) {
+		l.end(ctx, c.st, c.start, d.Allowed, d.Source, err)
+	}
+}
+
+// end records an outcome other than the counted-in-advance allowed and
+// local one, and the duration of a timed check.
+func (l *Limiter) end(ctx context.Context, st *stripe, start time.Time, allowed bool, src ratelimit.Source, err error) {
+	var elapsed time.Duration
+	if !start.IsZero() {
+		elapsed = time.Since(start)
+	}
+	slot := slotErrors
 	if err != nil {
-		slot = slotErrors + errorType(err)
+		slot += errorType(err)
 	} else {
-		slot = sourceIndex(d.Source)
-		if !d.Allowed {
+		slot = min(int(src), numSources-1)
+		if !allowed {
 			slot += slotDenied
 		}
 	}
-	l.stripe().n[slot].Add(1)
-	return slot
+	if slot != slotLocal {
+		st.n[slot].Add(1)
+	}
+	if !start.IsZero() {
+		l.hist.Record(ctx, elapsed.Seconds(), l.histOpts[slot]...)
+	}
 }
 
 func sourceIndex(s ratelimit.Source) int {
@@ -320,14 +400,16 @@ func (l *Limiter) Close(ctx context.Context) error {
 
 // observe is the callback of the observable counters.
 func (l *Limiter) observe(_ context.Context, o metric.Observer) error {
-	// Shadowed counts are read before denied ones: a request is counted
-	// denied before it is counted shadowed, so every shadowed request read
-	// here is in the denied count read after, and denied - shadowed never
-	// counts a request twice.
-	var shadowed, sum [numSlots]int64
+	// Read order: shadowed, then the other outcomes, then calls. Each is
+	// counted after the one read after it (a check is counted in calls
+	// before its outcome, a denial before its shadowing), so every count
+	// read is covered by the ones read later and no difference below goes
+	// negative.
+	var sum [numSlots]int64
+	var calls int64
 	for i := range l.stripes {
 		for s := range numSources {
-			shadowed[slotShadowed+s] += l.stripes[i].n[slotShadowed+s].Load()
+			sum[slotShadowed+s] += l.stripes[i].n[slotShadowed+s].Load()
 		}
 	}
 	for i := range l.stripes {
@@ -338,18 +420,32 @@ func (l *Limiter) observe(_ context.Context, o metric.Observer) error {
 			sum[s] += l.stripes[i].n[s].Load()
 		}
 	}
+	for i := range l.stripes {
+		calls += l.stripes[i].calls.Load()
+	}
 	fallbackClosed := sum[slotDenied+int(ratelimit.SourceFallback)]
 
-	// Denied counts exclude the shadowed ones. A request shadowed between
-	// two collections may have been reported as denied at the first; the
-	// count then holds until new denials make up for it, so that it never
-	// decreases.
+	// Allowed-and-local is what the other outcomes leave of the calls;
+	// denied excludes what was shadowed since. A check in progress counts
+	// as allowed and local, and a denial shadowed after a collection
+	// counted it as denied; so each of these two counts holds at its last
+	// reported value until the true count catches up, and never decreases.
+	others := calls
+	for s := range slotShadowed {
+		if s != slotLocal {
+			others -= sum[s]
+		}
+	}
+	for s := slotErrors; s < numSlots; s++ {
+		others -= sum[s]
+	}
 	l.mu.Lock()
+	l.lastLocal = max(others, l.lastLocal)
+	sum[slotLocal] = l.lastLocal
 	for s := range numSources {
-		d := max(sum[slotDenied+s]-shadowed[slotShadowed+s], l.lastDenied[s])
+		d := max(sum[slotDenied+s]-sum[slotShadowed+s], l.lastDenied[s])
 		l.lastDenied[s] = d
 		sum[slotDenied+s] = d
-		sum[slotShadowed+s] = shadowed[slotShadowed+s]
 	}
 	l.mu.Unlock()
 

@@ -198,7 +198,7 @@ func TestSameTierTwice(t *testing.T) {
 }
 
 // TestSampling checks that WithSampleEvery(n) times about one decision in
-// n, and that zero times none.
+// n (n rounded up to a power of two), and that zero times none.
 func TestSampling(t *testing.T) {
 	for _, tc := range []struct {
 		every    int
@@ -208,9 +208,9 @@ func TestSampling(t *testing.T) {
 		{every: 0, calls: 1000, min: 0, max: 0},
 		{every: -1, calls: 1000, min: 0, max: 0},
 		{every: 1, calls: 1000, min: 1000, max: 1000},
-		// 4000 calls, p = 1/4: mean 1000, standard deviation 27.
 		{every: 4, calls: 4000, min: 850, max: 1150},
 		{every: 64, calls: 64000, min: 850, max: 1150},
+		{every: 100, calls: 12800, min: 90, max: 110}, // rounded up to 128
 	} {
 		t.Run(fmt.Sprintf("every=%d", tc.every), func(t *testing.T) {
 			mp, r := newReader(t)
@@ -425,4 +425,66 @@ func TestLeaseHitPath(t *testing.T) {
 	if v := pts["ratelimit.result=allowed,ratelimit.source=local,ratelimit.tier=free"]; v < 1000 {
 		t.Errorf("allowed/local = %d, want at least the 1000 hits (points %v)", v, pts)
 	}
+}
+
+// TestRecordAtCallSite checks Begin and End, the way to record checks
+// made on the wrapped limiter directly, and what a check in progress
+// counts as.
+func TestRecordAtCallSite(t *testing.T) {
+	mp, r := newReader(t)
+	l, err := telemetry.Wrap(constLimiter{allowedLocal}, telemetry.WithMeterProvider(mp), telemetry.WithTier("t"),
+		telemetry.WithSampleEvery(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const (
+		local  = "ratelimit.result=allowed,ratelimit.source=local,ratelimit.tier=t"
+		denied = "ratelimit.result=denied,ratelimit.source=redis,ratelimit.tier=t"
+	)
+	var inFlight telemetry.Check
+	steps := []struct {
+		do                    func()
+		wantLocal, wantDenied int64
+	}{
+		{func() {
+			for range 3 {
+				l.End(ctx, l.Begin(), allowedLocal, nil)
+			}
+		}, 3, 0},
+		{func() { l.End(ctx, l.Begin(), deniedRedis, nil) }, 3, 1},
+		{func() { l.End(ctx, telemetry.Check{}, deniedRedis, nil) }, 3, 1}, // a zero Check records nothing
+		// A check in progress counts as allowed and local...
+		{func() { inFlight = l.Begin() }, 4, 1},
+		// ...and when it ends denied, the allowed count holds until
+		// another allowed check makes up for it.
+		{func() { l.End(ctx, inFlight, deniedRedis, nil) }, 4, 2},
+		{func() { l.End(ctx, l.Begin(), allowedLocal, nil) }, 4, 2},
+		{func() { l.End(ctx, l.Begin(), allowedLocal, nil) }, 5, 2},
+	}
+	for i, s := range steps {
+		s.do()
+		pts := ints(t, collect(t, r)[telemetry.MetricDecisions])
+		if pts[local] != s.wantLocal || pts[denied] != s.wantDenied {
+			t.Errorf("step %d: allowed/local %d, denied/redis %d; want %d, %d", i, pts[local], pts[denied], s.wantLocal, s.wantDenied)
+		}
+	}
+	l.End(ctx, l.Begin(), ratelimit.Decision{}, &ratelimit.StoreError{Op: "x", Key: "k", Err: errors.New("down")})
+	got := collect(t, r)
+	if v := ints(t, got[telemetry.MetricDecisionErrors])["error.type=store,ratelimit.tier=t"]; v != 1 {
+		t.Errorf("store errors %d, want 1", v)
+	}
+	// WithSampleEvery(2): one check in two is timed.
+	var timed uint64
+	for _, n := range histCounts(t, got[telemetry.MetricDecisionDuration]) {
+		timed += n
+	}
+	if timed != 4 { // 8 checks begun: the 2nd, 4th, 6th and 8th are timed
+		t.Errorf("%d checks timed, want 4", timed)
+	}
+	if n := testing.AllocsPerRun(1000, func() { l.End(ctx, l.Begin(), allowedLocal, nil) }); n != 0 {
+		t.Errorf("Begin and End allocate %v times per check, want 0", n)
+	}
+	nl, _ := telemetry.Wrap(constLimiter{allowedLocal}, telemetry.WithMeterProvider(noop.NewMeterProvider()))
+	nl.End(ctx, nl.Begin(), deniedLocal, errors.New("x")) // no counters: must not panic
 }

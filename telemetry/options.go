@@ -88,11 +88,13 @@ func WithLimitName(name string) Option {
 	return optionFunc(func(c *config) { c.limit = name })
 }
 
-// WithSampleEvery makes a [Limiter] time one decision in n, chosen at
-// random, for the ratelimit.decision.duration histogram; timing every call
-// would cost more than the leased hit path itself. Default:
-// DefaultSampleEvery (64). 1 times every decision; zero or negative
-// times none. Read by Wrap.
+// WithSampleEvery makes a [Limiter] time about one decision in n for the
+// ratelimit.decision.duration histogram, rather than every one: reading
+// the clock twice would cost more than the leased hit path itself. n is
+// rounded up to a power of two; each stripe of counters times its next
+// decision whenever one of its counts reaches a multiple of n. Default:
+// DefaultSampleEvery (64). 1 times every decision; zero or negative times
+// none. Read by Wrap.
 func WithSampleEvery(n int) Option {
 	return optionFunc(func(c *config) { c.sampleEvery = n })
 }

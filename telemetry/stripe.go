@@ -13,8 +13,9 @@ import (
 // to 256 bytes so that no two stripes share a cache line, nor a pair of
 // lines that the hardware prefetches together.
 type stripe struct {
-	n [numSlots]atomic.Int64
-	_ [256 - numSlots*8]byte
+	calls atomic.Int64           // checks begun
+	n     [numSlots]atomic.Int64 // outcomes other than allowed and local, by slot
+	_     [256 - (numSlots+1)*8]byte
 }
 
 // maxStripes bounds the memory of one Limiter: 64 × 256 bytes.
