@@ -352,6 +352,10 @@ func (l *Limiter) refill(e *entry, need int64) error {
 	g, err := call(l, l.ctx, l.cfg.refillTimeout, func(ctx context.Context) (algorithms.Grant, error) {
 		return l.bucket.TakeUpTo(ctx, e.rkey, l.lim, int(n))
 	})
+	if errors.Is(err, ratelimit.ErrCircuitOpen) {
+		l.stats.refillErrors.Add(1) // refused without a call: no round trip to learn from
+		return err
+	}
 	end := l.now()
 	l.observeRTT(time.Duration(end - start))
 	l.stats.refills.Add(1)

@@ -30,9 +30,10 @@ type Stats struct {
 	// TokensExpired is the number of tokens taken back because their
 	// lease outlived the lease TTL.
 	TokensExpired int64
-	// Refills counts lease calls to Redis, and RefillErrors those that
-	// failed; Prefetches counts refills started in the background at the
-	// low watermark.
+	// Refills counts lease calls made to Redis; RefillErrors counts
+	// refills that failed, including those the open circuit breaker
+	// refused without a call; Prefetches counts refills started in the
+	// background at the low watermark.
 	Refills, RefillErrors, Prefetches int64
 	// Waits counts callers that found their key's tokens spent and waited
 	// for a refill.
