@@ -106,13 +106,19 @@ func TestResolve(t *testing.T) {
 		t.Fatalf("tiers = %q", p.tiers)
 	}
 	var keys []string
+	checks := 0.0
 	for _, c := range p.clients {
+		checks += c.rate * float64(len(c.limits))
 		if c.tier == 1 {
 			keys = append(keys, c.key)
 		}
-		if c.tier == 0 && (c.ask != "basic" || c.rate < 8) {
-			t.Errorf("basic client %+v: want asked by name, at least 8/s", c)
+		if c.tier == 0 && (c.ask != "basic" || c.rate <= 0) {
+			t.Errorf("basic client %+v: want asked by name", c)
 		}
+	}
+	// Scaled down to maxChecks limit checks per second, and said so.
+	if math.Abs(checks-maxChecks) > 1e-6 || !strings.Contains(p.lines[len(p.lines)-1][1], "limit checks/s") {
+		t.Errorf("%v checks/s, lines %q; want %d and a note", checks, p.lines, maxChecks)
 	}
 	if strings.Join(keys, ",") != "acme,g1" {
 		t.Errorf("gold clients = %q, want acme,g1", keys)
