@@ -180,7 +180,7 @@ func (rp *report) writeReading(b *bytes.Buffer) {
 	p("## Reading the results")
 	p("")
 	p("**Hot key.** At 1 instance, 8 goroutines, the lease made %s decisions/s against %s for the per-request token bucket and %s for redis_rate: %s× and %s×. "+
-		"Almost every lease decision is one compare-and-swap on an in-process counter: p50 %s µs and p99 %s µs, two clock reads included, "+
+		"Almost every lease decision is one compare-and-swap on an in-process counter: p50 %s µs and p99 %s µs, the cost of timing included, "+
 		"against p50 %s µs / p99 %s µs for the token bucket, whose every call is a round trip to Redis and a Lua script. "+
 		"The lease went to Redis %s times per 1,000 decisions (the per-request limiters: 1,000, by construction and by count) and allocated %s times per decision (the token bucket %s, redis_rate %s). "+
 		"With 4 instances sharing the key the lease still made %s decisions/s in total at %s Redis calls per 1,000: each instance leases its own batches.",
@@ -202,10 +202,10 @@ func (rp *report) writeReading(b *bytes.Buffer) {
 		"so a key needs more than about 100 requests per second at one instance before it leases more than one token, and a one-token lease has no low watermark to refill ahead of time. "+
 		"Below that every lease decision waits for a Redis call, exactly like a per-request limiter, plus the lease's own bookkeeping: a table entry per key, a singleflight refill on a goroutine of its own, a timer. "+
 		"Measured: %s Redis calls per 1,000 decisions, %s decisions/s (token bucket %s, redis_rate %s), p99 %s µs (token bucket %s µs) and %s allocations per decision (token bucket %s). "+
-		"On such a key space the lease is %s the token bucket and %s redis_rate: it pays off on keys that are hot at an instance, not on a wide, flat key space.",
+		"On such a key space the lease is %s: it pays off on keys that are hot at an instance, not on a wide, flat key space.",
 		fmtSig(lw.perKeyRate()), fmtSig(lw.callsPer1k()), fmtRate(lw.throughput()), fmtRate(tw.throughput()), fmtRate(rw.throughput()),
 		fmtMicros(lw.p99), fmtMicros(tw.p99), fmtSig(lw.allocsPerOp()), fmtSig(tw.allocsPerOp()),
-		compareWord(lw.throughput(), tw.throughput()), compareWord(lw.throughput(), rw.throughput()))
+		versus(compareWord(lw.throughput(), tw.throughput()), compareWord(lw.throughput(), rw.throughput())))
 	p("")
 	if sw := sweepRows(rs); len(sw) > 2 {
 		p("**Where leasing stops paying.** The lease alone, 1 instance, 8 goroutines, the same closed loop over more and more keys:")
@@ -309,4 +309,14 @@ func (rp *report) writeFailures(b *bytes.Buffer) {
 			callTimeout+10*time.Millisecond)
 		p("")
 	}
+}
+
+// versus joins how the lease compares with the token bucket (tb) and with
+// redis_rate (rr): "slower than both per-request limiters", or "about as
+// fast as the token bucket and slower than redis_rate".
+func versus(tb, rr string) string {
+	if tb == rr {
+		return tb + " both per-request limiters"
+	}
+	return tb + " the token bucket and " + rr + " redis_rate"
 }

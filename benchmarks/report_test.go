@@ -308,6 +308,18 @@ func TestMarkdownAndCharts(t *testing.T) {
 	}
 }
 
+func TestVersus(t *testing.T) {
+	if got := versus(compareWord(80, 100), compareWord(50, 100)); got != "slower than both per-request limiters" {
+		t.Errorf("versus = %q", got)
+	}
+	if got := versus(compareWord(105, 100), compareWord(50, 100)); got != "about as fast as the token bucket and slower than redis_rate" {
+		t.Errorf("versus = %q", got)
+	}
+	if got := compareWord(120, 100); got != "faster than" {
+		t.Errorf("compareWord(120, 100) = %q", got)
+	}
+}
+
 func TestEnvParsers(t *testing.T) {
 	info := "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n"
 	if got := infoField(info, "redis_version"); got != "7.0.15" {
