@@ -150,6 +150,7 @@ const legend = `
 ideal      admissions of exact token buckets (burst + rate × t, every limit of the tier at
            once) fed the same requests in the same order; over-adm = (admitted − ideal) / ideal
 false-den  denied although every limit, charged with the real admissions, had a token
+           (direct has some too: requests racing for one token, refunds still in flight)
 Redis/1k   EVAL/EVALSHA per 1,000 decisions, counted by a hook on every instance's Redis
            client: checks, lease refills, refunds and give-backs
 `
