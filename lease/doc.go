@@ -30,7 +30,7 @@
 //
 // The lease size adapts per key. An exponentially weighted moving average of
 // the key's local demand (admissions and denials per second) says how many
-// tokens one span of demand needs; the span is 10 ms or four Redis round
+// tokens one span of demand needs; the span is 50 ms or four Redis round
 // trips, whichever is longer. The size is then capped by the accuracy
 // budget (a fraction of the burst, 5% by default) and, when the Redis bucket
 // is below half full, shrinks in proportion to what it holds, down to one.

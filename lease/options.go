@@ -22,7 +22,7 @@ const (
 	// entry is evicted and its tokens given back.
 	DefaultIdleTimeout = 30 * time.Second
 	// DefaultHorizon is the shortest span of demand one lease covers.
-	DefaultHorizon = 10 * time.Millisecond
+	DefaultHorizon = 50 * time.Millisecond
 )
 
 // An Option configures a [Limiter].
@@ -173,8 +173,10 @@ func WithIdleTimeout(d time.Duration) Option {
 
 // WithHorizon sets the shortest span of local demand one lease is sized to
 // cover (it grows with the Redis round trip time). Longer means fewer Redis
-// calls and more tokens held. Default: DefaultHorizon (10 ms). Zero or
-// negative keeps the default.
+// calls and more tokens held (never more than the accuracy budget). A key
+// leases more than one token at a time once its demand on this instance
+// exceeds 1.5 tokens per horizon (30 requests/s with the default). Default:
+// DefaultHorizon (50 ms). Zero or negative keeps the default.
 func WithHorizon(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d > 0 {

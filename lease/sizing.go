@@ -32,24 +32,33 @@ func (s sizer) span(rtt time.Duration) time.Duration {
 }
 
 // demand returns the tokens that rate (tokens/s) spends in span(rtt),
-// clamped to [1, maxLease].
+// rounded to the nearest and clamped to [1, maxLease].
 func (s sizer) demand(rate float64, rtt time.Duration) int64 {
-	want := int64(math.Ceil(rate * s.span(rtt).Seconds()))
+	want := int64(math.Round(rate * s.span(rtt).Seconds()))
 	return min(max(want, 1), s.maxLease)
 }
 
 // size returns how many tokens to ask Redis for: enough for the local
-// demand over one span, at most the accuracy budget, shrinking toward 1 as
-// the Redis bucket runs low (remote is what it had left at the last grant;
-// below half full the cap falls in proportion), and never less than need,
-// the tokens a waiting caller asked for.
+// demand over one span, at most the accuracy budget, shrinking as the Redis
+// bucket runs low (remote is what it had left at the last grant; below half
+// full the cap falls in proportion), but not below what the bucket refills
+// during one round trip, since smaller leases could not keep up with it;
+// and never less than need, the tokens waiting callers asked for.
 func (s sizer) size(rate float64, rtt time.Duration, remote int64, need int64) int64 {
 	want := s.demand(rate, rtt)
 	if remote >= 0 && 2*remote < s.burst {
-		fillCap := max(1, 2*s.maxLease*remote/s.burst)
+		fillCap := max(1, 2*s.maxLease*remote/s.burst, s.refilled(rtt))
 		want = min(want, fillCap)
 	}
 	return min(max(want, need), s.burst)
+}
+
+// refilled returns the whole tokens the bucket gains during d.
+func (s sizer) refilled(d time.Duration) int64 {
+	if s.interval <= 0 {
+		return 0
+	}
+	return int64(float64(d) / s.interval)
 }
 
 // lowWatermark returns the local token count at which a background refill
