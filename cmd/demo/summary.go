@@ -172,7 +172,7 @@ func compare(l, d stats) string {
 		"         p50 %s vs %s, p99 %s vs %s,\n"+
 		"         %.1f%% over the ideal (direct %.1f%%), %d false denials (direct %d).\n"+
 		"It pays on hot keys and on keys over their limit (a denial is remembered until a token\n"+
-		"is due); a key with a few checks per instance and 10 ms leases one token per check.\n",
+		"is due); a key with under ~30 checks/s on an instance leases one token per check.\n",
 		calls, l.callsPer1k(), d.callsPer1k(), fmtDur(l.p50), fmtDur(d.p50), fmtDur(l.p99), fmtDur(d.p99),
 		l.overAdmission(), d.overAdmission(), l.falseDenials, d.falseDenials)
 }
