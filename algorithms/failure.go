@@ -1,6 +1,7 @@
 package algorithms
 
 import (
+	"log/slog"
 	"sync"
 	"time"
 
@@ -53,8 +54,19 @@ func newBreaker(c config) *breaker.Breaker {
 	if c.breakerOff {
 		return nil // a nil *Breaker is always closed
 	}
-	return breaker.New(breaker.WithName("algorithms."+c.alg.Name()),
+	return breaker.New(breaker.WithName("algorithms."+c.alg.Name()), breaker.WithLogger(c.logger),
 		breaker.WithCoolDown(breakerCoolDown), breaker.WithMaxCoolDown(breakerCoolDown))
+}
+
+// WithLogger sets the logger of the circuit breaker's state changes.
+// Default: slog.Default() when NewLimiter runs. A nil logger keeps the
+// default.
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	})
 }
 
 // fail decides a request for n tokens of key by the failure policy, after

@@ -2,6 +2,7 @@ package algorithms
 
 import (
 	"context"
+	"log/slog"
 	"fmt"
 	"time"
 
@@ -53,6 +54,7 @@ type config struct {
 	policy     ratelimit.FailurePolicy
 	instances  int
 	breakerOff bool
+	logger     *slog.Logger
 }
 
 type optionFunc func(*config)
@@ -60,7 +62,7 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 func newConfig(opts []Option) config {
-	c := config{alg: GCRA, timeout: DefaultTimeout, policy: ratelimit.FailClosed, instances: 1}
+	c := config{alg: GCRA, timeout: DefaultTimeout, policy: ratelimit.FailClosed, instances: 1, logger: slog.Default()}
 	for _, o := range opts {
 		o.apply(&c)
 	}
