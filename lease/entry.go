@@ -24,16 +24,15 @@ type grant struct {
 type entry struct {
 	tokens      atomic.Int64 // leased tokens not yet served; dead once evicted
 	remote      atomic.Int64 // tokens Redis had left at the last grant; -1 before
-	low         atomic.Int64 // a hit that leaves this many or fewer starts a refill
 	deniedUntil atomic.Int64 // ns on the limiter's clock: remembered denial
 	denials     atomic.Int64 // local denials, for the demand estimate
 	waiting     atomic.Int64 // tokens wanted by callers waiting for a refill
 	reserved    atomic.Int64 // granted tokens set aside for those callers
 	refilling   atomic.Bool  // a refill is in flight
+	low         atomic.Int32 // a hit that leaves this many or fewer starts a refill
 	failedUntil atomic.Int64 // ns: the failure policy decides until then
 
-	key  string // client key
-	rkey string // Redis key of the token bucket
+	key string // client key; its Redis key is made when needed (Limiter.rkey)
 
 	mu         sync.Mutex // guards the fields below
 	grants     []grant    // grants not yet fully spent, oldest first
@@ -42,15 +41,14 @@ type entry struct {
 	rate       float64    // demand estimate, tokens/s
 	lastRefill int64      // ns, start of the last refill
 	lastDemand int64      // served + denials at the last refill
-	seenOut    int64      // outflow at the last janitor pass that saw activity
-	seenDenied int64      // denials at that pass
+	seen       int64      // served + denials at the last janitor pass that saw activity
 	activeAt   int64      // ns, when that pass ran
 
-	fallback algorithms.TokenBucketState // local bucket while Redis is down
+	fallback *algorithms.TokenBucketState // local bucket while Redis is down
 }
 
-func newEntry(key, rkey string, now int64) *entry {
-	e := &entry{key: key, rkey: rkey, lastRefill: now, activeAt: now}
+func newEntry(key string, now int64) *entry {
+	e := &entry{key: key, lastRefill: now, activeAt: now}
 	e.remote.Store(-1)
 	return e
 }
@@ -179,9 +177,10 @@ func (e *entry) kill() int64 {
 // idle reports whether the entry has seen no request since idleFor before
 // now, updating its activity record. Called with mu held.
 func (e *entry) idle(now int64, idleFor time.Duration) bool {
-	out, den := e.served(), e.denials.Load()
-	if out != e.seenOut || den != e.seenDenied {
-		e.seenOut, e.seenDenied, e.activeAt = out, den, now
+	// served and denials only grow (a refund lowers served, and is
+	// activity too), so their sum changes exactly when there was activity.
+	if seen := e.served() + e.denials.Load(); seen != e.seen {
+		e.seen, e.activeAt = seen, now
 		return false
 	}
 	return now-e.activeAt >= int64(idleFor) && !e.refilling.Load()

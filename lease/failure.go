@@ -93,8 +93,11 @@ func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decisi
 	}
 	now := l.cfg.clock.Now().UnixMicro()
 	e.mu.Lock()
+	if e.fallback == nil {
+		e.fallback = new(algorithms.TokenBucketState)
+	}
 	var d ratelimit.Decision
-	e.fallback, d = share.Decide(e.fallback, now, n)
+	*e.fallback, d = share.Decide(*e.fallback, now, n)
 	e.mu.Unlock()
 	d.Limit, d.Source = l.lim, ratelimit.SourceFallback
 	return d, nil

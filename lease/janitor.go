@@ -34,8 +34,8 @@ func (l *Limiter) sweep() {
 	// tick away, so no token is served more than TTL after its grant.
 	cutoff := now - int64(l.cfg.leaseTTL-l.tick())
 	type back struct {
-		rkey string
-		n    int64
+		key string
+		n   int64
 	}
 	var backs []back
 	l.entries.Range(func(k, v any) bool {
@@ -52,12 +52,12 @@ func (l *Limiter) sweep() {
 		e.mu.Unlock()
 		if n > 0 {
 			l.stats.removed.Add(n)
-			backs = append(backs, back{e.rkey, n})
+			backs = append(backs, back{e.key, n})
 		}
 		return true
 	})
 	for _, b := range backs {
-		l.giveBack(b.rkey, b.n)
+		l.giveBack(b.key, b.n)
 	}
 }
 
@@ -101,7 +101,7 @@ func (l *Limiter) Close(ctx context.Context) error {
 			if err = ctx.Err(); err != nil {
 				return false
 			}
-			l.giveBack(e.rkey, n)
+			l.giveBack(e.key, n)
 		}
 		return true
 	})

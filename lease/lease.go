@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -142,7 +143,7 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 	if v, ok := l.entries.Load(key); ok {
 		e := v.(*entry)
 		if left, ok := e.take(int64(n)); ok {
-			if left <= e.low.Load() && e.refilling.CompareAndSwap(false, true) {
+			if left <= int64(e.low.Load()) && e.refilling.CompareAndSwap(false, true) {
 				l.startRefill(e)
 			}
 			return l.allowed(e, left), nil
@@ -259,11 +260,7 @@ func (l *Limiter) entry(key string) *entry {
 			l.stats.overflow.Add(1)
 			return nil
 		}
-		rkey, err := l.cfg.ks.ClientKey(key, algorithms.TokenBucket.Name())
-		if err != nil {
-			return nil // unreachable: the key was validated
-		}
-		e := newEntry(key, rkey, l.now())
+		e := newEntry(key, l.now())
 		if v, loaded := l.entries.LoadOrStore(key, e); loaded {
 			if old := v.(*entry); old.tokens.Load() >= 0 {
 				return old
@@ -278,12 +275,8 @@ func (l *Limiter) entry(key string) *entry {
 // uncached checks a key that the key cap keeps out of the table with one
 // Redis call, as the per-request limiter would.
 func (l *Limiter) uncached(ctx context.Context, key string, n int) (ratelimit.Decision, error) {
-	rkey, err := l.cfg.ks.ClientKey(key, algorithms.TokenBucket.Name())
-	if err != nil {
-		return ratelimit.Decision{}, err
-	}
 	g, err := call(l, ctx, l.cfg.refillTimeout, func(ctx context.Context) (algorithms.Grant, error) {
-		return l.bucket.TakeUpTo(ctx, rkey, l.lim, n)
+		return l.bucket.TakeUpTo(ctx, l.rkey(key), l.lim, n)
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -302,7 +295,7 @@ func (l *Limiter) uncached(ctx context.Context, key string, n int) (ratelimit.De
 		return d, nil
 	}
 	if g.Granted > 0 {
-		l.giveBack(rkey, int64(g.Granted))
+		l.giveBack(key, int64(g.Granted))
 	}
 	d.RetryAfter = max(g.RetryAfter, time.Duration(n-g.Remaining)*l.interval)
 	return d, nil
@@ -350,7 +343,7 @@ func (l *Limiter) refill(e *entry, need int64) error {
 	n := l.sz.size(rate, rtt, e.remote.Load(), max(need, e.waiting.Load()))
 
 	g, err := call(l, l.ctx, l.cfg.refillTimeout, func(ctx context.Context) (algorithms.Grant, error) {
-		return l.bucket.TakeUpTo(ctx, e.rkey, l.lim, int(n))
+		return l.bucket.TakeUpTo(ctx, l.rkey(e.key), l.lim, int(n))
 	})
 	if errors.Is(err, ratelimit.ErrCircuitOpen) {
 		l.stats.refillErrors.Add(1) // refused without a call: no round trip to learn from
@@ -376,12 +369,12 @@ func (l *Limiter) refill(e *entry, need int64) error {
 	granted := int64(g.Granted)
 	e.unreserve() // unclaimed by earlier waiters
 	if !e.add(granted, e.waiting.Load(), end) {
-		l.giveBack(e.rkey, granted) // evicted meanwhile
+		l.giveBack(e.key, granted) // evicted meanwhile
 		return nil
 	}
 	l.stats.leased.Add(granted)
 	e.deniedUntil.Store(0)
-	e.low.Store(l.sz.lowWatermark(n, rate, rtt))
+	e.low.Store(int32(min(l.sz.lowWatermark(n, rate, rtt), math.MaxInt32)))
 	return nil
 }
 
@@ -422,12 +415,8 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 			return nil
 		}
 	}
-	rkey, err := l.cfg.ks.ClientKey(key, algorithms.TokenBucket.Name())
-	if err != nil {
-		return err
-	}
-	_, err = call(l, ctx, l.cfg.refillTimeout, func(ctx context.Context) (int, error) {
-		return l.bucket.GiveBack(ctx, rkey, l.lim, n)
+	_, err := call(l, ctx, l.cfg.refillTimeout, func(ctx context.Context) (int, error) {
+		return l.bucket.GiveBack(ctx, l.rkey(key), l.lim, n)
 	})
 	if err != nil {
 		return &ratelimit.StoreError{Op: "lease refund", Key: key, Err: err}
@@ -435,14 +424,20 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 	return nil
 }
 
-// giveBack returns n tokens to the Redis bucket at rkey, bounded by the
+// rkey returns the Redis key of key's token bucket. key must be valid.
+func (l *Limiter) rkey(key string) string {
+	rk, _ := l.cfg.ks.ClientKey(key, algorithms.TokenBucket.Name())
+	return rk
+}
+
+// giveBack returns n tokens to the Redis bucket of key, bounded by the
 // refill timeout; a failure is logged and counted, since the tokens then
 // come back by the bucket's own refill.
-func (l *Limiter) giveBack(rkey string, n int64) {
+func (l *Limiter) giveBack(key string, n int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.refillTimeout)
 	defer cancel()
 	_, err := call(l, ctx, 0, func(ctx context.Context) (int, error) {
-		return l.bucket.GiveBack(ctx, rkey, l.lim, int(n))
+		return l.bucket.GiveBack(ctx, l.rkey(key), l.lim, int(n))
 	})
 	if err != nil {
 		l.stats.giveBackErrors.Add(1)

@@ -296,7 +296,7 @@ func TestExpiredLeaseIsGivenBack(t *testing.T) {
 }
 
 func TestExpiryKeepsFreshGrants(t *testing.T) {
-	e := newEntry("k", "rk", 0)
+	e := newEntry("k", 0)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.add(10, 0, 0)  // old grant
