@@ -213,9 +213,9 @@ func (rp *report) writeReading(b *bytes.Buffer) {
 		writeSweepTable(b, rs)
 		p("")
 		p("Redis calls per 1,000 decisions climb toward 1,000 as the requests per key at the instance fall to the order of 100 per second, the crossover the sizing rule above predicts " +
-			"(it comes lower when round trips are slow, since a lease then covers four of them). "+
-			"In a closed loop the demand per key depends on how fast the limiter answers, so between those key counts a run can settle in either of two states: "+
-			"one-token leases keep decisions slow and the demand per key low, while large leases keep decisions fast and the demand per key high. "+
+			"(it comes lower when round trips are slow, since a lease then covers four of them). " +
+			"In a closed loop the demand per key depends on how fast the limiter answers, so between those key counts a run can settle in either of two states: " +
+			"one-token leases keep decisions slow and the demand per key low, while large leases keep decisions fast and the demand per key high. " +
 			"Runs on this machine have landed in either state at 1,000 keys, from about 40 thousand to a few million decisions/s; an open-loop service with a fixed demand per key sees one state, the one its demand picks.")
 		p("")
 	}
