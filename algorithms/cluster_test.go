@@ -78,7 +78,7 @@ func TestCluster(t *testing.T) {
 	lim := ratelimit.PerHour(burst) // a token every 12 minutes: no refill during the test
 	ls := map[Algorithm]*Limiter{}
 	for _, alg := range All {
-		ls[alg] = newLimiter(t, rdb, lim, WithKeyspace(ks), WithAlgorithm(alg), WithTimeout(time.Second))
+		ls[alg] = newLimiter(t, rdb, lim, WithLogger(quietLog), WithKeyspace(ks), WithAlgorithm(alg), WithTimeout(time.Second))
 	}
 	// spend calls Allow on key until Redis denies it, at most burst+1
 	// times, and returns how many it admitted.
@@ -136,7 +136,7 @@ func TestCluster(t *testing.T) {
 		var wg sync.WaitGroup
 		done := make(chan struct{})
 		for i, alg := range All {
-			l := newLimiter(t, rdb, lim, WithKeyspace(ks), WithAlgorithm(alg), WithTimeout(time.Second),
+			l := newLimiter(t, rdb, lim, WithLogger(quietLog), WithKeyspace(ks), WithAlgorithm(alg), WithTimeout(time.Second),
 				WithFailurePolicy(ratelimit.FailClosed))
 			if d, err := l.Allow(ctx, key); err != nil || !d.Allowed {
 				t.Fatalf("%s: first call: %+v, %v", alg.Name(), d, err)
@@ -214,7 +214,7 @@ func TestCluster(t *testing.T) {
 				busy = k
 			}
 		}
-		bl := newLimiter(t, rdb, ratelimit.PerSecond(1000), WithKeyspace(ks), WithTimeout(100*time.Millisecond),
+		bl := newLimiter(t, rdb, ratelimit.PerSecond(1000), WithLogger(quietLog), WithKeyspace(ks), WithTimeout(100*time.Millisecond),
 			WithFailurePolicy(ratelimit.FailClosed))
 		var load sync.WaitGroup
 		stop := make(chan struct{})

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -38,6 +40,9 @@ const (
 	// jitter) plus a probe.
 	faultRecovery = time.Second
 )
+
+// quietLog drops the breaker's log records: these tests open it on purpose.
+var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 var faultPolicies = []ratelimit.FailurePolicy{ratelimit.FailClosed, ratelimit.FailOpen, ratelimit.FailLocal}
 
@@ -262,7 +267,7 @@ func TestFaultKillRestart(t *testing.T) {
 			rdb := faultClient(srv, true)
 			lim := ratelimit.PerSecond(200)
 			const instances = 4
-			l := newLimiter(t, rdb, lim, WithKeyspace(keyspace(t)), WithTimeout(faultTimeout),
+			l := newLimiter(t, rdb, lim, WithLogger(quietLog), WithKeyspace(keyspace(t)), WithTimeout(faultTimeout),
 				WithFailurePolicy(p), WithInstances(instances))
 			if d, err := l.Allow(t.Context(), "warm"); err != nil || d.Source != ratelimit.SourceRedis {
 				t.Fatalf("warm-up: %+v, %v", d, err)
@@ -330,7 +335,7 @@ func TestFaultSlowRedis(t *testing.T) {
 	for _, cte := range []bool{true, false} {
 		rdb := faultClient(srv, cte)
 		for _, p := range faultPolicies {
-			l := newLimiter(t, rdb, lim, WithKeyspace(ks), WithTimeout(faultTimeout), WithFailurePolicy(p), WithInstances(2))
+			l := newLimiter(t, rdb, lim, WithLogger(quietLog), WithKeyspace(ks), WithTimeout(faultTimeout), WithFailurePolicy(p), WithInstances(2))
 			ls = append(ls, limiter{fmt.Sprintf("ContextTimeoutEnabled=%v/policy=%v", cte, p), p, l})
 		}
 	}
@@ -406,7 +411,7 @@ func TestFaultScriptCacheLost(t *testing.T) {
 	lim := ratelimit.PerHour(10)
 	ls := map[Algorithm]*Limiter{}
 	for _, alg := range All {
-		ls[alg] = newLimiter(t, rdb, lim, WithKeyspace(ks), WithAlgorithm(alg), WithTimeout(time.Second))
+		ls[alg] = newLimiter(t, rdb, lim, WithLogger(quietLog), WithKeyspace(ks), WithAlgorithm(alg), WithTimeout(time.Second))
 	}
 	allow := func(what string, wantRemaining int) {
 		t.Helper()
@@ -441,7 +446,7 @@ func TestFaultWrongKeyType(t *testing.T) {
 	ctx := t.Context()
 	for _, alg := range All {
 		t.Run("alg="+alg.Name(), func(t *testing.T) {
-			l := newLimiter(t, rdb, ratelimit.PerSecond(10), WithKeyspace(ks), WithAlgorithm(alg), WithTimeout(time.Second))
+			l := newLimiter(t, rdb, ratelimit.PerSecond(10), WithLogger(quietLog), WithKeyspace(ks), WithAlgorithm(alg), WithTimeout(time.Second))
 			rkey, err := ks.ClientKey("wrong", alg.Name())
 			if err != nil {
 				t.Fatal(err)
