@@ -18,9 +18,7 @@ import (
 //     test has installed one);
 //   - on: wrapped with the SDK and a reader, one decision in 64 timed;
 //   - on/sample=1: the same, every decision timed.
-//
-// BenchmarkHitPath adds telemetry=on/callsite: the bare limiter called
-// directly, its checks recorded with Begin and End at the call site.
+
 func variants(b *testing.B, inner ratelimit.Limiter) []struct {
 	name string
 	l    ratelimit.Limiter
@@ -56,8 +54,7 @@ func BenchmarkHitPath(b *testing.B) {
 	if d, err := l.Allow(ctx, "hot"); err != nil || !d.Allowed {
 		b.Fatalf("warm-up: %+v, %v", d, err)
 	}
-	vs := variants(b, l)
-	for _, v := range vs {
+	for _, v := range variants(b, l) {
 		b.Run(v.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
@@ -70,27 +67,6 @@ func BenchmarkHitPath(b *testing.B) {
 			})
 		})
 	}
-	var tl *telemetry.Limiter
-	for _, v := range vs {
-		if v.name == "telemetry=on" {
-			tl = v.l.(*telemetry.Limiter)
-		}
-	}
-	var inner ratelimit.Limiter = l
-	b.Run("telemetry=on/callsite", func(b *testing.B) {
-		b.ReportAllocs()
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				c := tl.Begin()
-				d, err := inner.AllowN(ctx, "hot", 1)
-				tl.End(ctx, c, d, err)
-				if err != nil || !d.Allowed {
-					b.Errorf("%+v %v", d, err)
-					return
-				}
-			}
-		})
-	})
 }
 
 // BenchmarkWrapper measures the Limiter's own cost around a limiter that

@@ -14,8 +14,6 @@
 //   - [Wrap] decorates a [ratelimit.Limiter]: every decision is counted by
 //     result, source and tier, and a sample is timed. It costs one atomic
 //     add and no allocation per check, plus the call layer it adds.
-//   - [Limiter.Begin] and [Limiter.End] record checks made on the wrapped
-//     limiter directly, without that layer, for the hottest call sites.
 //   - [Limiter.RecordShadowed] lets a rejection layer in shadow mode report
 //     the denials it admitted anyway.
 //   - [ObserveLease] reports a leasing limiter's running totals (tokens

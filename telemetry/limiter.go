@@ -37,9 +37,8 @@ import (
 // forwards calls.
 //
 // Calling through the Limiter adds a call layer that returns a
-// [ratelimit.Decision], which on the leased hit path costs more than the
-// recording (see docs/metrics.md). Hot call sites can call the wrapped
-// limiter directly and record with [Limiter.Begin] and [Limiter.End].
+// [ratelimit.Decision]; on the leased hit path that layer costs more than
+// the recording (see docs/metrics.md).
 //
 // # Shadowed requests
 //
@@ -253,44 +252,6 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (d ratelimit.De
 		l.end(ctx, st, start, d.Allowed, d.Source, err)
 	}
 	return
-}
-
-// A Check is one check of the wrapped Limiter being recorded at its call
-// site: see [Limiter.Begin]. The zero value records nothing.
-type Check struct {
-	st    *stripe
-	start time.Time
-}
-
-// Begin and [Limiter.End] record a check that the caller makes on the
-// wrapped Limiter directly rather than through l. They cost less than
-// calling through l, which on the leased hit path adds a call layer that
-// costs more than the recording itself:
-//
-//	c := tl.Begin()
-//	d, err := inner.AllowN(ctx, key, n) // inner is the Limiter tl wraps
-//	tl.End(ctx, c, d, err)
-//
-// Begin counts the check and decides whether to time it. Every Begin must
-// be followed by one End: until then the check counts as allowed and
-// local.
-func (l *Limiter) Begin() Check {
-	if l.off {
-		return Check{}
-	}
-	c := Check{st: l.stripe()}
-	if c.st.calls.Add(1)&l.sampleMask == 0 {
-		c.start = time.Now()
-	}
-	return c
-}
-
-// End records the outcome of the check that [Limiter.Begin] started. A
-// zero Check records nothing.
-func (l *Limiter) End(ctx context.Context, c Check, d ratelimit.Decision, err error) {
-	if c.st != nil && (!c.start.IsZero() || err != nil || !d.Allowed || d.Source != ratelimit.SourceLocal) {
-		l.end(ctx, c.st, c.start, d.Allowed, d.Source, err)
-	}
 }
 
 // end records an outcome other than the counted-in-advance allowed and

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -427,64 +428,58 @@ func TestLeaseHitPath(t *testing.T) {
 	}
 }
 
-// TestRecordAtCallSite checks Begin and End, the way to record checks
-// made on the wrapped limiter directly, and what a check in progress
-// counts as.
-func TestRecordAtCallSite(t *testing.T) {
+// blockingLimiter answers each AllowN with the step it receives.
+type blockingLimiter struct{ next chan step }
+
+func (b blockingLimiter) Allow(ctx context.Context, key string) (ratelimit.Decision, error) {
+	return b.AllowN(ctx, key, 1)
+}
+
+func (b blockingLimiter) AllowN(context.Context, string, int) (ratelimit.Decision, error) {
+	s := <-b.next
+	return s.d, s.err
+}
+
+// TestInFlight checks what a check in progress counts as: allowed and
+// local (it is counted before the call), and that when it ends otherwise
+// the allowed count holds rather than decreases, until new admissions make
+// up for it.
+func TestInFlight(t *testing.T) {
 	mp, r := newReader(t)
-	l, err := telemetry.Wrap(constLimiter{allowedLocal}, telemetry.WithMeterProvider(mp), telemetry.WithTier("t"),
-		telemetry.WithSampleEvery(2))
+	in := blockingLimiter{next: make(chan step)}
+	l, err := telemetry.Wrap(in, telemetry.WithMeterProvider(mp))
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	const (
-		local  = "ratelimit.result=allowed,ratelimit.source=local,ratelimit.tier=t"
-		denied = "ratelimit.result=denied,ratelimit.source=redis,ratelimit.tier=t"
-	)
-	var inFlight telemetry.Check
-	steps := []struct {
-		do                    func()
-		wantLocal, wantDenied int64
-	}{
-		{func() {
-			for range 3 {
-				l.End(ctx, l.Begin(), allowedLocal, nil)
-			}
-		}, 3, 0},
-		{func() { l.End(ctx, l.Begin(), deniedRedis, nil) }, 3, 1},
-		{func() { l.End(ctx, telemetry.Check{}, deniedRedis, nil) }, 3, 1}, // a zero Check records nothing
-		// A check in progress counts as allowed and local...
-		{func() { inFlight = l.Begin() }, 4, 1},
-		// ...and when it ends denied, the allowed count holds until
-		// another allowed check makes up for it.
-		{func() { l.End(ctx, inFlight, deniedRedis, nil) }, 4, 2},
-		{func() { l.End(ctx, l.Begin(), allowedLocal, nil) }, 4, 2},
-		{func() { l.End(ctx, l.Begin(), allowedLocal, nil) }, 5, 2},
-	}
-	for i, s := range steps {
-		s.do()
+	const local, denied = "ratelimit.result=allowed,ratelimit.source=local", "ratelimit.result=denied,ratelimit.source=redis"
+	check := func(when string, wantLocal, wantDenied int64) {
+		t.Helper()
 		pts := ints(t, collect(t, r)[telemetry.MetricDecisions])
-		if pts[local] != s.wantLocal || pts[denied] != s.wantDenied {
-			t.Errorf("step %d: allowed/local %d, denied/redis %d; want %d, %d", i, pts[local], pts[denied], s.wantLocal, s.wantDenied)
+		if pts[local] != wantLocal || pts[denied] != wantDenied {
+			t.Errorf("%s: allowed/local %d, denied/redis %d; want %d, %d", when, pts[local], pts[denied], wantLocal, wantDenied)
 		}
 	}
-	l.End(ctx, l.Begin(), ratelimit.Decision{}, &ratelimit.StoreError{Op: "x", Key: "k", Err: errors.New("down")})
-	got := collect(t, r)
-	if v := ints(t, got[telemetry.MetricDecisionErrors])["error.type=store,ratelimit.tier=t"]; v != 1 {
-		t.Errorf("store errors %d, want 1", v)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_, _ = l.AllowN(ctx, "k", 1)
+	}()
+	// Wait until the check has been counted, bounded.
+	for i := 0; i < 500; i++ {
+		if ints(t, collect(t, r)[telemetry.MetricDecisions])[local] == 1 {
+			break
+		}
+		time.Sleep(time.Millisecond)
 	}
-	// WithSampleEvery(2): one check in two is timed.
-	var timed uint64
-	for _, n := range histCounts(t, got[telemetry.MetricDecisionDuration]) {
-		timed += n
-	}
-	if timed != 4 { // 8 checks begun: the 2nd, 4th, 6th and 8th are timed
-		t.Errorf("%d checks timed, want 4", timed)
-	}
-	if n := testing.AllocsPerRun(1000, func() { l.End(ctx, l.Begin(), allowedLocal, nil) }); n != 0 {
-		t.Errorf("Begin and End allocate %v times per check, want 0", n)
-	}
-	nl, _ := telemetry.Wrap(constLimiter{allowedLocal}, telemetry.WithMeterProvider(noop.NewMeterProvider()))
-	nl.End(ctx, nl.Begin(), deniedLocal, errors.New("x")) // no counters: must not panic
+	check("in progress", 1, 0)
+	in.next <- step{d: deniedRedis}
+	<-done
+	check("ended denied", 1, 1)
+	go func() { in.next <- step{d: allowedLocal} }()
+	_, _ = l.AllowN(ctx, "k", 1)
+	check("one admission later", 1, 1)
+	go func() { in.next <- step{d: allowedLocal} }()
+	_, _ = l.AllowN(ctx, "k", 1)
+	check("two admissions later", 2, 1)
 }

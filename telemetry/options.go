@@ -91,8 +91,8 @@ func WithLimitName(name string) Option {
 // WithSampleEvery makes a [Limiter] time about one decision in n for the
 // ratelimit.decision.duration histogram, rather than every one: reading
 // the clock twice would cost more than the leased hit path itself. n is
-// rounded up to a power of two; each stripe of counters times its next
-// decision whenever one of its counts reaches a multiple of n. Default:
+// rounded up to a power of two; a check is timed when its stripe's count
+// of checks reaches a multiple of n. Default:
 // DefaultSampleEvery (64). 1 times every decision; zero or negative times
 // none. Read by Wrap.
 func WithSampleEvery(n int) Option {
