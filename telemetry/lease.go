@@ -69,11 +69,14 @@ type leaseObserver struct {
 	budgetG  metric.Int64ObservableGauge
 	keys     metric.Int64ObservableGauge
 	circuitG metric.Int64ObservableGauge
+	fallback metric.Int64ObservableCounter
 	opts     []metric.ObserveOption
 	states   [3][]metric.ObserveOption // closed, open, half-open
+	policies [3][]metric.ObserveOption // open, closed, local
 
-	mu   sync.Mutex // protects last
-	last []int64    // largest value reported per counter
+	mu       sync.Mutex // protects last and lastFail
+	last     []int64    // largest value reported per counter
+	lastFail [3]int64   // largest fallback counts reported: open, closed, local
 }
 
 // ObserveLease reports the running totals of a leasing limiter (see
@@ -87,6 +90,10 @@ type leaseObserver struct {
 // burst, at least 1). The budget comes from the limiter's AccuracyBudget()
 // method if it has one, else from [WithAccuracyBudget], else
 // lease.DefaultAccuracyBudget.
+//
+// The circuit breaker's state comes from Stats().Breaker, or from the
+// [WithCircuitState] function if given. Decisions of the failure policy
+// (Stats().FailOpen, FailClosed, FailLocal) are counted by policy.
 //
 // It reads [WithMeterProvider], [WithTier], [WithLimitName],
 // [WithAccuracyBudget] and [WithCircuitState]. Observing several limiters
@@ -110,6 +117,9 @@ func ObserveLease(l LeaseStats, opts ...Option) (metric.Registration, error) {
 	for i, s := range [3]string{CircuitClosed, CircuitOpen, CircuitHalfOpen} {
 		o.states[i] = []metric.ObserveOption{metric.WithAttributeSet(withAttrs(base, AttrCircuitState.String(s)))}
 	}
+	for i, p := range [3]string{FallbackOpen, FallbackClosed, FallbackLocal} {
+		o.policies[i] = []metric.ObserveOption{metric.WithAttributeSet(withAttrs(base, AttrFallbackPolicy.String(p)))}
+	}
 
 	m := c.meter()
 	var errs []error
@@ -130,13 +140,13 @@ func ObserveLease(l LeaseStats, opts ...Option) (metric.Registration, error) {
 	o.keys, err = m.Int64ObservableGauge(MetricLeaseKeys, metric.WithUnit(unitKey),
 		metric.WithDescription("Keys this instance tracks now."))
 	errs = append(errs, err)
-	insts = append(insts, o.held, o.budgetG, o.keys)
-	if o.circuit != nil {
-		o.circuitG, err = m.Int64ObservableGauge(MetricCircuitState, metric.WithUnit(unitState),
-			metric.WithDescription("1 for the circuit breaker's current state, 0 for the others."))
-		errs = append(errs, err)
-		insts = append(insts, o.circuitG)
-	}
+	o.circuitG, err = m.Int64ObservableGauge(MetricCircuitState, metric.WithUnit(unitState),
+		metric.WithDescription("1 for the circuit breaker's current state, 0 for the others."))
+	errs = append(errs, err)
+	o.fallback, err = m.Int64ObservableCounter(MetricLeaseFallbacks, metric.WithUnit(unitDecision),
+		metric.WithDescription("Decisions made by the failure policy because Redis could not answer, by policy."))
+	errs = append(errs, err)
+	insts = append(insts, o.held, o.budgetG, o.keys, o.circuitG, o.fallback)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("ratelimit: telemetry instruments: %w", err)
 	}
@@ -153,11 +163,16 @@ func (o *leaseObserver) observe(_ context.Context, obs metric.Observer) error {
 	// a derived total (TokensServed) can dip for a moment. Counters must
 	// not decrease: each reports the largest value it has seen.
 	vals := make([]int64, len(leaseCounters))
+	var fails [3]int64
 	o.mu.Lock()
 	for i, lc := range leaseCounters {
 		v := max(lc.field(&s), o.last[i])
 		o.last[i] = v
 		vals[i] = v
+	}
+	for i, v := range [3]int64{s.FailOpen, s.FailClosed, s.FailLocal} {
+		o.lastFail[i] = max(v, o.lastFail[i])
+		fails[i] = o.lastFail[i]
 	}
 	o.mu.Unlock()
 	for i, ctr := range o.counters {
@@ -166,10 +181,14 @@ func (o *leaseObserver) observe(_ context.Context, obs metric.Observer) error {
 	obs.ObserveInt64(o.held, s.TokensHeld, o.opts...)
 	obs.ObserveInt64(o.budgetG, o.budget, o.opts...)
 	obs.ObserveInt64(o.keys, s.Keys, o.opts...)
-	// Hook: when lease.Stats reports the breaker's state, read it here
-	// when no WithCircuitState function was given.
+	for i, v := range fails {
+		obs.ObserveInt64(o.fallback, v, o.policies[i]...)
+	}
+	state := s.Breaker
 	if o.circuit != nil {
-		state := o.circuit()
+		state = o.circuit()
+	}
+	if state != "" { // a LeaseStats that knows no breaker
 		for i, name := range [3]string{CircuitClosed, CircuitOpen, CircuitHalfOpen} {
 			var v int64
 			if state == name {

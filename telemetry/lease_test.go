@@ -68,6 +68,7 @@ func TestObserveLease(t *testing.T) {
 		TokensLeased: 100, TokensServed: 70, TokensHeld: 20, TokensReturned: 10, TokensExpired: 8,
 		Refills: 12, RefillErrors: 2, Prefetches: 9, Waits: 3, LocalDenials: 4, RedisCalls: 15,
 		Keys: 5, Evicted: 6, Overflow: 7, GiveBackErrors: 1,
+		FailOpen: 11, FailClosed: 12, FailLocal: 13, Breaker: "open", // Breaker: overridden by WithCircuitState
 	})
 	state := telemetry.CircuitClosed
 	var stateMu sync.Mutex
@@ -104,6 +105,11 @@ func TestObserveLease(t *testing.T) {
 		"ratelimit.circuit.state=open," + a:      0,
 		"ratelimit.circuit.state=half-open," + a: 0,
 	})
+	assertInts(t, got, telemetry.MetricLeaseFallbacks, map[string]int64{
+		"ratelimit.fallback.policy=open," + a:   11,
+		"ratelimit.fallback.policy=closed," + a: 12,
+		"ratelimit.fallback.policy=local," + a:  13,
+	})
 
 	// Served dips (Stats derives it from totals read one by one) and held
 	// falls: the counter holds, the gauge follows.
@@ -112,6 +118,11 @@ func TestObserveLease(t *testing.T) {
 	state = telemetry.CircuitOpen
 	stateMu.Unlock()
 	got = collect(t, r)
+	assertInts(t, got, telemetry.MetricLeaseFallbacks, map[string]int64{ // counters hold
+		"ratelimit.fallback.policy=open," + a:   11,
+		"ratelimit.fallback.policy=closed," + a: 12,
+		"ratelimit.fallback.policy=local," + a:  13,
+	})
 	assertInts(t, got, telemetry.MetricLeaseTokensServed, map[string]int64{a: 70})
 	assertInts(t, got, telemetry.MetricLeaseTokensLeased, map[string]int64{a: 110})
 	assertInts(t, got, telemetry.MetricLeaseTokensHeld, map[string]int64{a: 3})
@@ -128,6 +139,21 @@ func TestObserveLease(t *testing.T) {
 	if m, ok := collect(t, r)[telemetry.MetricLeaseTokensLeased]; ok {
 		t.Errorf("still reported after Unregister: %v", ints(t, m))
 	}
+}
+
+// TestLeaseBreakerFromStats checks that without WithCircuitState the
+// circuit state comes from Stats.Breaker.
+func TestLeaseBreakerFromStats(t *testing.T) {
+	mp, r := newReader(t)
+	f := &fakeStats{lim: ratelimit.PerSecond(100), s: lease.Stats{Breaker: telemetry.CircuitHalfOpen}}
+	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp)); err != nil {
+		t.Fatal(err)
+	}
+	assertInts(t, collect(t, r), telemetry.MetricCircuitState, map[string]int64{
+		"ratelimit.circuit.state=closed":    0,
+		"ratelimit.circuit.state=open":      0,
+		"ratelimit.circuit.state=half-open": 1,
+	})
 }
 
 // TestLeaseBudget checks where the budget gauge's value comes from: the
@@ -155,7 +181,7 @@ func TestLeaseBudget(t *testing.T) {
 			got := collect(t, r)
 			assertInts(t, got, telemetry.MetricLeaseTokensBudget, map[string]int64{"": tc.want})
 			if _, ok := got[telemetry.MetricCircuitState]; ok {
-				t.Error("circuit state reported without WithCircuitState")
+				t.Error("circuit state reported though neither Stats nor WithCircuitState knows it")
 			}
 		})
 	}
@@ -187,6 +213,9 @@ func TestObserveRealLease(t *testing.T) {
 	if served != 100 || leased < served || held != leased-served || keys != 1 || refills < 1 {
 		t.Errorf("leased %d, served %d, held %d, keys %d, refills %d; want 100 served of the leased, the rest held, 1 key, a refill",
 			leased, served, held, keys, refills)
+	}
+	if st := ints(t, got[telemetry.MetricCircuitState]); st["ratelimit.circuit.state=closed"] != 1 || st["ratelimit.circuit.state=open"] != 0 {
+		t.Errorf("circuit state %v, want the lease breaker's: closed", st)
 	}
 	budget := ints(t, got[telemetry.MetricLeaseTokensBudget])[""]
 	if want := int64(lease.DefaultAccuracyBudget * float64(l.Limit().Burst)); budget != want {

@@ -36,9 +36,10 @@ const (
 	MetricLeaseEvictions      = "ratelimit.lease.evictions"
 	MetricLeaseOverflows      = "ratelimit.lease.overflows"
 	MetricLeaseGiveBackErrors = "ratelimit.lease.giveback.errors"
+	MetricLeaseFallbacks      = "ratelimit.lease.fallbacks"
 
-	// MetricCircuitState is observed by [ObserveLease] when it knows the
-	// circuit breaker's state (see [WithCircuitState]).
+	// MetricCircuitState is observed by [ObserveLease]: the lease
+	// limiter's circuit breaker, or the one [WithCircuitState] reports.
 	MetricCircuitState = "ratelimit.circuit.state"
 )
 
@@ -59,8 +60,10 @@ const (
 	// invalid, closed or other. The key is OpenTelemetry's general
 	// error.type.
 	AttrErrorType attribute.Key = "error.type"
-	// AttrFallbackPolicy is open (a fallback decision admitted) or closed
-	// (it denied).
+	// AttrFallbackPolicy is, on ratelimit.fallback.decisions, open (a
+	// fallback decision admitted) or closed (it denied); on
+	// ratelimit.lease.fallbacks, the failure policy that decided: open,
+	// closed or local.
 	AttrFallbackPolicy attribute.Key = "ratelimit.fallback.policy"
 	// AttrScript is the short name of one of the algorithms package's Lua
 	// scripts, as algorithms.ScriptName gives it.
@@ -93,6 +96,7 @@ const (
 const (
 	FallbackOpen   = "open"
 	FallbackClosed = "closed"
+	FallbackLocal  = "local" // ratelimit.FailLocal: this instance's share of the limit
 )
 
 // Values of [AttrOutcome].

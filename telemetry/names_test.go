@@ -43,6 +43,7 @@ func TestMetricNames(t *testing.T) {
 		"ratelimit.lease.evictions":       {"{key}", counter},
 		"ratelimit.lease.overflows":       {"{request}", counter},
 		"ratelimit.lease.giveback.errors": {"{call}", counter},
+		"ratelimit.lease.fallbacks":       {"{decision}", counter},
 		"ratelimit.circuit.state":         {"{state}", gauge},
 	}
 

@@ -113,12 +113,13 @@ func WithAccuracyBudget(f float64) Option {
 	})
 }
 
-// WithCircuitState gives [ObserveLease] the state of the circuit breaker
+// WithCircuitState gives [ObserveLease] the state of a circuit breaker
 // in front of Redis, as the breaker prints it ("closed", "open" or
-// "half-open"), for the ratelimit.circuit.state gauge. It is called once
-// per collection and must be safe for concurrent use. Default: none, and
-// the gauge is not reported. This is the hook for the breaker until
-// lease.Stats reports its state. Read by ObserveLease.
+// "half-open"), for the ratelimit.circuit.state gauge, in place of the
+// lease limiter's own (lease.Stats.Breaker). It is called once per
+// collection and must be safe for concurrent use. Default: none: the
+// state comes from Stats, and a LeaseStats that reports none ("") gets no
+// gauge. Read by ObserveLease.
 func WithCircuitState(f func() string) Option {
 	return optionFunc(func(c *config) { c.circuit = f })
 }
