@@ -57,9 +57,9 @@ func raceEnabled() bool {
 func keyName(i int) string { return "client-" + strconv.Itoa(i) }
 
 // maxEntryBytes bounds what one tracked key may cost: the entry itself
-// (about 250 bytes of counters, a mutex and its bookkeeping), its client
-// key and Redis key strings (under 64 bytes each here) and the map's
-// node for it (under 100 bytes), with room to spare. The doc's figure is
+// (under 256 bytes of counters, a mutex and its bookkeeping), the strings
+// it keeps (under 64 bytes each here), its grants and the map's node for
+// it (under 100 bytes each), with room to spare. The doc's figure is
 // about 200 bytes plus the key.
 const maxEntryBytes = 1 << 10
 
@@ -149,8 +149,8 @@ func TestMemoryBoundedUnderKeyChurn(t *testing.T) {
 // TestMemoryBytesPerKey measures what one tracked key costs: the live heap
 // after 100,000 distinct keys (20,000 under -race or -short), each tracked
 // (a high cap, no eviction), minus the heap before, per key. Each key is
-// "client-" and six digits; its Redis key is about 40 bytes. The figure is
-// logged; the test fails only above maxEntryBytes.
+// "client-" and six digits, made before the baseline: its bytes are not
+// counted. The figure is logged; the test fails only above maxEntryBytes.
 func TestMemoryBytesPerKey(t *testing.T) {
 	keys := 100_000
 	if raceEnabled() || testing.Short() {
@@ -180,7 +180,7 @@ func TestMemoryBytesPerKey(t *testing.T) {
 	}
 	live := liveHeap()
 	per := float64(int64(live)-int64(base)) / float64(keys)
-	t.Logf("%d tracked keys: live heap %d KiB before, %d KiB after: %.0f bytes per key (entry, Redis key string, map node; the client key string is the caller's)",
+	t.Logf("%d tracked keys: live heap %d KiB before, %d KiB after: %.0f bytes per key (all the limiter keeps per key; the client key string is the caller's)",
 		keys, base>>10, live>>10, per)
 	if per > maxEntryBytes {
 		t.Errorf("%.0f bytes per tracked key, want at most %d", per, maxEntryBytes)
