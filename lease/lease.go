@@ -192,6 +192,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			timer.Stop()
 		}
 	}()
+	src := ratelimit.SourceLocal // until this call asks Redis itself
 	for {
 		if e == nil || e.tokens.Load() < 0 {
 			e = l.entry(key)
@@ -205,8 +206,10 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		now := l.now()
 		if until := e.deniedUntil.Load(); now < until {
 			e.denials.Add(1)
-			l.stats.localDenials.Add(1)
-			return l.denied(e, time.Duration(until-now), ratelimit.SourceLocal), nil
+			if src == ratelimit.SourceLocal {
+				l.stats.localDenials.Add(1)
+			}
+			return l.denied(e, time.Duration(until-now), src), nil
 		}
 		if now < e.failedUntil.Load() {
 			return l.fail(e, key, n, ratelimit.ErrCircuitOpen)
@@ -214,10 +217,20 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		if err := ctx.Err(); err != nil {
 			return ratelimit.Decision{}, err
 		}
+		l.stats.waits.Add(1)
+		if l.direct && e.low.Load() == 0 && !e.refilling.Load() {
+			// A quiet key leases one request's tokens at a time: refill
+			// on this goroutine, bounded by ctx, as the per-request
+			// limiter would, rather than through a refill goroutine.
+			if err := l.refill(ctx, e, int64(n)); err != nil {
+				return l.refillFailed(ctx, e, key, n, err)
+			}
+			src = ratelimit.SourceRedis
+			continue
+		}
 		if timer == nil {
 			timer = time.NewTimer(l.cfg.maxWait)
 		}
-		l.stats.waits.Add(1)
 		e.waiting.Add(int64(n))
 		ch := l.group.DoChan(key, l.refillFunc(e, int64(n)))
 		var err error
@@ -227,23 +240,40 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		case <-ctx.Done():
 			err = ctx.Err()
 		case <-timer.C:
-			err = ErrRefillWait
+			// select picks at random among ready cases: on a starved
+			// process the refill may have finished too.
+			select {
+			case r := <-ch:
+				err = r.Err
+			default:
+				err = ErrRefillWait
+			}
 		}
 		e.waiting.Add(-int64(n))
-		switch {
-		case err == nil:
-			if e.claim(int64(n)) {
-				return l.allowed(e, max(e.tokens.Load(), 0)), nil
-			}
-		case err == ctx.Err():
-			return ratelimit.Decision{}, err
-		case errors.Is(err, ratelimit.ErrClosed):
-			return ratelimit.Decision{}, err
-		default:
-			e.failedUntil.Store(l.now() + int64(fallbackHold))
-			return l.fail(e, key, n, err)
+		if err != nil {
+			return l.refillFailed(ctx, e, key, n, err)
+		}
+		src = ratelimit.SourceRedis
+		if e.claim(int64(n)) {
+			return l.allowed(e, max(e.tokens.Load(), 0)), nil
 		}
 	}
+}
+
+// refillFailed decides a request whose refill did not succeed.
+func (l *Limiter) refillFailed(ctx context.Context, e *entry, key string, n int, err error) (ratelimit.Decision, error) {
+	switch {
+	case ctx.Err() != nil:
+		return ratelimit.Decision{}, ctx.Err()
+	case errors.Is(err, ratelimit.ErrClosed):
+		return ratelimit.Decision{}, err
+	case err == ErrRefillWait:
+		// Slow, not failed: this caller gets the failure policy, the key
+		// keeps trying Redis.
+		return l.fail(e, key, n, err)
+	}
+	e.failedUntil.Store(l.now() + int64(fallbackHold))
+	return l.fail(e, key, n, err)
 }
 
 // entry returns the live entry of key, creating it if the key cap allows,
@@ -326,11 +356,13 @@ func (l *Limiter) refillFunc(e *entry, need int64) func() (any, error) {
 			return nil, ratelimit.ErrClosed
 		}
 		defer l.bg.Done()
-		return nil, l.refill(e, need)
+		return nil, l.refill(l.ctx, e, need)
 	}
 }
 
-func (l *Limiter) refill(e *entry, need int64) error {
+// refill leases tokens for e from Redis, at least need of them when Redis
+// has them, bounded by ctx and the refill timeout.
+func (l *Limiter) refill(ctx context.Context, e *entry, need int64) error {
 	start := l.now()
 	e.mu.Lock()
 	demand := e.served() + e.denials.Load()
@@ -342,7 +374,7 @@ func (l *Limiter) refill(e *entry, need int64) error {
 	rtt := time.Duration(l.rtt.Load())
 	n := l.sz.size(rate, rtt, e.remote.Load(), max(need, e.waiting.Load()))
 
-	g, err := call(l, l.ctx, l.cfg.refillTimeout, func(ctx context.Context) (algorithms.Grant, error) {
+	g, err := call(l, ctx, l.cfg.refillTimeout, func(ctx context.Context) (algorithms.Grant, error) {
 		return l.bucket.TakeUpTo(ctx, l.rkey(e.key), l.lim, int(n))
 	})
 	if errors.Is(err, ratelimit.ErrCircuitOpen) {

@@ -233,6 +233,38 @@ func TestLowTrafficKeyLeasesOneToken(t *testing.T) {
 	}
 }
 
+func TestQuietKeyRefillsOnCallerGoroutine(t *testing.T) {
+	b := &fakeBucket{tokens: 3, retry: time.Second}
+	l, clk := newTestLimiter(t, b, ratelimit.PerSecond(100))
+	l.direct = true // the fake bucket honours contexts, like a ContextTimeoutEnabled client
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		clk.Advance(time.Second)
+		d, err := l.Allow(ctx, "quiet")
+		if err != nil || d.Allowed != (i < 3) {
+			t.Fatalf("request %d: %+v, %v; want the 3 tokens, then denials", i, d, err)
+		}
+	}
+	// Each request a second apart asked Redis: 3 grants, then 2 denials.
+	if s := l.Stats(); s.Refills != 5 || s.Prefetches != 0 || s.TokensHeld != 0 || s.LocalDenials != 0 {
+		t.Fatalf("stats %+v: want 5 inline refills, no prefetch, nothing held, no local denial", s)
+	}
+	// At once again: the denial is remembered, with no Redis call.
+	if d, err := l.Allow(ctx, "quiet"); err != nil || d.Allowed || d.Source != ratelimit.SourceLocal {
+		t.Fatalf("%+v, %v: want a local denial", d, err)
+	}
+	if s := l.Stats(); s.Refills != 5 || s.LocalDenials != 1 {
+		t.Fatalf("stats %+v: want no new refill and one local denial", s)
+	}
+	// A caller whose context is already done makes no call.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	clk.Advance(time.Hour)
+	if _, err := l.Allow(cctx, "quiet"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled caller: %v, want context.Canceled", err)
+	}
+}
+
 func TestHotKeyLeasesGrowAndPrefetch(t *testing.T) {
 	b := &fakeBucket{tokens: 1 << 30}
 	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(1<<30).WithBurst(1<<30), WithClock(ratelimit.SystemClock{}))

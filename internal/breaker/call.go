@@ -8,10 +8,13 @@ import (
 )
 
 // Call runs fn if b lets a call through, and hands the ticket back with
-// fn's outcome as the package documentation describes: a cancelled
-// context is not counted, other errors count as IsFailure says. When b
-// refuses, Call returns ratelimit.ErrCircuitOpen without running fn. A nil
-// b always runs fn.
+// fn's outcome as the package documentation describes: when ctx, the
+// caller's context, ended (cancelled, or its deadline passed before the
+// call's own timeout), or fn's error is a cancellation, the call says
+// nothing about Redis and is not counted; other errors count as IsFailure
+// says. fn should apply the call's own timeout to the context it is given.
+// When b refuses, Call returns ratelimit.ErrCircuitOpen without running fn.
+// A nil b always runs fn.
 func Call[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T, error)) (T, error) {
 	tk, ok := b.Allow()
 	if !ok {
@@ -19,7 +22,7 @@ func Call[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T, e
 		return zero, ratelimit.ErrCircuitOpen
 	}
 	v, err := fn(ctx)
-	if errors.Is(err, context.Canceled) {
+	if err != nil && (ctx.Err() != nil || errors.Is(err, context.Canceled)) {
 		b.Cancel(tk)
 	} else {
 		b.Done(tk, !IsFailure(err))

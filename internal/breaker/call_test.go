@@ -20,8 +20,14 @@ func TestCall(t *testing.T) {
 			t.Fatalf("Call returned %v, want the fn's error", err)
 		}
 	}
+	// Nor do calls whose caller's own deadline passed.
+	expired, cancel := context.WithTimeout(ctx, 0)
+	defer cancel()
+	for i := 0; i < 5; i++ {
+		_, _ = Call(b, expired, down)
+	}
 	if b.State() != Closed {
-		t.Fatalf("state %v after cancelled calls, want closed", b.State())
+		t.Fatalf("state %v after cancelled and caller-expired calls, want closed", b.State())
 	}
 	for i := 0; i < 2; i++ {
 		_, _ = Call(b, ctx, down)
