@@ -79,6 +79,7 @@ func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decisi
 	switch l.cfg.policy {
 	case ratelimit.FailOpen:
 		l.stats.failOpen.Add(1)
+		l.stats.fbAllowed.Add(1)
 		return ratelimit.Decision{Allowed: true, Limit: l.lim, Source: ratelimit.SourceFallback}, nil
 	case ratelimit.FailClosed:
 		l.stats.failClosed.Add(1)
@@ -100,6 +101,9 @@ func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decisi
 	*e.fallback, d = share.Decide(*e.fallback, now, n)
 	e.mu.Unlock()
 	d.Limit, d.Source = l.lim, ratelimit.SourceFallback
+	if d.Allowed {
+		l.stats.fbAllowed.Add(1)
+	}
 	return d, nil
 }
 

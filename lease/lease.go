@@ -17,6 +17,7 @@ import (
 	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"github.com/distributedratelimiter/ratelimit/internal/breaker"
 	"github.com/distributedratelimiter/ratelimit/internal/rcall"
+	"github.com/distributedratelimiter/ratelimit/internal/stripe"
 )
 
 // ErrRefillWait is wrapped in the [ratelimit.StoreError] returned when a
@@ -60,6 +61,7 @@ type Limiter struct {
 
 	entries sync.Map // string → *entry
 	count   atomic.Int64
+	hits    *stripe.Counter // admissions on the hit path
 	group   singleflight.Group
 
 	rtt     atomic.Int64 // EWMA of refill round trips, ns
@@ -98,6 +100,7 @@ func New(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limiter, err
 		interval: lim.Interval(),
 		start:    cfg.clock.Now(),
 		janitor:  make(chan struct{}),
+		hits:     stripe.New(),
 	}
 	if l.bucket == nil {
 		if rdb == nil {
@@ -115,6 +118,10 @@ func New(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limiter, err
 
 // Limit returns the limit the Limiter enforces.
 func (l *Limiter) Limit() ratelimit.Limit { return l.lim }
+
+// AccuracyBudget returns the fraction of the burst this instance may hold
+// as leased, unspent tokens (see WithAccuracyBudget).
+func (l *Limiter) AccuracyBudget() float64 { return l.cfg.budget }
 
 // now returns the limiter's clock in ns since New.
 func (l *Limiter) now() int64 { return int64(l.cfg.clock.Now().Sub(l.start)) }
@@ -143,6 +150,7 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 	if v, ok := l.entries.Load(key); ok {
 		e := v.(*entry)
 		if left, ok := e.take(int64(n)); ok {
+			l.hits.Add(1)
 			if left <= int64(e.low.Load()) && e.refilling.CompareAndSwap(false, true) {
 				l.startRefill(e)
 			}
@@ -201,14 +209,13 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			}
 		}
 		if left, ok := e.take(int64(n)); ok {
+			l.stats.allowedSlow[src].Add(1)
 			return l.allowed(e, left), nil
 		}
 		now := l.now()
 		if until := e.deniedUntil.Load(); now < until {
 			e.denials.Add(1)
-			if src == ratelimit.SourceLocal {
-				l.stats.localDenials.Add(1)
-			}
+			l.stats.denied[src].Add(1)
 			return l.denied(e, time.Duration(until-now), src), nil
 		}
 		if now < e.failedUntil.Load() {
@@ -255,6 +262,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		}
 		src = ratelimit.SourceRedis
 		if e.claim(int64(n)) {
+			l.stats.allowedSlow[ratelimit.SourceRedis].Add(1)
 			return l.allowed(e, max(e.tokens.Load(), 0)), nil
 		}
 	}
@@ -322,12 +330,14 @@ func (l *Limiter) uncached(ctx context.Context, key string, n int) (ratelimit.De
 	}
 	if g.Granted == n {
 		d.Allowed = true
+		l.stats.allowedSlow[ratelimit.SourceRedis].Add(1)
 		return d, nil
 	}
 	if g.Granted > 0 {
 		l.giveBack(key, int64(g.Granted))
 	}
 	d.RetryAfter = max(g.RetryAfter, time.Duration(n-g.Remaining)*l.interval)
+	l.stats.denied[ratelimit.SourceRedis].Add(1)
 	return d, nil
 }
 

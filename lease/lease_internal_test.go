@@ -265,6 +265,33 @@ func TestQuietKeyRefillsOnCallerGoroutine(t *testing.T) {
 	}
 }
 
+func TestDecisionCounts(t *testing.T) {
+	b := &fakeBucket{tokens: 3, retry: time.Second}
+	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(100), WithFailurePolicy(ratelimit.FailOpen))
+	ctx := context.Background()
+	for i := 0; i < 5; i++ { // 3 grants from Redis, its denial, then a remembered one
+		_, _ = l.Allow(ctx, "k")
+	}
+	b.mu.Lock()
+	b.err = errors.New("down")
+	b.mu.Unlock()
+	_, _ = l.Allow(ctx, "other") // fail open
+	s := l.Stats()
+	got := [...]int64{s.AllowedLocal, s.AllowedRedis, s.LocalDenials, s.DeniedRedis, s.FallbackAllowed, s.FallbackDenied}
+	if want := [...]int64{0, 3, 1, 1, 1, 0}; got != want {
+		t.Fatalf("decisions {local, redis, local denials, redis denials, fallback allowed, fallback denied} = %v, want %v", got, want)
+	}
+
+	hot, _ := newTestLimiter(t, &fakeBucket{tokens: 1 << 20}, ratelimit.PerSecond(1<<20), WithClock(ratelimit.SystemClock{}))
+	for i := 0; i < 10_000; i++ {
+		_, _ = hot.Allow(ctx, "hot")
+	}
+	waitRefills(t, hot)
+	if s := hot.Stats(); s.AllowedLocal+s.AllowedRedis != 10_000 || s.AllowedLocal < 9_000 {
+		t.Fatalf("hot key: %d local + %d redis admissions, want 10,000, nearly all local", s.AllowedLocal, s.AllowedRedis)
+	}
+}
+
 func TestHotKeyLeasesGrowAndPrefetch(t *testing.T) {
 	b := &fakeBucket{tokens: 1 << 30}
 	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(1<<30).WithBurst(1<<30), WithClock(ratelimit.SystemClock{}))

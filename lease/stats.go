@@ -1,16 +1,25 @@
 package lease
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/distributedratelimiter/ratelimit"
+)
 
 // counters are the limiter's running totals, kept off the hit path: each is
 // touched only by refills, the janitor or a denial.
 type counters struct {
 	leased, returned, expired         atomic.Int64
 	refills, prefetches, refillErrors atomic.Int64
-	waits, localDenials, redisCalls   atomic.Int64
+	waits, redisCalls                 atomic.Int64
 	evicted, overflow, giveBackErrors atomic.Int64
 	removed, refunded                 atomic.Int64 // tokens out of / back into local counters
 	failOpen, failClosed, failLocal   atomic.Int64 // decisions by the failure policy
+	fbAllowed                         atomic.Int64 // of those, admissions
+
+	// Decisions off the hit path, by ratelimit.Source (local or redis);
+	// hit-path admissions are Limiter.hits.
+	allowedSlow, denied [2]atomic.Int64
 }
 
 // Stats is a snapshot of a [Limiter]'s running totals since New, for
@@ -38,9 +47,16 @@ type Stats struct {
 	// Waits counts callers that found their key's tokens spent and waited
 	// for a refill.
 	Waits int64
-	// LocalDenials counts denials answered from a remembered Redis denial,
-	// with no Redis call.
-	LocalDenials int64
+	// AllowedLocal counts admissions served from leased tokens;
+	// AllowedRedis those that waited for a refill or, beyond the key cap,
+	// a direct Redis call. LocalDenials counts denials answered from a
+	// remembered Redis denial, with no Redis call; DeniedRedis denials
+	// that Redis gave to this very request. Decisions of the failure
+	// policy are counted apart (FallbackAllowed, FallbackDenied).
+	AllowedLocal, AllowedRedis, LocalDenials, DeniedRedis int64
+	// FallbackAllowed and FallbackDenied count the decisions of the failure
+	// policy, whichever it is.
+	FallbackAllowed, FallbackDenied int64
 	// RedisCalls counts every script run: refills, give-backs and checks
 	// of keys beyond the key cap.
 	RedisCalls int64
@@ -77,7 +93,10 @@ func (l *Limiter) Stats() Stats {
 		RefillErrors:   l.stats.refillErrors.Load(),
 		Prefetches:     l.stats.prefetches.Load(),
 		Waits:          l.stats.waits.Load(),
-		LocalDenials:   l.stats.localDenials.Load(),
+		AllowedLocal:   l.hits.Load() + l.stats.allowedSlow[ratelimit.SourceLocal].Load(),
+		AllowedRedis:   l.stats.allowedSlow[ratelimit.SourceRedis].Load(),
+		LocalDenials:   l.stats.denied[ratelimit.SourceLocal].Load(),
+		DeniedRedis:    l.stats.denied[ratelimit.SourceRedis].Load(),
 		RedisCalls:     l.stats.redisCalls.Load(),
 		Keys:           l.count.Load(),
 		Evicted:        l.stats.evicted.Load(),
@@ -88,6 +107,8 @@ func (l *Limiter) Stats() Stats {
 		FailLocal:      l.stats.failLocal.Load(),
 		Breaker:        l.breaker.State().String(),
 	}
+	s.FallbackAllowed = l.stats.fbAllowed.Load()
+	s.FallbackDenied = s.FailOpen + s.FailClosed + s.FailLocal - s.FallbackAllowed
 	s.TokensServed = s.TokensLeased + l.stats.refunded.Load() - l.stats.removed.Load() - held
 	return s
 }

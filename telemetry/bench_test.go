@@ -54,7 +54,20 @@ func BenchmarkHitPath(b *testing.B) {
 	if d, err := l.Allow(ctx, "hot"); err != nil || !d.Allowed {
 		b.Fatalf("warm-up: %+v, %v", d, err)
 	}
-	for _, v := range variants(b, l) {
+	// telemetry=lease: the limiter unwrapped, observed by ObserveLease
+	// with WithLeaseDecisions; it counts its own decisions (always, in
+	// telemetry=off too), so this costs the hit path nothing more.
+	mp, _ := newReader(b)
+	reg, err := telemetry.ObserveLease(l, telemetry.WithMeterProvider(mp), telemetry.WithLeaseDecisions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer reg.Unregister()
+	all := append(variants(b, l), struct {
+		name string
+		l    ratelimit.Limiter
+	}{"telemetry=lease", l})
+	for _, v := range all {
 		b.Run(v.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {

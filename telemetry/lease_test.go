@@ -222,3 +222,36 @@ func TestObserveRealLease(t *testing.T) {
 		t.Errorf("budget %d, want %d", budget, want)
 	}
 }
+
+func TestObserveLeaseDecisions(t *testing.T) {
+	mp, r := newReader(t)
+	f := &fakeStats{lim: ratelimit.PerSecond(1000)}
+	f.set(lease.Stats{AllowedLocal: 900, AllowedRedis: 50, FallbackAllowed: 3, LocalDenials: 40, DeniedRedis: 6, FallbackDenied: 1})
+	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp), telemetry.WithTier("pro"), telemetry.WithLeaseDecisions()); err != nil {
+		t.Fatal(err)
+	}
+	got := ints(t, collect(t, r)[telemetry.MetricDecisions])
+	const tier = ",ratelimit.tier=pro"
+	want := map[string]int64{
+		"ratelimit.result=allowed,ratelimit.source=local" + tier:    900,
+		"ratelimit.result=allowed,ratelimit.source=redis" + tier:    50,
+		"ratelimit.result=allowed,ratelimit.source=fallback" + tier: 3,
+		"ratelimit.result=denied,ratelimit.source=local" + tier:     40,
+		"ratelimit.result=denied,ratelimit.source=redis" + tier:     6,
+		"ratelimit.result=denied,ratelimit.source=fallback" + tier:  1,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s{%s} = %d, want %d (all: %v)", telemetry.MetricDecisions, k, got[k], v, got)
+		}
+	}
+
+	// Without the option, ObserveLease leaves decisions to Wrap.
+	mp2, r2 := newReader(t)
+	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := collect(t, r2)[telemetry.MetricDecisions]; ok {
+		t.Fatalf("%s reported without WithLeaseDecisions", telemetry.MetricDecisions)
+	}
+}

@@ -31,6 +31,8 @@ type config struct {
 	sampleEvery int
 	budget      float64 // 0: ask the limiter, else lease.DefaultAccuracyBudget
 	circuit     func() string
+	// leaseDecisions: ObserveLease reports ratelimit.decisions too.
+	leaseDecisions bool
 }
 
 func newConfig(opts []Option) config {
@@ -164,4 +166,11 @@ func cleanVersion(v string) string {
 		return ""
 	}
 	return v
+}
+
+// WithLeaseDecisions makes [ObserveLease] report ratelimit.decisions from
+// the leasing limiter's own decision counts, so the limiter needs no [Wrap]
+// and its hit path no extra call. Default: off (count decisions with Wrap).
+func WithLeaseDecisions() Option {
+	return optionFunc(func(c *config) { c.leaseDecisions = true })
 }
