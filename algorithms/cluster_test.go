@@ -126,10 +126,17 @@ func TestCluster(t *testing.T) {
 				break
 			}
 		}
-		// A client that reloads its slot map only when told (by MOVED), so
-		// that it keeps sending the key to the old master after the move.
-		var redirects redirectCounter
+		// Clients that reload their slot map only when told (by MOVED or
+		// ASK, or every 60 s): one under load during the move, which the
+		// first redirect sends to reload, and one idle during the move,
+		// which must follow MOVED after it.
+		var redirects, idleRedirects redirectCounter
 		rdb := c.Client(func(o *redis.ClusterOptions) { o.NewClient = redirects.newClient })
+		idle := newLimiter(t, c.Client(func(o *redis.ClusterOptions) { o.NewClient = idleRedirects.newClient }),
+			lim, WithLogger(quietLog), WithKeyspace(ks), WithTimeout(time.Second))
+		if d, err := idle.Allow(ctx, "warm"); err != nil || !d.Allowed { // loads the slot map
+			t.Fatalf("idle client: first call: %+v, %v", d, err)
+		}
 		type tally struct{ admitted, errs int }
 		tallies := make([]tally, len(All))
 		movers := make([]*Limiter, len(All))
@@ -172,10 +179,17 @@ func TestCluster(t *testing.T) {
 		close(done)
 		wg.Wait()
 		movedN, askedN := redirects.moved.Load()-movedBefore, redirects.asked.Load()-askedBefore
-		if movedN == 0 {
-			t.Error("no call was redirected with MOVED")
+		if movedN+askedN == 0 {
+			t.Error("no call was redirected with MOVED or ASK")
 		}
-		t.Logf("the client followed %d MOVED and %d ASK redirects", movedN, askedN)
+		t.Logf("the client under load followed %d MOVED and %d ASK redirects", movedN, askedN)
+		// The idle client still sends the key to the old master.
+		if d, err := idle.Allow(ctx, key); err != nil || d.Allowed || d.Source != ratelimit.SourceRedis {
+			t.Errorf("idle client after the move: %+v, %v; want denied by Redis (the burst is spent)", d, err)
+		}
+		if n := idleRedirects.moved.Load(); n == 0 {
+			t.Errorf("the idle client followed %d MOVED redirects, want at least 1", n)
+		}
 		if got := c.MasterOfSlot(t, slot); got != to {
 			t.Fatalf("slot %d is on %s after MoveSlot, want %s", slot, got.Addr(), to.Addr())
 		}

@@ -126,11 +126,18 @@ func TestCluster(t *testing.T) {
 	t.Run("MOVED while in use", func(t *testing.T) {
 		const key = "mover"
 		const burst = 600 // spent in about a second, longer than the move
-		// A client that reloads its slot map only when told (by MOVED), so
-		// that it keeps sending the key to the old master after the move.
-		var redirects redirectCounter
+		// Clients that reload their slot map only when told (by MOVED or
+		// ASK, or every 60 s): one under load during the move, which the
+		// first redirect sends to reload, and one idle during the move,
+		// which must follow MOVED after it.
+		var redirects, idleRedirects redirectCounter
 		rdb := c.Client(func(o *redis.ClusterOptions) { o.NewClient = redirects.newClient })
 		ml := newFaultLimiter(t, rdb, ratelimit.PerHour(burst), opts...)
+		idle := newFaultLimiter(t, c.Client(func(o *redis.ClusterOptions) { o.NewClient = idleRedirects.newClient }),
+			ratelimit.PerHour(burst), opts...)
+		if d, err := idle.Allow(ctx, "warm"); err != nil || !d.Allowed { // loads the slot map
+			t.Fatalf("idle client: first call: %+v, %v", d, err)
+		}
 		slot := c.Slot(t, rkey(key))
 		from := c.MasterOfSlot(t, slot)
 		var to *redistest.Server
@@ -174,14 +181,21 @@ func TestCluster(t *testing.T) {
 			t.Fatalf("slot %d is on %s after MoveSlot, want %s", slot, got.Addr(), to.Addr())
 		}
 		movedN, askedN := redirects.moved.Load()-movedBefore, redirects.asked.Load()-askedBefore
-		if movedN == 0 {
-			t.Error("no refill was redirected with MOVED")
+		if movedN+askedN == 0 {
+			t.Error("no refill was redirected with MOVED or ASK")
+		}
+		// The idle client still sends the key to the old master.
+		if d, err := idle.Allow(ctx, key); err != nil || d.Allowed || d.Source == ratelimit.SourceFallback {
+			t.Errorf("idle client after the move: %+v, %v; want denied (the burst is spent)", d, err)
+		}
+		if n := idleRedirects.moved.Load(); n == 0 {
+			t.Errorf("the idle client followed %d MOVED redirects, want at least 1", n)
 		}
 		if admitted != burst || errs != 0 {
 			t.Errorf("admitted %d across the move with %d errors, want exactly the burst %d and no error", admitted, errs, burst)
 		}
 		s := ml.Stats()
-		t.Logf("slot moved in %v under load; %d admitted, %d errors; %d refills; the client followed %d MOVED and %d ASK redirects",
+		t.Logf("slot moved in %v under load; %d admitted, %d errors; %d refills; the client under load followed %d MOVED and %d ASK redirects",
 			took.Round(time.Millisecond), admitted, errs, s.Refills, movedN, askedN)
 	})
 
