@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -96,13 +97,19 @@ func (l Limit) ValidateN(n int) error {
 	return nil
 }
 
-// Interval returns the time it takes to earn one token: Period / Rate.
+// Interval returns the time it takes to earn one token: Period / Rate,
+// rounded up to a whole nanosecond (so at least 1 ns for a valid limit).
 // It is zero for an invalid limit.
-func (l Limit) Interval() time.Duration {
-	if l.Rate <= 0 {
+func (l Limit) Interval() time.Duration { return l.DurationFor(1) }
+
+// DurationFor returns the time it takes to earn n tokens: n × Period /
+// Rate, rounded up to a whole nanosecond. It is zero for n <= 0 or an
+// invalid limit.
+func (l Limit) DurationFor(n int) time.Duration {
+	if l.Rate <= 0 || l.Period <= 0 || n <= 0 {
 		return 0
 	}
-	return l.Period / time.Duration(l.Rate)
+	return time.Duration(math.Ceil(float64(n) * float64(l.Period) / float64(l.Rate)))
 }
 
 // PerSecondRate returns the average rate of l in requests per second.

@@ -123,14 +123,36 @@ func TestLimitInterval(t *testing.T) {
 		{PerMinute(1), time.Minute},
 		{PerMinute(60), time.Second},
 		{PerHour(3600), time.Second},
-		{Per(3, time.Second), 333333333 * time.Nanosecond}, // truncated
+		{Per(3, time.Second), 333333334 * time.Nanosecond}, // rounded up
 		{Per(2, 90*time.Second), 45 * time.Second},
+		{Per(2_000_000, time.Millisecond), time.Nanosecond}, // 0.5 ns, rounded up: never zero
 		{Limit{}, 0},
 		{Limit{Rate: -5, Period: time.Second}, 0},
 	}
 	for _, tt := range tests {
 		if got := tt.lim.Interval(); got != tt.want {
 			t.Errorf("%v.Interval() = %v, want %v", tt.lim, got, tt.want)
+		}
+	}
+}
+
+func TestLimitDurationFor(t *testing.T) {
+	tests := []struct {
+		lim  Limit
+		n    int
+		want time.Duration
+	}{
+		{PerSecond(100), 5, 50 * time.Millisecond},
+		{Per(3, time.Second), 3, time.Second},
+		{Per(3, time.Second), 2, 666666667 * time.Nanosecond},
+		{Per(2_000_000, time.Millisecond), 3, 2 * time.Nanosecond}, // 1.5 ns
+		{PerSecond(10), 0, 0},
+		{PerSecond(10), -1, 0},
+		{Limit{}, 1, 0},
+	}
+	for _, tt := range tests {
+		if got := tt.lim.DurationFor(tt.n); got != tt.want {
+			t.Errorf("%v.DurationFor(%d) = %v, want %v", tt.lim, tt.n, got, tt.want)
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 // WithFailurePolicy sets what the Limiter decides when Redis cannot
 // answer (down, slower than the timeout, or the circuit breaker open).
+// Errors that Redis itself returned (a key of the wrong type, a malformed
+// reply) are returned as errors under every policy.
 // Default: ratelimit.FailClosed, which returns a denial with an error
 // wrapping the store failure. ratelimit.FailOpen admits;
 // ratelimit.FailLocal limits each key in process with a token bucket of

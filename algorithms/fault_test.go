@@ -445,25 +445,29 @@ func TestFaultWrongKeyType(t *testing.T) {
 	ks := keyspace(t)
 	ctx := t.Context()
 	for _, alg := range All {
-		t.Run("alg="+alg.Name(), func(t *testing.T) {
-			l := newLimiter(t, rdb, ratelimit.PerSecond(10), WithLogger(quietLog), WithKeyspace(ks), WithAlgorithm(alg), WithTimeout(time.Second))
-			rkey, err := ks.ClientKey("wrong", alg.Name())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := rdb.Set(ctx, rkey, "not a bucket", 0).Err(); err != nil {
-				t.Fatal(err)
-			}
-			for i := range 20 { // four times what opens the breaker
-				d, err := l.Allow(ctx, "wrong")
-				if !errors.Is(err, ratelimit.ErrStore) || !strings.Contains(err.Error(), "WRONGTYPE") ||
-					errors.Is(err, ratelimit.ErrCircuitOpen) || d.Allowed {
-					t.Fatalf("call %d on a string: %+v, %v; want a denial and an error matching ErrStore that says WRONGTYPE", i+1, d, err)
+		for _, policy := range []ratelimit.FailurePolicy{ratelimit.FailClosed, ratelimit.FailOpen, ratelimit.FailLocal} {
+			t.Run("alg="+alg.Name()+"/policy="+policy.String(), func(t *testing.T) {
+				// Redis answered: the error is reported under every policy.
+				l := newLimiter(t, rdb, ratelimit.PerSecond(10), WithLogger(quietLog), WithKeyspace(ks), WithAlgorithm(alg),
+					WithTimeout(time.Second), WithFailurePolicy(policy))
+				rkey, err := ks.ClientKey("wrong", alg.Name())
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if d, err := l.Allow(ctx, "right"); err != nil || !d.Allowed || d.Source != ratelimit.SourceRedis {
-				t.Fatalf("another key after 20 WRONGTYPE replies: %+v, %v; want admitted by Redis (the breaker must stay closed)", d, err)
-			}
-		})
+				if err := rdb.Set(ctx, rkey, "not a bucket", 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+				for i := range 20 { // four times what opens the breaker
+					d, err := l.Allow(ctx, "wrong")
+					if !errors.Is(err, ratelimit.ErrStore) || !strings.Contains(err.Error(), "WRONGTYPE") ||
+						errors.Is(err, ratelimit.ErrCircuitOpen) || d.Allowed {
+						t.Fatalf("call %d on a string: %+v, %v; want a denial and an error matching ErrStore that says WRONGTYPE", i+1, d, err)
+					}
+				}
+				if d, err := l.Allow(ctx, "right"); err != nil || !d.Allowed || d.Source != ratelimit.SourceRedis {
+					t.Fatalf("another key after 20 WRONGTYPE replies: %+v, %v; want admitted by Redis (the breaker must stay closed)", d, err)
+				}
+			})
+		}
 	}
 }

@@ -286,12 +286,12 @@ func FuzzLimitValidate(f *testing.F) {
 			lim.Period < ratelimit.MinPeriod || lim.Period > ratelimit.MaxPeriod || lim.Period%time.Microsecond != 0 {
 			t.Fatalf("%+v: Validate accepted a limit outside its bounds", lim)
 		}
+		// Interval is Period/Rate rounded up: positive, never short of the
+		// exact value, and less than a nanosecond over it.
 		iv := lim.Interval()
-		if iv < 0 || iv != lim.Period/time.Duration(lim.Rate) {
-			t.Fatalf("%+v: Interval %v, want Period/Rate", lim, iv)
-		}
-		if int64(lim.Rate) <= lim.Period.Nanoseconds() && iv <= 0 {
-			t.Fatalf("%+v: Interval %v, want positive", lim, iv)
+		exact := float64(lim.Period) / float64(lim.Rate)
+		if iv <= 0 || float64(iv) < exact || float64(iv)-exact >= 1 {
+			t.Fatalf("%+v: Interval %v, want Period/Rate = %.3fns rounded up", lim, iv, exact)
 		}
 		if r := lim.PerSecondRate(); r <= 0 {
 			t.Fatalf("%+v: PerSecondRate %v, want positive", lim, r)

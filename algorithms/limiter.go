@@ -145,6 +145,12 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 		if ctx.Err() != nil {
 			return ratelimit.Decision{}, err // the caller gave up: no policy
 		}
+		if !breaker.IsFailure(err) {
+			// Redis answered, with an error (a key of the wrong type, a
+			// malformed reply): a fault to report, not an outage to ride
+			// out.
+			return ratelimit.Decision{Limit: l.lim, Source: ratelimit.SourceRedis}, err
+		}
 		return l.fail(key, n, err)
 	}
 	return d, nil

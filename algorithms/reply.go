@@ -3,6 +3,7 @@ package algorithms
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -40,7 +41,15 @@ func parseReply(cmd *redis.Cmd) (reply, error) {
 	return r, nil
 }
 
-func usToDuration(us int64) time.Duration { return time.Duration(us) * time.Microsecond }
+// usToDuration converts microseconds to a Duration, saturating at the
+// largest Duration (about 292 years) instead of overflowing: a limit of one
+// token a year with a large burst can reply with longer waits.
+func usToDuration(us int64) time.Duration {
+	if us > math.MaxInt64/int64(time.Microsecond) {
+		return math.MaxInt64
+	}
+	return time.Duration(us) * time.Microsecond
+}
 
 // decision turns a check reply, whose allowed flag is 0 or 1, into a
 // Decision.

@@ -264,19 +264,19 @@ func recoveredAt(t *testing.T, calls []faultCall, since time.Time) time.Time {
 	t.Helper()
 	var at time.Time
 	for _, c := range calls {
-		if !c.start.Before(since) && c.err == nil && c.d.Allowed && c.d.Source == ratelimit.SourceLocal {
+		if !c.start.Before(since) && c.err == nil && c.d.Allowed && c.d.Source != ratelimit.SourceFallback {
 			at = c.start
 			break
 		}
 	}
 	if at.IsZero() {
-		t.Fatalf("no call after %v was admitted with Source %v", since.Format("15:04:05.000"), ratelimit.SourceLocal)
+		t.Fatalf("no call after %v was admitted by a lease (Source local or redis)", since.Format("15:04:05.000"))
 	}
 	var normal, later int
 	for _, c := range calls {
 		if c.start.After(at.Add(200 * time.Millisecond)) {
 			later++
-			if c.err == nil && c.d.Source == ratelimit.SourceLocal {
+			if c.err == nil && c.d.Source != ratelimit.SourceFallback {
 				normal++
 			}
 		}
@@ -459,7 +459,7 @@ func TestFaultScriptCacheLost(t *testing.T) {
 	allow := func(what, key string) {
 		t.Helper()
 		d, err := l.Allow(t.Context(), key)
-		if err != nil || !d.Allowed || d.Source != ratelimit.SourceLocal {
+		if err != nil || !d.Allowed || d.Source == ratelimit.SourceFallback {
 			t.Fatalf("%s: %+v, %v; want admitted from a lease", what, d, err)
 		}
 	}
@@ -488,11 +488,21 @@ func TestFaultWrongKeyType(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := faultClient(srv, true)
 	ks := faultKeyspace(t)
+	// Redis answered: the error is reported under every policy, and the
+	// same key fails the same way again (no hold-off that hides the cause).
+	for _, policy := range []ratelimit.FailurePolicy{ratelimit.FailClosed, ratelimit.FailOpen, ratelimit.FailLocal} {
+		t.Run("policy="+policy.String(), func(t *testing.T) {
+			testWrongKeyType(t, rdb, ks, policy)
+		})
+	}
+}
+
+func testWrongKeyType(t *testing.T, rdb *redis.Client, ks ratelimit.Keyspace, policy ratelimit.FailurePolicy) {
 	ctx := t.Context()
 	l := newFaultLimiter(t, rdb, ratelimit.PerSecond(10), lease.WithKeyspace(ks),
-		lease.WithRefillTimeout(time.Second), lease.WithFailurePolicy(ratelimit.FailClosed))
+		lease.WithRefillTimeout(time.Second), lease.WithFailurePolicy(policy))
 	for i := range 10 { // twice what opens the breaker
-		key := fmt.Sprintf("wrong%d", i)
+		key := fmt.Sprintf("wrong%d", i%2) // each key twice
 		rkey, err := ks.ClientKey(key, "token_bucket")
 		if err != nil {
 			t.Fatal(err)
@@ -509,7 +519,7 @@ func TestFaultWrongKeyType(t *testing.T) {
 	if s := l.Stats(); s.Breaker != "closed" || s.RefillErrors != 10 {
 		t.Fatalf("stats after 10 WRONGTYPE replies %+v: want 10 refill errors and the breaker closed", s)
 	}
-	if d, err := l.Allow(ctx, "right"); err != nil || !d.Allowed || d.Source != ratelimit.SourceLocal {
-		t.Fatalf("another key after 10 WRONGTYPE replies: %+v, %v; want admitted from a lease", d, err)
+	if d, err := l.Allow(ctx, "right"+policy.String()); err != nil || !d.Allowed || d.Source != ratelimit.SourceRedis {
+		t.Fatalf("another key after 10 WRONGTYPE replies: %+v, %v; want admitted by a Redis lease", d, err)
 	}
 }

@@ -56,7 +56,7 @@ type Limiter struct {
 	bucket   Bucket
 	direct   bool // bucket calls may run on the calling goroutine
 	sz       sizer
-	interval time.Duration
+	interval float64 // ns to earn one token, exact
 	start    time.Time
 
 	entries sync.Map // string → *entry
@@ -64,8 +64,9 @@ type Limiter struct {
 	hits    *stripe.Counter // admissions on the hit path
 	group   singleflight.Group
 
-	rtt     atomic.Int64 // EWMA of refill round trips, ns
-	breaker *breaker.Breaker
+	rtt         atomic.Int64 // EWMA of refill round trips, ns
+	breaker     *breaker.Breaker
+	lastFailure atomic.Pointer[error] // the latest refill error that found Redis unreachable
 
 	ctx     context.Context // cancelled by Close; parent of refills
 	cancel  context.CancelFunc
@@ -97,7 +98,7 @@ func New(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limiter, err
 		lim:      lim,
 		cfg:      cfg,
 		bucket:   cfg.bucket,
-		interval: lim.Interval(),
+		interval: float64(lim.Period) / float64(lim.Rate),
 		start:    cfg.clock.Now(),
 		janitor:  make(chan struct{}),
 		hits:     stripe.New(),
@@ -118,6 +119,11 @@ func New(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limiter, err
 
 // Limit returns the limit the Limiter enforces.
 func (l *Limiter) Limit() ratelimit.Limit { return l.lim }
+
+// earn returns the time the limit takes to earn k tokens (0 for k <= 0).
+func (l *Limiter) earn(k int64) time.Duration {
+	return time.Duration(float64(max(k, 0)) * l.interval)
+}
 
 // AccuracyBudget returns the fraction of the burst this instance may hold
 // as leased, unspent tokens (see WithAccuracyBudget).
@@ -154,23 +160,24 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 			if left <= int64(e.low.Load()) && e.refilling.CompareAndSwap(false, true) {
 				l.startRefill(e)
 			}
-			return l.allowed(e, left), nil
+			return l.allowed(e, left, ratelimit.SourceLocal), nil
 		}
 		return l.slow(ctx, key, e, n)
 	}
 	return l.slow(ctx, key, nil, n)
 }
 
-// allowed is the decision of a request served from local tokens.
-func (l *Limiter) allowed(e *entry, left int64) ratelimit.Decision {
+// allowed is the decision of a request served from local tokens, leased
+// earlier (src local) or by a refill it waited for (src redis).
+func (l *Limiter) allowed(e *entry, left int64, src ratelimit.Source) ratelimit.Decision {
 	rem := left + max(e.remote.Load(), 0)
 	rem = min(rem, int64(l.lim.Burst))
 	return ratelimit.Decision{
 		Allowed:    true,
 		Limit:      l.lim,
 		Remaining:  int(rem),
-		ResetAfter: time.Duration(int64(l.lim.Burst)-rem) * l.interval,
-		Source:     ratelimit.SourceLocal,
+		ResetAfter: l.earn(int64(l.lim.Burst) - rem),
+		Source:     src,
 	}
 }
 
@@ -182,7 +189,7 @@ func (l *Limiter) denied(e *entry, retry time.Duration, src ratelimit.Source) ra
 		Limit:      l.lim,
 		Remaining:  int(rem),
 		RetryAfter: retry,
-		ResetAfter: time.Duration(int64(l.lim.Burst)-rem) * l.interval,
+		ResetAfter: l.earn(int64(l.lim.Burst) - rem),
 		Source:     src,
 	}
 }
@@ -210,7 +217,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		}
 		if left, ok := e.take(int64(n)); ok {
 			l.stats.allowedSlow[src].Add(1)
-			return l.allowed(e, left), nil
+			return l.allowed(e, left, src), nil
 		}
 		now := l.now()
 		if until := e.deniedUntil.Load(); now < until {
@@ -219,7 +226,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			return l.denied(e, time.Duration(until-now), src), nil
 		}
 		if now < e.failedUntil.Load() {
-			return l.fail(e, key, n, ratelimit.ErrCircuitOpen)
+			return l.fail(e, key, n, l.recentFailure())
 		}
 		if err := ctx.Err(); err != nil {
 			return ratelimit.Decision{}, err
@@ -263,7 +270,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		src = ratelimit.SourceRedis
 		if e.claim(int64(n)) {
 			l.stats.allowedSlow[ratelimit.SourceRedis].Add(1)
-			return l.allowed(e, max(e.tokens.Load(), 0)), nil
+			return l.allowed(e, max(e.tokens.Load(), 0), ratelimit.SourceRedis), nil
 		}
 	}
 }
@@ -273,15 +280,30 @@ func (l *Limiter) refillFailed(ctx context.Context, e *entry, key string, n int,
 	switch {
 	case ctx.Err() != nil:
 		return ratelimit.Decision{}, ctx.Err()
-	case errors.Is(err, ratelimit.ErrClosed):
-		return ratelimit.Decision{}, err
+	case l.closed.Load() || errors.Is(err, ratelimit.ErrClosed):
+		return ratelimit.Decision{}, ratelimit.ErrClosed
 	case err == ErrRefillWait:
 		// Slow, not failed: this caller gets the failure policy, the key
 		// keeps trying Redis.
 		return l.fail(e, key, n, err)
+	case !breaker.IsFailure(err):
+		// Redis answered, with an error (a key of the wrong type, a
+		// malformed reply): a fault to report, not an outage to ride out.
+		return ratelimit.Decision{Limit: l.lim, Source: ratelimit.SourceRedis},
+			&ratelimit.StoreError{Op: "lease refill", Key: key, Err: err}
 	}
+	l.lastFailure.Store(&err)
 	e.failedUntil.Store(l.now() + int64(fallbackHold))
 	return l.fail(e, key, n, err)
+}
+
+// recentFailure returns the error of the latest refill that found Redis
+// unreachable, for decisions made while a key holds off after it.
+func (l *Limiter) recentFailure() error {
+	if p := l.lastFailure.Load(); p != nil {
+		return *p
+	}
+	return ratelimit.ErrCircuitOpen
 }
 
 // entry returns the live entry of key, creating it if the key cap allows,
@@ -294,18 +316,21 @@ func (l *Limiter) entry(key string) *entry {
 			}
 			continue // being evicted: wait for the janitor to delete it
 		}
-		if l.count.Load() >= int64(l.cfg.maxKeys) {
+		// Take a place under the cap before storing, so that concurrent
+		// creators can never overshoot it.
+		if l.count.Add(1) > int64(l.cfg.maxKeys) {
+			l.count.Add(-1)
 			l.stats.overflow.Add(1)
 			return nil
 		}
 		e := newEntry(key, l.now())
 		if v, loaded := l.entries.LoadOrStore(key, e); loaded {
+			l.count.Add(-1)
 			if old := v.(*entry); old.tokens.Load() >= 0 {
 				return old
 			}
 			continue
 		}
-		l.count.Add(1)
 		return e
 	}
 }
@@ -336,7 +361,7 @@ func (l *Limiter) uncached(ctx context.Context, key string, n int) (ratelimit.De
 	if g.Granted > 0 {
 		l.giveBack(key, int64(g.Granted))
 	}
-	d.RetryAfter = max(g.RetryAfter, time.Duration(n-g.Remaining)*l.interval)
+	d.RetryAfter = max(g.RetryAfter, l.earn(int64(n-g.Remaining)))
 	l.stats.denied[ratelimit.SourceRedis].Add(1)
 	return d, nil
 }

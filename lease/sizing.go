@@ -13,12 +13,12 @@ type sizer struct {
 	interval float64       // nanoseconds to earn one token
 }
 
-func newSizer(burst int, budget float64, horizon time.Duration, interval time.Duration) sizer {
+func newSizer(burst int, budget float64, horizon time.Duration, interval float64) sizer {
 	maxLease := int64(math.Floor(budget * float64(burst)))
 	if maxLease < 1 {
 		maxLease = 1
 	}
-	return sizer{burst: int64(burst), maxLease: maxLease, horizon: horizon, interval: float64(interval)}
+	return sizer{burst: int64(burst), maxLease: maxLease, horizon: horizon, interval: interval}
 }
 
 // span is the time one lease should last: the horizon, or four Redis round

@@ -98,7 +98,9 @@ func (l *Limiter) Stats() Stats {
 		LocalDenials:   l.stats.denied[ratelimit.SourceLocal].Load(),
 		DeniedRedis:    l.stats.denied[ratelimit.SourceRedis].Load(),
 		RedisCalls:     l.stats.redisCalls.Load(),
-		Keys:           l.count.Load(),
+		// A creator over the cap holds a place for a moment before it
+		// gives it back; the entries themselves never exceed the cap.
+		Keys:           min(l.count.Load(), int64(l.cfg.maxKeys)),
 		Evicted:        l.stats.evicted.Load(),
 		Overflow:       l.stats.overflow.Load(),
 		GiveBackErrors: l.stats.giveBackErrors.Load(),
