@@ -72,12 +72,12 @@ func Parse(name string, data []byte) (Config, error) {
 		if errors.Is(err, io.EOF) {
 			return Config{}, &ConfigError{File: name, Msg: "empty config file"}
 		}
-		return Config{}, r.syntaxError(err)
+		return Config{}, r.syntaxError(err, data)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return Config{}, r.syntaxError(err)
+			return Config{}, r.syntaxError(err, data)
 		}
 		return Config{}, &ConfigError{File: name, Line: extra.Line, Column: extra.Column,
 			Msg: "a config file holds one YAML document; found a second"}
@@ -128,16 +128,64 @@ var parserProblems = map[string]bool{
 	"found undefined tag handle":             true,
 }
 
-func (r *reader) syntaxError(err error) error {
+func (r *reader) syntaxError(err error, data []byte) error {
 	msg := err.Error()
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		if parserProblems[m[2]] {
 			line++
 		}
-		return &ConfigError{File: r.file, Line: line, Msg: "invalid YAML: " + m[2]}
+		return &ConfigError{File: r.file, Line: min(line, lineCount(data)), Msg: "invalid YAML: " + m[2]}
 	}
-	return &ConfigError{File: r.file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	return &ConfigError{File: r.file, Line: unmarkedLine(msg, data), Msg: "invalid YAML: " + msg}
+}
+
+// unmarkedLine finds the line of a yaml.v3 error that names none. The
+// parser leaves out "line N:" when its mark is on the first line; the
+// errors that carry no mark at all (an unknown anchor, a control
+// character) are found by searching the text for what they name.
+func unmarkedLine(msg string, data []byte) int {
+	if m := unknownAnchor.FindStringSubmatch(msg); m != nil {
+		if i := bytes.Index(data, []byte("*"+m[1])); i >= 0 {
+			return 1 + lineBreaks(data[:i])
+		}
+	}
+	if strings.Contains(msg, "control characters") {
+		if i := bytes.IndexFunc(data, func(c rune) bool { return c < ' ' && c != '\t' && c != '\n' && c != '\r' || c == 0x7f }); i >= 0 {
+			return 1 + lineBreaks(data[:i])
+		}
+	}
+	return 1
+}
+
+var unknownAnchor = regexp.MustCompile(`unknown anchor '([^']*)'`)
+
+// lineCount returns the number of lines of data, counting a last line
+// without a line break, and at least 1.
+func lineCount(data []byte) int {
+	n := lineBreaks(data)
+	if len(data) == 0 || !bytes.HasSuffix(data, []byte("\n")) && !bytes.HasSuffix(data, []byte("\r")) {
+		n++
+	}
+	return max(n, 1)
+}
+
+// lineBreaks counts the line breaks in data as YAML does: LF, CR LF, a
+// lone CR, NEL, LS and PS.
+func lineBreaks(data []byte) int {
+	n := 0
+	for i, r := range string(data) {
+		switch r {
+		case '\r':
+			if i+1 >= len(data) || data[i+1] != '\n' {
+				n++
+			}
+		case '\n', '\u0085', '\u2028', '\u2029':
+			n++
+		}
+	}
+	return n
 }
 
 func (r *reader) position(field string) (string, int, int) {

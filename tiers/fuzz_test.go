@@ -113,11 +113,10 @@ func yamlLines(data []byte) int {
 	return n
 }
 
-// lineless reports whether e is one of the problems that Parse reports
-// without a line: an empty file, or a YAML syntax error whose message from
-// go.yaml.in/yaml/v3 has no position. That decoder gives none for errors
-// on the first line, for control characters and for unknown anchors on
-// any line; Parse passes that on.
+// lineless reports whether e is the one problem that Parse reports without
+// a line: an empty file. (go.yaml.in/yaml/v3 gives no position for errors
+// on the first line, for control characters and for unknown anchors; Parse
+// finds their lines itself.)
 func lineless(e *tiers.ConfigError) bool {
-	return e.Msg == "empty config file" || strings.HasPrefix(e.Msg, "invalid YAML: ")
+	return e.Msg == "empty config file"
 }
