@@ -198,9 +198,9 @@ func (rp *report) writeReading(b *bytes.Buffer) {
 		10*rp.m.gomaxprocs, compareWord(rh.throughput(), th.throughput()), fmtSig(ratio(rh.throughput(), th.throughput())), fmtDur(callTimeout))
 	p("")
 	p("**10,000 keys.** Spread uniformly over 10,000 keys, each key saw about %s requests per second at the instance (1 instance, 8 goroutines). "+
-		"The lease sizes a key's batch to that key's own demand over one span (10 ms, or four Redis round trips if longer), capped at 5%% of the burst, "+
-		"so a key needs more than about 100 requests per second at one instance before it leases more than one token, and a one-token lease has no low watermark to refill ahead of time. "+
-		"Below that every lease decision waits for a Redis call, exactly like a per-request limiter, plus the lease's own bookkeeping: a table entry per key, a singleflight refill on a goroutine of its own, a timer. "+
+		"The lease sizes a key's batch to that key's own demand over one span (50 ms, or four Redis round trips if longer), capped at 5%% of the burst, "+
+		"so a key needs more than about 30 requests per second at one instance before it leases more than one token, and a one-token lease has no low watermark to refill ahead of time. "+
+		"Below that every lease decision makes one Redis call on the caller's goroutine, exactly like a per-request limiter, plus the lease's own bookkeeping (a table entry per key). "+
 		"Measured: %s Redis calls per 1,000 decisions, %s decisions/s (token bucket %s, redis_rate %s), p99 %s µs (token bucket %s µs) and %s allocations per decision (token bucket %s). "+
 		"On such a key space the lease is %s: it pays off on keys that are hot at an instance, not on a wide, flat key space.",
 		fmtSig(lw.perKeyRate()), fmtSig(lw.callsPer1k()), fmtRate(lw.throughput()), fmtRate(tw.throughput()), fmtRate(rw.throughput()),
@@ -212,7 +212,7 @@ func (rp *report) writeReading(b *bytes.Buffer) {
 		p("")
 		writeSweepTable(b, rs)
 		p("")
-		p("Redis calls per 1,000 decisions climb toward 1,000 as the requests per key at the instance fall to the order of 100 per second, the crossover the sizing rule above predicts " +
+		p("Redis calls per 1,000 decisions climb toward 1,000 as the requests per key at the instance fall to the order of 30 per second, the crossover the sizing rule above predicts " +
 			"(it comes lower when round trips are slow, since a lease then covers four of them). " +
 			"In a closed loop the demand per key depends on how fast the limiter answers, so between those key counts a run can settle in either of two states: " +
 			"one-token leases keep decisions slow and the demand per key low, while large leases keep decisions fast and the demand per key high. " +
@@ -305,7 +305,7 @@ func (rp *report) writeFailures(b *bytes.Buffer) {
 	p("")
 	if leaseFallbacks {
 		p("A lease caller that finds its key's tokens spent waits for the key's refill for at most the refill timeout plus 10 ms (here %s). "+
-			"When that wait ends without tokens, the key is decided by the failure policy (`FailLocal`) for the next 100 ms, at the speed of the hit path, hence the large counts. "+
+			"When that wait ends without tokens, that caller is decided by the failure policy (`FailLocal`), at the speed of the hit path; the key itself keeps going to Redis. "+
 			"Where no refill failed, Redis answered in time and the waiting caller did not get a CPU in time: with many goroutines per instance calling in a closed loop on two cores, "+
 			"a goroutine that becomes runnable can wait behind hundreds of others, each allowed 10 ms by Go's scheduler, for over a second in all (see the slowest call). "+
 			"A real service blocks on I/O between decisions and rarely keeps that many goroutines runnable, but this is a case where the lease's failure policy acts without any Redis failure.",
