@@ -422,9 +422,14 @@ func TestLeaseHitPath(t *testing.T) {
 	if n := testing.AllocsPerRun(1000, func() { _, _ = tl.Allow(ctx, "hot") }); n != 0 {
 		t.Errorf("leased hit path with telemetry allocates %v times per call, want 0", n)
 	}
+	// 1,002 calls: the warm-up, AllocsPerRun's own warm-up and 1,000 runs.
+	// While the lease's size ramps up a few wait for a refill (Source
+	// redis); the rest are hits.
 	pts := ints(t, collect(t, r)[telemetry.MetricDecisions])
-	if v := pts["ratelimit.result=allowed,ratelimit.source=local,ratelimit.tier=free"]; v < 1000 {
-		t.Errorf("allowed/local = %d, want at least the 1000 hits (points %v)", v, pts)
+	local := pts["ratelimit.result=allowed,ratelimit.source=local,ratelimit.tier=free"]
+	redis := pts["ratelimit.result=allowed,ratelimit.source=redis,ratelimit.tier=free"]
+	if local+redis != 1002 || local < 950 {
+		t.Errorf("allowed: %d local + %d redis, want 1,002 with at least 950 hits (points %v)", local, redis, pts)
 	}
 }
 
