@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/faulttest"
 	"github.com/distributedratelimiter/ratelimit/internal/redistest"
 )
 
@@ -62,179 +62,18 @@ func faultClient(srv *redistest.Server, cte bool) *redis.Client {
 	})
 }
 
-// call is one call made under load.
-type call struct {
-	start, end time.Time
-	key        string
-	d          ratelimit.Decision
-	err        error
-}
-
-func (c call) took() time.Duration { return c.end.Sub(c.start) }
-
-// fallback reports whether the failure policy made the decision.
-func (c call) fallback() bool { return c.d.Source == ratelimit.SourceFallback }
-
-// loadRun is a load of several goroutines, each calling in turn on keys,
-// one call per gap, until stopped or at most maxCalls calls each.
-type loadRun struct {
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	mu    sync.Mutex // protects calls
-	calls []call
-}
-
-const maxCallsPerWorker = 20_000
-
-func startLoad(workers int, keys []string, gap time.Duration, allow func(ctx context.Context, key string) (ratelimit.Decision, error)) *loadRun {
-	r := &loadRun{stop: make(chan struct{})}
-	for w := range workers {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			var mine []call
-			defer func() {
-				r.mu.Lock()
-				r.calls = append(r.calls, mine...)
-				r.mu.Unlock()
-			}()
-			for i := 0; i < maxCallsPerWorker; i++ {
-				select {
-				case <-r.stop:
-					return
-				default:
-				}
-				key := keys[(w+i)%len(keys)]
-				start := time.Now()
-				d, err := allow(context.Background(), key)
-				mine = append(mine, call{start: start, end: time.Now(), key: key, d: d, err: err})
-				time.Sleep(gap)
-			}
-		}()
-	}
-	return r
-}
-
-// finish stops the load and returns its calls in order of start.
-func (r *loadRun) finish() []call {
-	close(r.stop)
-	r.wg.Wait()
-	slices.SortFunc(r.calls, func(a, b call) int { return a.start.Compare(b.start) })
-	return r.calls
-}
-
-// between returns the calls that started at or after from and ended at or
-// before to.
-func between(calls []call, from, to time.Time) []call {
-	var out []call
-	for _, c := range calls {
-		if !c.start.Before(from) && !c.end.After(to) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// latencies returns p50, p99 and max of the calls' durations.
-func latencies(calls []call) (p50, p99, maxd time.Duration) {
-	if len(calls) == 0 {
-		return 0, 0, 0
-	}
-	ds := make([]time.Duration, len(calls))
-	for i, c := range calls {
-		ds[i] = c.took()
-	}
-	slices.Sort(ds)
-	at := func(q float64) time.Duration { return ds[min(int(q*float64(len(ds))), len(ds)-1)] }
-	return at(0.50), at(0.99), ds[len(ds)-1]
-}
-
-// checkBounded fails t for every call that took longer than bound.
-func checkBounded(t *testing.T, what string, calls []call, bound time.Duration) {
-	t.Helper()
-	var late int
-	var worst call
-	for _, c := range calls {
-		if c.took() > bound {
-			late++
-			if c.took() > worst.took() {
-				worst = c
-			}
-		}
-	}
-	if late > 0 {
-		t.Errorf("%s: %d of %d calls took longer than %v; the slowest took %v (%+v, %v)",
-			what, late, len(calls), bound, worst.took(), worst.d, worst.err)
-	}
-}
-
-// checkPolicy checks that calls decided by the failure policy follow it.
-// Calls that Redis or a local cache decided are skipped. share is the
-// FailLocal limit of one instance; admissions by it are checked per key
-// against what a token bucket of share admits over the time its calls
-// span.
-func checkPolicy(t *testing.T, p ratelimit.FailurePolicy, calls []call, share ratelimit.Limit) (fallbacks int) {
-	t.Helper()
-	type span struct {
-		admitted    int
-		first, last time.Time
-	}
-	local := map[string]*span{}
-	for _, c := range calls {
-		if !c.fallback() {
-			continue
-		}
-		fallbacks++
-		switch p {
-		case ratelimit.FailClosed:
-			if c.d.Allowed || !errors.Is(c.err, ratelimit.ErrStore) {
-				t.Fatalf("fail closed: %+v, %v; want a denial and an error matching ErrStore", c.d, c.err)
-			}
-		case ratelimit.FailOpen:
-			if !c.d.Allowed || c.err != nil {
-				t.Fatalf("fail open: %+v, %v; want admitted with no error", c.d, c.err)
-			}
-		case ratelimit.FailLocal:
-			if c.err != nil {
-				t.Fatalf("fail local: %+v, %v; want no error", c.d, c.err)
-			}
-			s := local[c.key]
-			if s == nil {
-				s = &span{first: c.start}
-				local[c.key] = s
-			}
-			s.last = c.end
-			if c.d.Allowed {
-				s.admitted++
-			}
-		}
-	}
-	for key, s := range local {
-		// The local bucket starts full; one token of slack for rounding.
-		bound := share.Burst + int(float64(share.Rate)*s.last.Sub(s.first).Seconds()/share.Period.Seconds()) + 1
-		if s.admitted > bound {
-			t.Errorf("fail local: key %s admitted %d over %v, want at most %d (share %v)",
-				key, s.admitted, s.last.Sub(s.first).Round(time.Millisecond), bound, share)
-		}
-		if s.admitted == 0 {
-			t.Errorf("fail local: key %s admitted nothing while Redis was down", key)
-		}
-	}
-	return fallbacks
-}
-
 // recoveredAt returns when normal limiting resumed after since: the start
 // of the first call at or after since that Redis admitted (Source want)
 // with no error. Sporadic calls slower than the timeout on a loaded
 // machine may still fall back after that, so it then checks that at least
 // 80% of the calls from 200 ms later on were decided normally. It fails t
 // if no call resumed.
-func recoveredAt(t *testing.T, calls []call, since time.Time, want ratelimit.Source) time.Time {
+func recoveredAt(t *testing.T, calls []faulttest.Call, since time.Time, want ratelimit.Source) time.Time {
 	t.Helper()
 	var at time.Time
 	for _, c := range calls {
-		if !c.start.Before(since) && c.err == nil && c.d.Allowed && c.d.Source == want {
-			at = c.start
+		if !c.Start.Before(since) && c.Err == nil && c.D.Allowed && c.D.Source == want {
+			at = c.Start
 			break
 		}
 	}
@@ -243,9 +82,9 @@ func recoveredAt(t *testing.T, calls []call, since time.Time, want ratelimit.Sou
 	}
 	var normal, later int
 	for _, c := range calls {
-		if c.start.After(at.Add(200 * time.Millisecond)) {
+		if c.Start.After(at.Add(200 * time.Millisecond)) {
 			later++
-			if c.err == nil && c.d.Source == want {
+			if c.Err == nil && c.D.Source == want {
 				normal++
 			}
 		}
@@ -275,7 +114,7 @@ func TestFaultKillRestart(t *testing.T) {
 
 			// Four goroutines at about 1,000 calls/s each, on four keys:
 			// far above the limit, so that FailLocal's bound is tested.
-			run := startLoad(4, []string{"a", "b", "c", "d"}, time.Millisecond, l.Allow)
+			run := faulttest.StartLoad(4, []string{"a", "b", "c", "d"}, time.Millisecond, l.Allow)
 			time.Sleep(200 * time.Millisecond)
 			srv.Kill()
 			down := time.Now()
@@ -284,22 +123,22 @@ func TestFaultKillRestart(t *testing.T) {
 			srv.Restart()
 			up := time.Now()
 			time.Sleep(faultRecovery + 300*time.Millisecond)
-			calls := run.finish()
+			calls := run.Finish()
 
-			checkBounded(t, "all calls", calls, faultTimeout+faultSlack)
-			dc := between(calls, down, restart)
+			faulttest.CheckBounded(t, "all calls", calls, faultTimeout+faultSlack)
+			dc := faulttest.Between(calls, down, restart)
 			if len(dc) < 100 {
 				t.Fatalf("only %d calls while Redis was down", len(dc))
 			}
 			for _, c := range dc {
-				if !c.fallback() {
-					t.Fatalf("while Redis was down: %+v, %v; want Source fallback", c.d, c.err)
+				if !c.Fallback() {
+					t.Fatalf("while Redis was down: %+v, %v; want Source fallback", c.D, c.Err)
 				}
 			}
-			n := checkPolicy(t, p, calls, lim.Share(instances))
+			n := faulttest.CheckPolicy(t, p, calls, lim.Share(instances))
 			var open int
 			for _, c := range dc {
-				if errors.Is(c.err, ratelimit.ErrCircuitOpen) {
+				if errors.Is(c.Err, ratelimit.ErrCircuitOpen) {
 					open++
 				}
 			}
@@ -307,7 +146,7 @@ func TestFaultKillRestart(t *testing.T) {
 			if d := at.Sub(up); d > faultRecovery {
 				t.Errorf("limiting resumed %v after the restart, want within %v", d, faultRecovery)
 			}
-			p50, p99, maxd := latencies(dc)
+			p50, p99, maxd := faulttest.Latencies(dc)
 			t.Logf("policy %v: %d calls while Redis was down (%d decided by the policy in all, %d refused by the open breaker): latency p50 %v, p99 %v, max %v; restart took %v; Redis decided again %v after it",
 				p, len(dc), n, open, p50, p99, maxd, up.Sub(restart).Round(time.Millisecond), at.Sub(up).Round(time.Millisecond))
 		})
@@ -364,9 +203,9 @@ func TestFaultSlowRedis(t *testing.T) {
 		}},
 	} {
 		t.Run(strings.ReplaceAll(stall.name, " ", "_"), func(t *testing.T) {
-			runs := make([]*loadRun, len(ls))
+			runs := make([]*faulttest.Load, len(ls))
 			for i, x := range ls {
-				runs[i] = startLoad(2, []string{"s1", "s2"}, 2*time.Millisecond, x.l.Allow)
+				runs[i] = faulttest.StartLoad(2, []string{"s1", "s2"}, 2*time.Millisecond, x.l.Allow)
 			}
 			time.Sleep(100 * time.Millisecond)
 			stalled := time.Now()
@@ -375,25 +214,25 @@ func TestFaultSlowRedis(t *testing.T) {
 			over := time.Now().Add(150 * time.Millisecond) // the stall lasts 600 ms
 			time.Sleep(faultRecovery + 400*time.Millisecond)
 			for i, x := range ls {
-				calls := runs[i].finish()
-				checkBounded(t, x.name, calls, faultTimeout+faultSlack)
-				sc := between(calls, stalled.Add(20*time.Millisecond), over.Add(-150*time.Millisecond))
+				calls := runs[i].Finish()
+				faulttest.CheckBounded(t, x.name, calls, faultTimeout+faultSlack)
+				sc := faulttest.Between(calls, stalled.Add(20*time.Millisecond), over.Add(-150*time.Millisecond))
 				var timedOut int
 				for _, c := range sc {
-					if !c.fallback() {
-						t.Errorf("%s: during the stall: %+v, %v; want Source fallback", x.name, c.d, c.err)
+					if !c.Fallback() {
+						t.Errorf("%s: during the stall: %+v, %v; want Source fallback", x.name, c.D, c.Err)
 						break
 					}
-					if errors.Is(c.err, context.DeadlineExceeded) {
+					if errors.Is(c.Err, context.DeadlineExceeded) {
 						timedOut++
 					}
 				}
-				checkPolicy(t, x.policy, calls, lim.Share(2))
+				faulttest.CheckPolicy(t, x.policy, calls, lim.Share(2))
 				at := recoveredAt(t, calls, over, ratelimit.SourceRedis)
 				if d := at.Sub(over); d > faultRecovery {
 					t.Errorf("%s: limiting resumed %v after the stall, want within %v", x.name, d, faultRecovery)
 				}
-				p50, p99, maxd := latencies(sc)
+				p50, p99, maxd := faulttest.Latencies(sc)
 				t.Logf("%s: %d calls during the stall (%d reported a deadline): latency p50 %v, p99 %v, max %v; Redis decided again %v after it",
 					x.name, len(sc), timedOut, p50, p99, maxd, at.Sub(over).Round(time.Millisecond))
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/faulttest"
 	"github.com/distributedratelimiter/ratelimit/internal/redistest"
 	"github.com/distributedratelimiter/ratelimit/lease"
 )
@@ -92,180 +92,18 @@ func newFaultLimiter(t *testing.T, rdb redis.Scripter, lim ratelimit.Limit, opts
 	return l
 }
 
-// faultCall is one call made under load.
-type faultCall struct {
-	start, end time.Time
-	key        string
-	d          ratelimit.Decision
-	err        error
-}
-
-func (c faultCall) took() time.Duration { return c.end.Sub(c.start) }
-
-// fallback reports whether the failure policy made the decision.
-func (c faultCall) fallback() bool { return c.d.Source == ratelimit.SourceFallback }
-
-// faultLoad is a load of several goroutines, each calling in turn on
-// keys, one call per gap, until stopped or at most maxFaultCalls calls
-// each.
-type faultLoad struct {
-	stop  chan struct{}
-	wg    sync.WaitGroup
-	mu    sync.Mutex // protects calls
-	calls []faultCall
-}
-
-const maxFaultCalls = 20_000
-
-func startFaultLoad(workers int, keys []string, gap time.Duration, l *lease.Limiter) *faultLoad {
-	r := &faultLoad{stop: make(chan struct{})}
-	for w := range workers {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			var mine []faultCall
-			defer func() {
-				r.mu.Lock()
-				r.calls = append(r.calls, mine...)
-				r.mu.Unlock()
-			}()
-			for i := 0; i < maxFaultCalls; i++ {
-				select {
-				case <-r.stop:
-					return
-				default:
-				}
-				key := keys[(w+i)%len(keys)]
-				start := time.Now()
-				d, err := l.Allow(context.Background(), key)
-				mine = append(mine, faultCall{start: start, end: time.Now(), key: key, d: d, err: err})
-				time.Sleep(gap)
-			}
-		}()
-	}
-	return r
-}
-
-// finish stops the load and returns its calls in order of start.
-func (r *faultLoad) finish() []faultCall {
-	close(r.stop)
-	r.wg.Wait()
-	slices.SortFunc(r.calls, func(a, b faultCall) int { return a.start.Compare(b.start) })
-	return r.calls
-}
-
-// between returns the calls that started at or after from and ended at or
-// before to.
-func between(calls []faultCall, from, to time.Time) []faultCall {
-	var out []faultCall
-	for _, c := range calls {
-		if !c.start.Before(from) && !c.end.After(to) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// latencies returns p50, p99 and max of the calls' durations.
-func latencies(calls []faultCall) (p50, p99, maxd time.Duration) {
-	if len(calls) == 0 {
-		return 0, 0, 0
-	}
-	ds := make([]time.Duration, len(calls))
-	for i, c := range calls {
-		ds[i] = c.took()
-	}
-	slices.Sort(ds)
-	at := func(q float64) time.Duration { return ds[min(int(q*float64(len(ds))), len(ds)-1)] }
-	return at(0.50), at(0.99), ds[len(ds)-1]
-}
-
-// checkBounded fails t for every call that took longer than bound.
-func checkBounded(t *testing.T, what string, calls []faultCall, bound time.Duration) {
-	t.Helper()
-	var late int
-	var worst faultCall
-	for _, c := range calls {
-		if c.took() > bound {
-			late++
-			if c.took() > worst.took() {
-				worst = c
-			}
-		}
-	}
-	if late > 0 {
-		t.Errorf("%s: %d of %d calls took longer than %v; the slowest took %v (%+v, %v)",
-			what, late, len(calls), bound, worst.took(), worst.d, worst.err)
-	}
-}
-
-// checkPolicy checks that calls decided by the failure policy follow it.
-// Calls decided from leased tokens, remembered denials or Redis are
-// skipped. share is the FailLocal limit of one instance; admissions by it
-// are checked per key against what a token bucket of share admits over
-// the time its calls span.
-func checkPolicy(t *testing.T, p ratelimit.FailurePolicy, calls []faultCall, share ratelimit.Limit) (fallbacks int) {
-	t.Helper()
-	type span struct {
-		admitted    int
-		first, last time.Time
-	}
-	local := map[string]*span{}
-	for _, c := range calls {
-		if !c.fallback() {
-			continue
-		}
-		fallbacks++
-		switch p {
-		case ratelimit.FailClosed:
-			if c.d.Allowed || !errors.Is(c.err, ratelimit.ErrStore) {
-				t.Fatalf("fail closed: %+v, %v; want a denial and an error matching ErrStore", c.d, c.err)
-			}
-		case ratelimit.FailOpen:
-			if !c.d.Allowed || c.err != nil {
-				t.Fatalf("fail open: %+v, %v; want admitted with no error", c.d, c.err)
-			}
-		case ratelimit.FailLocal:
-			if c.err != nil {
-				t.Fatalf("fail local: %+v, %v; want no error", c.d, c.err)
-			}
-			s := local[c.key]
-			if s == nil {
-				s = &span{first: c.start}
-				local[c.key] = s
-			}
-			s.last = c.end
-			if c.d.Allowed {
-				s.admitted++
-			}
-		}
-	}
-	for key, s := range local {
-		// The local bucket starts full; one token of slack for rounding.
-		bound := share.Burst + int(float64(share.Rate)*s.last.Sub(s.first).Seconds()/share.Period.Seconds()) + 1
-		if s.admitted > bound {
-			t.Errorf("fail local: key %s admitted %d over %v, want at most %d (share %v)",
-				key, s.admitted, s.last.Sub(s.first).Round(time.Millisecond), bound, share)
-		}
-		if s.admitted == 0 {
-			t.Errorf("fail local: key %s admitted nothing while Redis was down", key)
-		}
-	}
-	return fallbacks
-}
-
 // recoveredAt returns when normal limiting resumed after since: the start
 // of the first call at or after since that was admitted from a lease
 // (Source local) with no error. Sporadic refills slower than the timeout
 // on a loaded machine may still fall back after that, so it then checks
 // that at least 80% of the calls from 200 ms later on were decided
 // normally. It fails t if no call resumed.
-func recoveredAt(t *testing.T, calls []faultCall, since time.Time) time.Time {
+func recoveredAt(t *testing.T, calls []faulttest.Call, since time.Time) time.Time {
 	t.Helper()
 	var at time.Time
 	for _, c := range calls {
-		if !c.start.Before(since) && c.err == nil && c.d.Allowed && c.d.Source != ratelimit.SourceFallback {
-			at = c.start
+		if !c.Start.Before(since) && c.Err == nil && c.D.Allowed && c.D.Source != ratelimit.SourceFallback {
+			at = c.Start
 			break
 		}
 	}
@@ -274,9 +112,9 @@ func recoveredAt(t *testing.T, calls []faultCall, since time.Time) time.Time {
 	}
 	var normal, later int
 	for _, c := range calls {
-		if c.start.After(at.Add(200 * time.Millisecond)) {
+		if c.Start.After(at.Add(200 * time.Millisecond)) {
 			later++
-			if c.err == nil && c.d.Source != ratelimit.SourceFallback {
+			if c.Err == nil && c.D.Source != ratelimit.SourceFallback {
 				normal++
 			}
 		}
@@ -310,7 +148,7 @@ func TestFaultKillRestart(t *testing.T) {
 			// Four goroutines at about 1,000 calls/s each, on four keys:
 			// far above the limit, so that FailLocal's bound is tested.
 			keys := []string{"a", "b", "c", "d"}
-			run := startFaultLoad(4, keys, time.Millisecond, l)
+			run := faulttest.StartLoad(4, keys, time.Millisecond, l.Allow)
 			time.Sleep(200 * time.Millisecond)
 			srv.Kill()
 			down := time.Now()
@@ -319,23 +157,23 @@ func TestFaultKillRestart(t *testing.T) {
 			srv.Restart()
 			up := time.Now()
 			time.Sleep(faultRecovery + 300*time.Millisecond)
-			calls := run.finish()
+			calls := run.Finish()
 
-			checkBounded(t, "all calls", calls, faultMaxWait+faultSlack)
-			dc := between(calls, down, restart)
+			faulttest.CheckBounded(t, "all calls", calls, faultMaxWait+faultSlack)
+			dc := faulttest.Between(calls, down, restart)
 			if len(dc) < 100 {
 				t.Fatalf("only %d calls while Redis was down", len(dc))
 			}
 			leased := map[string]int{}
 			for _, c := range dc {
 				switch {
-				case c.fallback():
-				case c.d.Source == ratelimit.SourceLocal && c.err == nil:
-					if c.d.Allowed {
-						leased[c.key]++
+				case c.Fallback():
+				case c.D.Source == ratelimit.SourceLocal && c.Err == nil:
+					if c.D.Allowed {
+						leased[c.Key]++
 					}
 				default:
-					t.Fatalf("while Redis was down: %+v, %v; want Source fallback, or local from a lease or a remembered denial", c.d, c.err)
+					t.Fatalf("while Redis was down: %+v, %v; want Source fallback, or local from a lease or a remembered denial", c.D, c.Err)
 				}
 			}
 			for key, n := range leased {
@@ -344,7 +182,7 @@ func TestFaultKillRestart(t *testing.T) {
 					t.Errorf("key %s: %d admissions from leases while Redis was down, want at most %d", key, n, 2*maxLease)
 				}
 			}
-			n := checkPolicy(t, p, calls, lim.Share(instances))
+			n := faulttest.CheckPolicy(t, p, calls, lim.Share(instances))
 			if n == 0 {
 				t.Fatal("the failure policy decided nothing while Redis was down")
 			}
@@ -355,7 +193,7 @@ func TestFaultKillRestart(t *testing.T) {
 			if s := l.Stats(); s.Breaker != "closed" || s.RefillErrors == 0 {
 				t.Errorf("stats after recovery %+v: want refill errors counted and the breaker closed", s)
 			}
-			p50, p99, maxd := latencies(dc)
+			p50, p99, maxd := faulttest.Latencies(dc)
 			t.Logf("policy %v: %d calls while Redis was down (%d decided by the policy in all, %d served from leases): latency p50 %v, p99 %v, max %v; restart took %v; leases served again %v after it",
 				p, len(dc), n, leased["a"]+leased["b"]+leased["c"]+leased["d"], p50, p99, maxd,
 				up.Sub(restart).Round(time.Millisecond), at.Sub(up).Round(time.Millisecond))
@@ -418,9 +256,9 @@ func TestFaultSlowRedis(t *testing.T) {
 		}},
 	} {
 		t.Run(strings.ReplaceAll(stall.name, " ", "_"), func(t *testing.T) {
-			runs := make([]*faultLoad, len(ls))
+			runs := make([]*faulttest.Load, len(ls))
 			for i, x := range ls {
-				runs[i] = startFaultLoad(2, []string{"s1", "s2"}, 2*time.Millisecond, x.l)
+				runs[i] = faulttest.StartLoad(2, []string{"s1", "s2"}, 2*time.Millisecond, x.l.Allow)
 			}
 			time.Sleep(100 * time.Millisecond)
 			stalled := time.Now()
@@ -429,10 +267,10 @@ func TestFaultSlowRedis(t *testing.T) {
 			over := time.Now().Add(150 * time.Millisecond) // the stall lasts 600 ms
 			time.Sleep(faultRecovery + 400*time.Millisecond)
 			for i, x := range ls {
-				calls := runs[i].finish()
-				checkBounded(t, x.name, calls, faultMaxWait+faultSlack)
-				sc := between(calls, stalled.Add(20*time.Millisecond), over.Add(-150*time.Millisecond))
-				n := checkPolicy(t, x.policy, calls, lim.Share(2))
+				calls := runs[i].Finish()
+				faulttest.CheckBounded(t, x.name, calls, faultMaxWait+faultSlack)
+				sc := faulttest.Between(calls, stalled.Add(20*time.Millisecond), over.Add(-150*time.Millisecond))
+				n := faulttest.CheckPolicy(t, x.policy, calls, lim.Share(2))
 				if n == 0 {
 					t.Errorf("%s: the failure policy decided nothing during the stall", x.name)
 				}
@@ -440,7 +278,7 @@ func TestFaultSlowRedis(t *testing.T) {
 				if d := at.Sub(over); d > faultRecovery {
 					t.Errorf("%s: limiting resumed %v after the stall, want within %v", x.name, d, faultRecovery)
 				}
-				p50, p99, maxd := latencies(sc)
+				p50, p99, maxd := faulttest.Latencies(sc)
 				t.Logf("%s: %d calls during the stall (%d decided by the policy in all): latency p50 %v, p99 %v, max %v; leases served again %v after it",
 					x.name, len(sc), n, p50, p99, maxd, at.Sub(over).Round(time.Millisecond))
 			}
