@@ -47,17 +47,8 @@ func WithCircuitBreaker(on bool) Option {
 	return optionFunc(func(c *config) { c.breakerOff = !on })
 }
 
-// breakerCoolDown is how long the breaker keeps Redis calls suspended
-// before it sends a probe (±20% jitter); fixed, so limiting goes back to
-// Redis within about half a second of its return.
-const breakerCoolDown = 500 * time.Millisecond
-
 func newBreaker(c config) *breaker.Breaker {
-	if c.breakerOff {
-		return nil // a nil *Breaker is always closed
-	}
-	return breaker.New(breaker.WithName("algorithms."+c.alg.Name()), breaker.WithLogger(c.logger),
-		breaker.WithCoolDown(breakerCoolDown), breaker.WithMaxCoolDown(breakerCoolDown))
+	return breaker.ForLimiter(c.breakerOff, "algorithms."+c.alg.Name(), c.logger, ratelimit.SystemClock{})
 }
 
 // WithLogger sets the logger of the circuit breaker's state changes.

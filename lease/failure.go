@@ -50,18 +50,8 @@ func WithCircuitBreaker(on bool) Option {
 // about Redis as a whole.
 const fallbackHold = 100 * time.Millisecond
 
-// breakerCoolDown is how long the breaker keeps Redis calls suspended
-// before it sends a probe (±20% jitter).
-const breakerCoolDown = 500 * time.Millisecond
-
 func newBreaker(c config) *breaker.Breaker {
-	if c.breakerOff {
-		return nil // a nil *Breaker is always closed
-	}
-	// A short, fixed cool-down: limiting goes back to Redis within about
-	// half a second of its return, however long it was down.
-	return breaker.New(breaker.WithClock(c.clock), breaker.WithLogger(c.logger), breaker.WithName("lease"),
-		breaker.WithCoolDown(breakerCoolDown), breaker.WithMaxCoolDown(breakerCoolDown))
+	return breaker.ForLimiter(c.breakerOff, "lease", c.logger, c.clock)
 }
 
 // call runs one Redis call through the circuit breaker, bounded by ctx and

@@ -3,6 +3,8 @@ package breaker
 import (
 	"context"
 	"errors"
+	"log/slog"
+	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
 )
@@ -28,4 +30,21 @@ func Call[T any](b *Breaker, ctx context.Context, fn func(context.Context) (T, e
 		b.Done(tk, !IsFailure(err))
 	}
 	return v, err
+}
+
+// LimiterCoolDown is the cool-down of the breakers the limiters build with
+// ForLimiter: short and fixed (±20% jitter, no doubling), so limiting goes
+// back to Redis within about half a second of its return, however long it
+// was down.
+const LimiterCoolDown = 500 * time.Millisecond
+
+// ForLimiter returns the breaker a limiter puts in front of Redis, named
+// name, logging to logger and timing with clk; or nil, a breaker that is
+// always closed, when off is true.
+func ForLimiter(off bool, name string, logger *slog.Logger, clk ratelimit.Clock) *Breaker {
+	if off {
+		return nil
+	}
+	return New(WithName(name), WithLogger(logger), WithClock(clk),
+		WithCoolDown(LimiterCoolDown), WithMaxCoolDown(LimiterCoolDown))
 }
