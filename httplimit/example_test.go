@@ -1,0 +1,72 @@
+package httplimit_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/httplimit"
+	"github.com/distributedratelimiter/ratelimit/tiers"
+)
+
+// A handler behind the middleware, with one tier of 2 requests a minute
+// per API key: the third request of a key is refused with 429 and the
+// headers that say when to come back.
+func ExampleNew() {
+	// An embedded Redis stands in for a real server. Its clock is stopped,
+	// so that nothing refills and the headers are exact.
+	mr, err := miniredis.Run()
+	if err != nil {
+		panic(err)
+	}
+	defer mr.Close()
+	mr.SetTime(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+
+	cfg := tiers.Config{
+		Tiers: []tiers.Tier{{
+			Name:   "free",
+			Limits: []tiers.Limit{tiers.Client("minute", ratelimit.PerMinute(2)).WithAlgorithm(algorithms.GCRA)},
+		}},
+		DefaultTier: "free", // every client key is on the free tier
+	}
+	limiter, err := tiers.New(tiers.Direct(rdb, algorithms.WithTimeout(time.Second)), cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer limiter.Close(context.Background())
+
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello\n") })
+	handler := httplimit.New(limiter, httplimit.WithKey(httplimit.Header("X-API-Key")))(api)
+
+	for range 3 {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.Header.Set("X-API-Key", "key-1")
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		fmt.Print(rec.Code, " ", rec.Body.String())
+		fmt.Println("  RateLimit:", rec.Header().Get(httplimit.HeaderRateLimit))
+		if rec.Code == http.StatusTooManyRequests {
+			fmt.Println("  RateLimit-Policy:", rec.Header().Get(httplimit.HeaderRateLimitPolicy))
+			fmt.Println("  Retry-After:", rec.Header().Get(httplimit.HeaderRetryAfter))
+		}
+	}
+	// Output:
+	// 200 hello
+	//   RateLimit: "free";r=1;t=30
+	// 200 hello
+	//   RateLimit: "free";r=0;t=60
+	// 429 rate limit exceeded
+	//   RateLimit: "free";r=0;t=60
+	//   RateLimit-Policy: "free";q=2;w=60
+	//   Retry-After: 30
+}

@@ -1,0 +1,181 @@
+package telemetry_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/lease"
+	"github.com/distributedratelimiter/ratelimit/reject"
+	"github.com/distributedratelimiter/ratelimit/telemetry"
+)
+
+// printMetrics collects reader's metrics and prints the non-zero data
+// points of the int64 counters and gauges named, one a line, sorted.
+func printMetrics(reader *sdkmetric.ManualReader, names ...string) {
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		panic(err)
+	}
+	var lines []string
+	add := func(name string, attrs attribute.Set, v int64) {
+		if v == 0 {
+			return
+		}
+		var kvs []string
+		for _, kv := range attrs.ToSlice() { // sorted by key
+			kvs = append(kvs, string(kv.Key)+"="+kv.Value.Emit())
+		}
+		lines = append(lines, fmt.Sprintf("%s{%s} %d", name, strings.Join(kvs, ","), v))
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if !slices.Contains(names, m.Name) {
+				continue
+			}
+			switch data := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, p := range data.DataPoints {
+					add(m.Name, p.Attributes, p.Value)
+				}
+			case metricdata.Gauge[int64]:
+				for _, p := range data.DataPoints {
+					add(m.Name, p.Attributes, p.Value)
+				}
+			}
+		}
+	}
+	slices.Sort(lines)
+	for _, l := range lines {
+		fmt.Println(l)
+	}
+}
+
+// redisLimiter returns a limiter of 3 requests a minute on an embedded
+// Redis whose clock is stopped, and a function that closes both.
+func redisLimiter() (ratelimit.Limiter, func()) {
+	mr, err := miniredis.Run()
+	if err != nil {
+		panic(err)
+	}
+	mr.SetTime(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	l, err := algorithms.NewLimiter(rdb, ratelimit.PerMinute(3))
+	if err != nil {
+		panic(err)
+	}
+	return l, func() { rdb.Close(); mr.Close() }
+}
+
+// Wrap counts the decisions of a limiter by result and source. Here the
+// OpenTelemetry SDK's manual reader collects them; an application installs
+// an exporter (Prometheus, OTLP) instead.
+func ExampleWrap() {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+
+	lim, closeRedis := redisLimiter() // 3 requests a minute
+	defer closeRedis()
+	tl, err := telemetry.Wrap(lim, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"))
+	if err != nil {
+		panic(err)
+	}
+	defer tl.Close(context.Background())
+
+	ctx := context.Background()
+	for range 5 { // 3 admitted, 2 denied, all by Redis
+		if _, err := tl.Allow(ctx, "user:42"); err != nil {
+			panic(err)
+		}
+	}
+	printMetrics(reader, telemetry.MetricDecisions)
+	// Output:
+	// ratelimit.decisions{ratelimit.result=allowed,ratelimit.source=redis,ratelimit.tier=free} 3
+	// ratelimit.decisions{ratelimit.result=denied,ratelimit.source=redis,ratelimit.tier=free} 2
+}
+
+// With reject.Shadow, the requests admitted over the limit count as
+// shadowed rather than denied.
+func ExampleLimiter_RecordShadowed() {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+
+	lim, closeRedis := redisLimiter() // 3 requests a minute
+	defer closeRedis()
+	tl, err := telemetry.Wrap(lim, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"))
+	if err != nil {
+		panic(err)
+	}
+	defer tl.Close(context.Background())
+	shadow := reject.NewShadow(reject.WithOnLimit(func(_ context.Context, r reject.Request) {
+		tl.RecordShadowed(r.Decision)
+	}))
+
+	ctx := context.Background()
+	for range 5 {
+		d, err := tl.Allow(ctx, "user:42")
+		if err != nil {
+			panic(err)
+		}
+		if !d.Allowed {
+			if _, err := shadow.Handle(ctx, reject.Request{Limiter: tl, Key: "user:42", N: 1, Decision: d}); err != nil {
+				panic(err)
+			}
+		}
+	}
+	printMetrics(reader, telemetry.MetricDecisions)
+	// Output:
+	// ratelimit.decisions{ratelimit.result=allowed,ratelimit.source=redis,ratelimit.tier=free} 3
+	// ratelimit.decisions{ratelimit.result=shadowed,ratelimit.source=redis,ratelimit.tier=free} 2
+}
+
+// fakeLease stands in for a *lease.Limiter, whose counts depend on when
+// its refills run: it reports fixed totals.
+type fakeLease struct{ stats lease.Stats }
+
+func (f fakeLease) Stats() lease.Stats     { return f.stats }
+func (f fakeLease) Limit() ratelimit.Limit { return ratelimit.PerSecond(100).WithBurst(200) }
+
+// ObserveLease reports a leasing limiter's own totals; with
+// WithLeaseDecisions they include ratelimit.decisions, so that the limiter
+// needs no Wrap.
+func ExampleObserveLease() {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+
+	// 1,000 decisions, nearly all from leased tokens; 3 keys hold 24
+	// tokens, each at most the budget of 10 (5 % of the burst of 200).
+	l := fakeLease{lease.Stats{
+		AllowedLocal: 950, AllowedRedis: 40, LocalDenials: 8, DeniedRedis: 2,
+		TokensHeld: 24, Keys: 3, Breaker: "closed",
+	}}
+	reg, err := telemetry.ObserveLease(l, telemetry.WithMeterProvider(mp),
+		telemetry.WithTier("pro"), telemetry.WithLeaseDecisions())
+	if err != nil {
+		panic(err)
+	}
+	defer reg.Unregister()
+
+	printMetrics(reader, telemetry.MetricDecisions,
+		telemetry.MetricLeaseTokensHeld, telemetry.MetricLeaseTokensBudget)
+	// Output:
+	// ratelimit.decisions{ratelimit.result=allowed,ratelimit.source=local,ratelimit.tier=pro} 950
+	// ratelimit.decisions{ratelimit.result=allowed,ratelimit.source=redis,ratelimit.tier=pro} 40
+	// ratelimit.decisions{ratelimit.result=denied,ratelimit.source=local,ratelimit.tier=pro} 8
+	// ratelimit.decisions{ratelimit.result=denied,ratelimit.source=redis,ratelimit.tier=pro} 2
+	// ratelimit.lease.tokens.budget{ratelimit.tier=pro} 10
+	// ratelimit.lease.tokens.held{ratelimit.tier=pro} 24
+}
