@@ -1,12 +1,9 @@
 package lease_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,38 +13,6 @@ import (
 	"github.com/distributedratelimiter/ratelimit/internal/redistest"
 	"github.com/distributedratelimiter/ratelimit/lease"
 )
-
-// redirectCounter counts the MOVED and ASK replies that the node clients
-// of a ClusterClient receive (the ClusterClient follows them).
-type redirectCounter struct{ moved, asked atomic.Int64 }
-
-// newClient is a ClusterOptions.NewClient that counts redirects.
-func (r *redirectCounter) newClient(opt *redis.Options) *redis.Client {
-	c := redis.NewClient(opt)
-	c.AddHook(r)
-	return c
-}
-
-func (r *redirectCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (r *redirectCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		err := next(ctx, cmd)
-		if err != nil {
-			switch msg := err.Error(); {
-			case strings.HasPrefix(msg, "MOVED "):
-				r.moved.Add(1)
-			case strings.HasPrefix(msg, "ASK "):
-				r.asked.Add(1)
-			}
-		}
-		return err
-	}
-}
-
-func (r *redirectCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return next
-}
 
 // clusterRecovery bounds how long after the cluster is healthy again a
 // leasing limiter takes to lease again: the client's slot map reload
@@ -130,10 +95,10 @@ func TestCluster(t *testing.T) {
 		// ASK, or every 60 s): one under load during the move, which the
 		// first redirect sends to reload, and one idle during the move,
 		// which must follow MOVED after it.
-		var redirects, idleRedirects redirectCounter
-		rdb := c.Client(func(o *redis.ClusterOptions) { o.NewClient = redirects.newClient })
+		var redirects, idleRedirects redistest.Redirects
+		rdb := c.Client(func(o *redis.ClusterOptions) { o.NewClient = redirects.NewClient })
 		ml := newFaultLimiter(t, rdb, ratelimit.PerHour(burst), opts...)
-		idle := newFaultLimiter(t, c.Client(func(o *redis.ClusterOptions) { o.NewClient = idleRedirects.newClient }),
+		idle := newFaultLimiter(t, c.Client(func(o *redis.ClusterOptions) { o.NewClient = idleRedirects.NewClient }),
 			ratelimit.PerHour(burst), opts...)
 		if d, err := idle.Allow(ctx, "warm"); err != nil || !d.Allowed { // loads the slot map
 			t.Fatalf("idle client: first call: %+v, %v", d, err)
@@ -171,7 +136,7 @@ func TestCluster(t *testing.T) {
 			t.Error("the load did not end")
 		})
 		time.Sleep(50 * time.Millisecond)
-		movedBefore, askedBefore := redirects.moved.Load(), redirects.asked.Load()
+		movedBefore, askedBefore := redirects.Moved(), redirects.Asked()
 		start := time.Now()
 		c.MoveSlot(t, slot, to)
 		took := time.Since(start)
@@ -180,7 +145,7 @@ func TestCluster(t *testing.T) {
 		if got := c.MasterOfSlot(t, slot); got != to {
 			t.Fatalf("slot %d is on %s after MoveSlot, want %s", slot, got.Addr(), to.Addr())
 		}
-		movedN, askedN := redirects.moved.Load()-movedBefore, redirects.asked.Load()-askedBefore
+		movedN, askedN := redirects.Moved()-movedBefore, redirects.Asked()-askedBefore
 		if movedN+askedN == 0 {
 			t.Error("no refill was redirected with MOVED or ASK")
 		}
@@ -188,7 +153,7 @@ func TestCluster(t *testing.T) {
 		if d, err := idle.Allow(ctx, key); err != nil || d.Allowed || d.Source == ratelimit.SourceFallback {
 			t.Errorf("idle client after the move: %+v, %v; want denied (the burst is spent)", d, err)
 		}
-		if n := idleRedirects.moved.Load(); n == 0 {
+		if n := idleRedirects.Moved(); n == 0 {
 			t.Errorf("the idle client followed %d MOVED redirects, want at least 1", n)
 		}
 		if admitted != burst || errs != 0 {
