@@ -38,7 +38,7 @@ var ignoreDialProbe = goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/int
 
 // stuckBucket is a Bucket whose calls block until their context ends, as
 // a stalled Redis behind a client that honours deadlines would.
-type stuckBucket struct{ calls sync.WaitGroup }
+type stuckBucket struct{}
 
 func (b *stuckBucket) TakeUpTo(ctx context.Context, _ string, _ ratelimit.Limit, _ int) (algorithms.Grant, error) {
 	<-ctx.Done()

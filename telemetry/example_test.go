@@ -34,7 +34,7 @@ func printMetrics(reader *sdkmetric.ManualReader, names ...string) {
 		}
 		var kvs []string
 		for _, kv := range attrs.ToSlice() { // sorted by key
-			kvs = append(kvs, string(kv.Key)+"="+kv.Value.Emit())
+			kvs = append(kvs, string(kv.Key)+"="+kv.Value.String())
 		}
 		lines = append(lines, fmt.Sprintf("%s{%s} %d", name, strings.Join(kvs, ","), v))
 	}
