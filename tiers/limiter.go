@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
 )
 
 // Limiter enforces a [Config]: it resolves each client key to a tier and
@@ -85,6 +86,11 @@ type LimitResult struct {
 	Scope Scope
 	// Limit is the limit's rate, period and burst.
 	Limit ratelimit.Limit
+	// Algorithm is the algorithm that runs the limit, when its limiter
+	// reports one with an Algorithm() algorithms.Algorithm method (as
+	// [algorithms.Limiter] does); nil otherwise, for example for a
+	// leasing limiter, which always runs the token bucket.
+	Algorithm algorithms.Algorithm
 	// Checked reports whether the limit was asked. Limits after a denying
 	// one are not.
 	Checked bool
@@ -158,7 +164,7 @@ func (l *Limiter) Check(ctx context.Context, key, tier string, n int) (Result, e
 	}
 	res := Result{Tier: t.name, Limits: make([]LimitResult, len(t.limits))}
 	for i, b := range t.limits {
-		res.Limits[i] = LimitResult{Name: b.Name, Scope: b.Scope, Limit: b.Limit.Limit}
+		res.Limits[i] = LimitResult{Name: b.Name, Scope: b.Scope, Limit: b.Limit.Limit, Algorithm: b.alg}
 		if err := b.Limit.Limit.ValidateN(n); err != nil {
 			return res, fmt.Errorf("tiers: limit %q of tier %q: %w", b.Name, t.name, err)
 		}

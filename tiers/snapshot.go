@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
 )
 
 // snapshot is one config made enforceable. It is immutable once built,
@@ -40,7 +41,14 @@ type tier struct {
 type bound struct {
 	Limit
 	lim ratelimit.Limiter
-	ref ratelimit.Refunder // nil if lim cannot refund
+	ref ratelimit.Refunder   // nil if lim cannot refund
+	alg algorithms.Algorithm // what lim reports it runs; nil if it does not say
+}
+
+// algorithmReporter is a limiter that says which algorithm it runs, as
+// algorithms.Limiter does.
+type algorithmReporter interface {
+	Algorithm() algorithms.Algorithm
 }
 
 // specKey identifies a limiter by everything that shapes it. (Algorithm
@@ -150,7 +158,11 @@ func (l *Limiter) build(cfg Config, old *snapshot) (s *snapshot, created []ratel
 		}
 		s.limiters[k] = x
 		ref, _ := x.(ratelimit.Refunder)
-		return bound{Limit: lim, lim: x, ref: ref}, nil
+		var alg algorithms.Algorithm
+		if ar, ok := x.(algorithmReporter); ok {
+			alg = ar.Algorithm()
+		}
+		return bound{Limit: lim, lim: x, ref: ref, alg: alg}, nil
 	}
 	finish := func(t *tier) error {
 		// Every limit but the last must be able to give back.

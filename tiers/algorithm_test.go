@@ -1,0 +1,53 @@
+package tiers_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/tiers"
+)
+
+// TestResultNamesAlgorithm: each LimitResult says which algorithm ran the
+// limit (what the HTTP middleware needs to describe it truthfully), the
+// Factory's default included, and nil for a limiter that does not say.
+func TestResultNamesAlgorithm(t *testing.T) {
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	direct := tiers.Direct(rdb, algorithms.WithTimeout(5*time.Second))
+	factory := func(s tiers.Spec) (ratelimit.Limiter, error) {
+		if s.Limit.Name == "custom" {
+			return &fake{spec: s}, nil
+		}
+		return direct(s)
+	}
+	cfg := tiers.Config{
+		Tiers: []tiers.Tier{{Name: "t", Limits: []tiers.Limit{
+			tiers.Client("default", ratelimit.PerSecond(10)),
+			tiers.Client("window", ratelimit.PerMinute(10)).WithAlgorithm(algorithms.FixedWindow),
+			tiers.Shared("custom", ratelimit.PerMinute(100)),
+		}}},
+		DefaultTier: "t",
+	}
+	l, err := tiers.New(factory, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close(context.Background()) })
+	res, err := l.Check(context.Background(), "k", "", 1)
+	if err != nil || !res.Decision.Allowed {
+		t.Fatalf("Check: %+v, %v", res, err)
+	}
+	want := []algorithms.Algorithm{algorithms.GCRA, algorithms.FixedWindow, nil}
+	for i, lr := range res.Limits {
+		if lr.Algorithm != want[i] {
+			t.Errorf("limit %q: Algorithm %v, want %v", lr.Name, lr.Algorithm, want[i])
+		}
+	}
+}
