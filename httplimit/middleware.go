@@ -13,11 +13,19 @@
 //     reject.Status strategy's code and body) with Retry-After in whole
 //     seconds, rounded up, and the same RateLimit fields; a strategy that
 //     admits (Wait, Queue, Shadow) serves the request;
-//   - when the check fails (Redis down, errors.Is(err, ratelimit.ErrStore),
-//     or any other error but a missing key): follows the [FailurePolicy],
-//     serving the request unlimited by default (FailOpen) or answering 503
-//     Service Unavailable (FailClosed), and logs through log/slog;
-//   - when the request has no usable key: answers 400 Bad Request.
+//   - when the store fails (Redis down or too slow: errors.Is(err,
+//     ratelimit.ErrStore)): follows the [FailurePolicy], serving the
+//     request unlimited by default (FailOpen) or answering 503 Service
+//     Unavailable (FailClosed), and logs through log/slog;
+//   - when the request has no usable key: answers 400 Bad Request;
+//   - when the client has no plan (no rule assigns it a tier and there is
+//     no default tier, or a tier the config does not have is named) or its
+//     tier cannot be resolved (the WithTier function or the tiers.Resolver
+//     fails): answers 403 Forbidden, whatever the failure policy;
+//   - when the limiter is closed: answers 503 Service Unavailable.
+//
+// Only store failures are subject to the failure policy: no other error
+// lets a request through unlimited.
 //
 // For example, with a tier "free" of one limit of 5 requests per second,
 // a refused request gets
@@ -34,6 +42,7 @@ package httplimit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -172,6 +181,7 @@ type middleware struct {
 var (
 	bodyBadKey      = []byte("missing or invalid client key\n")
 	bodyUnavailable = []byte("rate limiter unavailable\n")
+	bodyNoPlan      = []byte("no rate limit plan for this client\n")
 )
 
 func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
@@ -188,7 +198,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	rl := &requestLimiter{l: m.l}
 	if m.cfg.tier != nil {
 		if rl.tier, err = m.cfg.tier(r); err != nil {
-			m.fail(w, r, next, err)
+			m.failed(w, r, next, fmt.Errorf("httplimit: tier of request: %w", err))
 			return
 		}
 	}
@@ -209,7 +219,28 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	case ctx.Err() != nil:
 		// The client has gone; nobody will read an answer.
 	default:
+		m.failed(w, r, next, err)
+	}
+}
+
+// failed answers a request whose check failed with err. Only a store
+// failure is subject to the failure policy; any other error (no tier for
+// the client, an unknown tier, a failing WithTier function or resolver, a
+// closed limiter) refuses the request without serving it.
+func (m *middleware) failed(w http.ResponseWriter, r *http.Request, next http.Handler, err error) {
+	switch {
+	case errors.Is(err, ratelimit.ErrStore):
 		m.fail(w, r, next, err)
+	case errors.Is(err, ratelimit.ErrClosed):
+		m.logFailure(r, err, "refused with 503")
+		w.Header().Set(HeaderRetryAfter, "1")
+		writeBody(w, http.StatusServiceUnavailable, "text/plain; charset=utf-8", bodyUnavailable)
+	case errors.Is(err, tiers.ErrUnknownTier):
+		m.cfg.logger.LogAttrs(r.Context(), slog.LevelDebug, "httplimit: no tier for client", slog.Any("err", err))
+		writeBody(w, http.StatusForbidden, "text/plain; charset=utf-8", bodyNoPlan)
+	default:
+		m.logFailure(r, err, "refused with 403")
+		writeBody(w, http.StatusForbidden, "text/plain; charset=utf-8", bodyNoPlan)
 	}
 }
 
@@ -228,19 +259,21 @@ func (m *middleware) refuse(w http.ResponseWriter, res tiers.Result, err error, 
 	writeBody(w, code, ctype, body)
 }
 
-// fail applies the failure policy to a request whose check failed.
+// fail applies the failure policy to a request whose store failed.
 func (m *middleware) fail(w http.ResponseWriter, r *http.Request, next http.Handler, err error) {
-	m.logFailure(r, err)
 	if m.cfg.policy == FailClosed {
+		m.logFailure(r, err, "refused with 503 (fail closed)")
 		w.Header().Set(HeaderRetryAfter, "1")
 		writeBody(w, http.StatusServiceUnavailable, "text/plain; charset=utf-8", bodyUnavailable)
 		return
 	}
+	m.logFailure(r, err, "served unlimited (fail open)")
 	next.ServeHTTP(w, r)
 }
 
-// logFailure logs err at most once a second.
-func (m *middleware) logFailure(r *http.Request, err error) {
+// logFailure logs err, and what became of the request, at most once a
+// second.
+func (m *middleware) logFailure(r *http.Request, err error, outcome string) {
 	now := time.Now().UnixNano()
 	last := m.lastLog.Load()
 	if now-last < int64(time.Second) || !m.lastLog.CompareAndSwap(last, now) {
@@ -248,7 +281,7 @@ func (m *middleware) logFailure(r *http.Request, err error) {
 		return
 	}
 	m.cfg.logger.LogAttrs(r.Context(), slog.LevelWarn, "httplimit: rate limit check failed",
-		slog.String("policy", "fail "+m.cfg.policy.String()),
+		slog.String("request", outcome),
 		slog.Bool("store", errors.Is(err, ratelimit.ErrStore)),
 		slog.Any("err", err),
 		slog.Int64("suppressed", m.suppressed.Swap(0)))
