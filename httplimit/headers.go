@@ -93,10 +93,16 @@ func quota(l ratelimit.Limit) (q, w int64) {
 	return max(q, 1), w
 }
 
-// ceilSeconds returns d in whole seconds, rounded up; 0 for d <= 0.
+// ceilSeconds returns d in whole seconds, rounded up; 0 for d <= 0. It
+// cannot overflow: the longest Duration (which limiters return when a wait
+// saturates) is 9223372037 s.
 func ceilSeconds(d time.Duration) int64 {
 	if d <= 0 {
 		return 0
 	}
-	return int64((d + time.Second - 1) / time.Second)
+	s := int64(d / time.Second)
+	if d%time.Second != 0 {
+		s++
+	}
+	return s
 }

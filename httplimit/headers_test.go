@@ -1,6 +1,7 @@
 package httplimit
 
 import (
+	"math"
 	"net/http"
 	"testing"
 	"time"
@@ -61,6 +62,26 @@ func TestRateLimitHeaders(t *testing.T) {
 		}
 		if got := h.Get("RateLimit"); got != tt.state {
 			t.Errorf("%s: RateLimit = %s, want %s", tt.name, got, tt.state)
+		}
+	}
+}
+
+func TestCeilSecondsSaturates(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want int64
+	}{
+		{-time.Second, 0},
+		{0, 0},
+		{1, 1},
+		{time.Second, 1},
+		{time.Second + 1, 2},
+		{math.MaxInt64, 9223372037},
+		{math.MaxInt64 - time.Second + 2, 9223372036},
+	}
+	for _, tt := range tests {
+		if got := ceilSeconds(tt.d); got != tt.want {
+			t.Errorf("ceilSeconds(%d) = %d, want %d", tt.d, got, tt.want)
 		}
 	}
 }
