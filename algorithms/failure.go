@@ -3,10 +3,12 @@ package algorithms
 import (
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/internal/breaker"
+	"github.com/distributedratelimiter/ratelimit/internal/fallback"
 )
 
 // WithFailurePolicy sets what the Limiter decides when Redis cannot
@@ -48,7 +50,7 @@ func WithCircuitBreaker(on bool) Option {
 }
 
 func newBreaker(c config) *breaker.Breaker {
-	return breaker.ForLimiter(c.breakerOff, "algorithms."+c.alg.Name(), c.logger, ratelimit.SystemClock{})
+	return breaker.ForLimiter(c.breakerOff, "algorithms."+c.alg.Name(), c.logger, c.clock)
 }
 
 // WithLogger sets the logger of the circuit breaker's state changes.
@@ -62,6 +64,17 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
+// WithClock sets the clock of the FailLocal buckets and the circuit
+// breaker; Redis state always uses the server's clock. Default:
+// ratelimit.SystemClock. A nil clock keeps the default.
+func WithClock(clk ratelimit.Clock) Option {
+	return optionFunc(func(c *config) {
+		if clk != nil {
+			c.clock = clk
+		}
+	})
+}
+
 // fail decides a request for n tokens of key by the failure policy, after
 // err kept Redis from answering.
 func (l *Limiter) fail(key string, n int, err error) (ratelimit.Decision, error) {
@@ -69,9 +82,8 @@ func (l *Limiter) fail(key string, n int, err error) (ratelimit.Decision, error)
 	case ratelimit.FailOpen:
 		return ratelimit.Decision{Allowed: true, Limit: l.lim, Source: ratelimit.SourceFallback}, nil
 	case ratelimit.FailLocal:
-		d := l.local.decide(key, time.Now().UnixMicro(), n)
-		d.Limit, d.Source = l.lim, ratelimit.SourceFallback
-		return d, nil
+		ok, retry := l.local.take(key, int64(l.clock.Now().Sub(l.start)), n)
+		return ratelimit.Decision{Allowed: ok, Limit: l.lim, RetryAfter: retry, Source: ratelimit.SourceFallback}, nil
 	}
 	return ratelimit.Decision{Limit: l.lim, Source: ratelimit.SourceFallback}, err
 }
@@ -79,37 +91,51 @@ func (l *Limiter) fail(key string, n int, err error) (ratelimit.Decision, error)
 // maxLocalKeys bounds the per-key buckets FailLocal keeps.
 const maxLocalKeys = 10_000
 
-// localBuckets are the in-process token buckets of ratelimit.FailLocal.
-// They live only while Redis is down and never hold more than
-// maxLocalKeys keys.
+// localBuckets are the in-process token buckets of ratelimit.FailLocal,
+// one per key, each starting empty (see internal/fallback). They live only
+// while Redis cannot answer for their key, and never more than
+// maxLocalKeys at once.
 type localBuckets struct {
-	model TokenBucketModel
-	mu    sync.Mutex                  // protects m
-	m     map[string]TokenBucketState // created on first use
+	rate, burst float64      // this instance's share: tokens/s and burst
+	n           atomic.Int64 // len(m), read without mu by drop
+	mu          sync.Mutex   // protects m
+	m           map[string]*fallback.Bucket
 }
 
 func newLocalBuckets(share ratelimit.Limit) *localBuckets {
-	return &localBuckets{model: TokenBucketModel{Limit: share}}
+	return &localBuckets{rate: share.PerSecondRate(), burst: float64(share.Burst)}
 }
 
-func (b *localBuckets) decide(key string, nowUS int64, n int) ratelimit.Decision {
-	if n > b.model.Limit.Burst {
-		// More than this instance's share could ever admit at once.
-		return ratelimit.Decision{RetryAfter: b.model.Limit.Interval()}
-	}
+// take decides n tokens of key at now (ns on the limiter's clock).
+func (b *localBuckets) take(key string, now int64, n int) (bool, time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.m == nil {
-		b.m = make(map[string]TokenBucketState)
+		b.m = make(map[string]*fallback.Bucket)
 	}
-	s, ok := b.m[key]
-	if !ok && len(b.m) >= maxLocalKeys {
-		for k := range b.m { // evict one arbitrary key
-			delete(b.m, k)
-			break
+	fb, ok := b.m[key]
+	if !ok {
+		if len(b.m) >= maxLocalKeys {
+			for k := range b.m { // evict one arbitrary key
+				delete(b.m, k)
+				break
+			}
 		}
+		fb = fallback.New(now)
+		b.m[key] = fb
+		b.n.Store(int64(len(b.m)))
 	}
-	s, d := b.model.Decide(s, nowUS, n)
-	b.m[key] = s
-	return d
+	return fb.Take(now, n, b.rate, b.burst)
+}
+
+// drop forgets key's bucket once Redis answers for it again. It costs one
+// atomic load while no key is falling back.
+func (b *localBuckets) drop(key string) {
+	if b.n.Load() == 0 {
+		return
+	}
+	b.mu.Lock()
+	delete(b.m, key)
+	b.n.Store(int64(len(b.m)))
+	b.mu.Unlock()
 }

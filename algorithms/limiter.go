@@ -2,6 +2,7 @@ package algorithms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -37,6 +38,8 @@ type Limiter struct {
 	policy  ratelimit.FailurePolicy
 	breaker *breaker.Breaker // nil when turned off
 	local   *localBuckets    // FailLocal's per-key buckets
+	clock   ratelimit.Clock
+	start   time.Time // the clock at NewLimiter: local time is ns since
 }
 
 var (
@@ -55,6 +58,7 @@ type config struct {
 	instances  int
 	breakerOff bool
 	logger     *slog.Logger
+	clock      ratelimit.Clock
 }
 
 type optionFunc func(*config)
@@ -62,7 +66,8 @@ type optionFunc func(*config)
 func (f optionFunc) apply(c *config) { f(c) }
 
 func newConfig(opts []Option) config {
-	c := config{alg: GCRA, timeout: DefaultTimeout, policy: ratelimit.FailClosed, instances: 1, logger: slog.Default()}
+	c := config{alg: GCRA, timeout: DefaultTimeout, policy: ratelimit.FailClosed, instances: 1,
+		logger: slog.Default(), clock: ratelimit.SystemClock{}}
 	for _, o := range opts {
 		o.apply(&c)
 	}
@@ -114,6 +119,8 @@ func NewLimiter(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limit
 		policy:  c.policy,
 		breaker: newBreaker(c),
 		local:   newLocalBuckets(lim.Share(c.instances)),
+		clock:   c.clock,
+		start:   c.clock.Now(),
 	}, nil
 }
 
@@ -135,17 +142,15 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
-	d, err := breaker.Call(l.breaker, ctx, func(ctx context.Context) (ratelimit.Decision, error) {
-		return rcall.Do(ctx, l.timeout, l.direct, func(ctx context.Context) (ratelimit.Decision, error) {
-			return l.alg.Check(ctx, l.rdb, rkey, l.lim, n)
-		})
+	d, err := rcall.Call(ctx, l.breaker, l.timeout, l.direct, func(ctx context.Context) (ratelimit.Decision, error) {
+		return l.alg.Check(ctx, l.rdb, rkey, l.lim, n)
 	})
 	if err != nil {
-		err = &ratelimit.StoreError{Op: l.alg.Name(), Key: key, Err: err}
-		if ctx.Err() != nil {
-			return ratelimit.Decision{}, err // the caller gave up: no policy
+		if cerr := rcall.CallerDone(ctx); cerr != nil {
+			return ratelimit.Decision{}, cerr // the caller gave up: no policy
 		}
-		if !breaker.IsFailure(err) {
+		err = &ratelimit.StoreError{Op: l.alg.Name(), Key: key, Err: err}
+		if !errors.Is(err, ratelimit.ErrCircuitOpen) && !breaker.IsFailure(err) {
 			// Redis answered, with an error (a key of the wrong type, a
 			// malformed reply): a fault to report, not an outage to ride
 			// out.
@@ -153,6 +158,7 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 		}
 		return l.fail(key, n, err)
 	}
+	l.local.drop(key) // Redis answers: the key's fallback state goes
 	return d, nil
 }
 
@@ -169,12 +175,13 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 	if err != nil {
 		return err
 	}
-	_, err = breaker.Call(l.breaker, ctx, func(ctx context.Context) (struct{}, error) {
-		return rcall.Do(ctx, l.timeout, l.direct, func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, rf.Refund(ctx, l.rdb, rkey, l.lim, n)
-		})
+	_, err = rcall.Call(ctx, l.breaker, l.timeout, l.direct, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, rf.Refund(ctx, l.rdb, rkey, l.lim, n)
 	})
 	if err != nil {
+		if cerr := rcall.CallerDone(ctx); cerr != nil {
+			return cerr
+		}
 		return &ratelimit.StoreError{Op: l.alg.Name() + " refund", Key: key, Err: err}
 	}
 	return nil

@@ -105,7 +105,7 @@ func (m TokenBucketModel) check(s TokenBucketState, nowUS int64, n int) (TokenBu
 	if tokens < fn {
 		retry := math.Ceil((fn - tokens) * period / rate)
 		reset := math.Ceil((burst - tokens) * period / rate)
-		return s, reply{0, floorInt(tokens), int64(retry), int64(reset)}
+		return s, reply{0, max(floorInt(tokens), 0), int64(retry), int64(reset)}
 	}
 	tokens = tokens - fn
 	next, reset := m.store(tokens, nowUS)
@@ -121,17 +121,7 @@ func (m TokenBucketModel) TakeUpTo(s TokenBucketState, nowUS int64, n int) (Toke
 }
 
 func (m TokenBucketModel) takeUpTo(s TokenBucketState, nowUS int64, n int) (TokenBucketState, reply) {
-	rate, period, burst := limitArgs(m.Limit)
-	tokens := m.current(s, nowUS)
-	granted := math.Min(float64(n), math.Floor(tokens))
-	if granted <= 0 {
-		retry := math.Ceil((1 - tokens) * period / rate)
-		reset := math.Ceil((burst - tokens) * period / rate)
-		return s, reply{0, floorInt(tokens), int64(retry), int64(reset)}
-	}
-	tokens = tokens - granted
-	next, reset := m.store(tokens, nowUS)
-	return next, reply{int64(granted), floorInt(tokens), 0, reset}
+	return m.chargeTakeUpTo(s, nowUS, n, Charge{})
 }
 
 // Refund gives n tokens back to the bucket s at nowUS, capped at the
@@ -153,7 +143,7 @@ func (m TokenBucketModel) refund(s TokenBucketState, nowUS int64, n int) (TokenB
 		tokens = burst
 	}
 	next, reset := m.store(tokens, nowUS)
-	return next, reply{floorInt(tokens), 0, 0, reset}
+	return next, reply{max(floorInt(tokens), 0), 0, 0, reset}
 }
 
 // GCRAState is what a [GCRA] key holds: the theoretical arrival time (TAT),

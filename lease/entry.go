@@ -1,11 +1,12 @@
 package lease
 
 import (
+	"math"
 	"sync"
-
-	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"sync/atomic"
 	"time"
+
+	"github.com/distributedratelimiter/ratelimit/internal/fallback"
 )
 
 // dead marks an evicted entry's token counter: far below zero, so a take
@@ -19,36 +20,56 @@ type grant struct {
 	end int64 // entry.granted after this grant
 }
 
-// entry is the local state of one key. The hit path touches only tokens,
-// remote and low; the rest belongs to refills and the janitor.
+// entry is the local state of one key.
+//
+// The protocol between its fields:
+//   - tokens is the only field the hit path writes (a compare-and-swap
+//     that never goes below zero); it reads low and CASes refilling. Only
+//     refills (add), refunds (add), the janitor (expire) and eviction (kill)
+//     raise or lower it otherwise, each with mu held, so that tokens plus
+//     what the grants say was spent always equals granted - removed.
+//   - refilling is raised by whoever starts a refill (the hit path at the
+//     low watermark, the slow path) and lowered only by that refill when it
+//     ends.
+//   - degraded is raised when Redis could not answer for this key (a refill
+//     failed, or a caller gave up waiting for one) and lowered by the next
+//     refill that succeeds. While it is up, callers that find no tokens are
+//     decided by the failure policy at once, and a refill is retried no
+//     more often than every fallbackHold (probeAt).
+//   - fb, under mu, is the FailLocal bucket: made empty when the policy
+//     first decides, it owes Redis what it admitted; refills charge the
+//     debt, and it is dropped once Redis answers and nothing is owed.
 type entry struct {
 	tokens      atomic.Int64 // leased tokens not yet served; dead once evicted
 	remote      atomic.Int64 // tokens Redis had left at the last grant; -1 before
-	deniedUntil atomic.Int64 // ns on the limiter's clock: remembered denial
+	deniedUntil atomic.Int64 // ns on the limiter's clock: remembered Redis denial
 	denials     atomic.Int64 // local denials, for the demand estimate
-	waiting     atomic.Int64 // tokens wanted by callers waiting for a refill
-	reserved    atomic.Int64 // granted tokens set aside for those callers
 	refilling   atomic.Bool  // a refill is in flight
 	low         atomic.Int32 // a hit that leaves this many or fewer starts a refill
-	failedUntil atomic.Int64 // ns: the failure policy decides until then
+	degraded    atomic.Bool  // Redis is slow or failing for this key
+	probeAt     atomic.Int64 // ns: a degraded key tries Redis again from then on
+	fallbacks   atomic.Int64 // decisions of the failure policy, for activity
 
 	key string // client key; its Redis key is made when needed (Limiter.rkey)
 
 	mu         sync.Mutex // guards the fields below
 	grants     []grant    // grants not yet fully spent, oldest first
-	granted    int64      // tokens ever added to tokens
+	granted    int64      // tokens ever added to tokens (grants and refunds)
 	removed    int64      // tokens ever taken back out by expiry or eviction
+	refunds    int64      // tokens ever refunded into tokens
 	rate       float64    // demand estimate, tokens/s
+	share      float64    // tokens/s Redis granted this instance, EWMA; 0 before
 	lastRefill int64      // ns, start of the last refill
-	lastDemand int64      // served + denials at the last refill
-	seen       int64      // served + denials at the last janitor pass that saw activity
+	lastGrant  int64      // ns, end of the last refill that granted tokens; -1 before
+	lastDemand int64      // demand at the last refill
+	seen       int64      // demand at the last janitor pass that saw activity
 	activeAt   int64      // ns, when that pass ran
 
-	fallback *algorithms.TokenBucketState // local bucket while Redis is down
+	fb *fallback.Bucket // FailLocal's bucket while Redis is degraded or owed
 }
 
 func newEntry(key string, now int64) *entry {
-	e := &entry{key: key, lastRefill: now, activeAt: now}
+	e := &entry{key: key, lastRefill: now, lastGrant: -1, activeAt: now}
 	e.remote.Store(-1)
 	return e
 }
@@ -67,49 +88,16 @@ func (e *entry) take(n int64) (left int64, ok bool) {
 	}
 }
 
-// claim takes n tokens set aside for waiting callers, if there are.
-func (e *entry) claim(n int64) bool {
-	for {
-		cur := e.reserved.Load()
-		if cur < n {
-			return false
-		}
-		if e.reserved.CompareAndSwap(cur, cur-n) {
-			return true
-		}
-	}
-}
-
-// unreserve moves tokens set aside for waiters that did not claim them
-// back into the counter; reserved tokens are counted as held in tokens'
-// place. Called with mu held.
-func (e *entry) unreserve() {
-	if r := e.reserved.Swap(0); r > 0 {
-		for {
-			cur := e.tokens.Load()
-			if cur < 0 {
-				e.removed += r // dead: kill already counted the rest
-				return
-			}
-			if e.tokens.CompareAndSwap(cur, cur+r) {
-				return
-			}
-		}
-	}
-}
-
-// add puts n granted tokens into the counter, first setting aside up to
-// reserve of them for waiting callers, and reports false if the entry is
-// dead, in which case the caller must give them back. Called with mu held.
-func (e *entry) add(n, reserve, now int64) bool {
-	reserve = min(reserve, n)
+// add puts n tokens into the counter as a grant made at now, and reports
+// false if the entry is dead, in which case the caller must give them
+// back. Called with mu held.
+func (e *entry) add(n, now int64) bool {
 	for {
 		cur := e.tokens.Load()
 		if cur < 0 {
 			return false
 		}
-		if e.tokens.CompareAndSwap(cur, cur+n-reserve) {
-			e.reserved.Add(reserve)
+		if e.tokens.CompareAndSwap(cur, cur+n) {
 			e.granted += n
 			e.grants = append(e.grants, grant{at: now, end: e.granted})
 			return true
@@ -117,21 +105,29 @@ func (e *entry) add(n, reserve, now int64) bool {
 	}
 }
 
-// served returns how many tokens of this entry callers have spent. Called
-// with mu held.
+// served returns how many tokens of this entry callers have spent, a
+// refunded token counting each time it is spent. Called with mu held.
 func (e *entry) served() int64 {
 	return e.granted - e.removed - e.held()
 }
 
-// held returns the leased tokens not yet spent, reserved ones included.
-func (e *entry) held() int64 {
-	return max(e.tokens.Load(), 0) + e.reserved.Load()
+// refundable returns how many tokens admitted requests spent from leases
+// and did not refund yet: what a refund may put back. Called with mu held.
+func (e *entry) refundable() int64 { return e.served() - e.refunds }
+
+// demand returns the decisions this key has seen: tokens served, local
+// denials and decisions of the failure policy. It only grows, except that
+// a refund lowers served, which is activity too. Called with mu held.
+func (e *entry) demand() int64 {
+	return e.served() + e.denials.Load() + e.fallbacks.Load()
 }
+
+// held returns the leased tokens not yet spent.
+func (e *entry) held() int64 { return max(e.tokens.Load(), 0) }
 
 // expire takes back the unspent tokens of grants made at or before cutoff
 // and returns how many it took. Called with mu held.
 func (e *entry) expire(cutoff int64) int64 {
-	e.unreserve()
 	var took int64
 	for len(e.grants) > 0 {
 		cur := e.tokens.Load()
@@ -164,7 +160,6 @@ func (e *entry) expire(cutoff int64) int64 {
 // kill marks the entry dead and returns the tokens it held. Called with mu
 // held.
 func (e *entry) kill() int64 {
-	e.unreserve()
 	left := e.tokens.Swap(dead)
 	if left < 0 {
 		return 0
@@ -175,13 +170,35 @@ func (e *entry) kill() int64 {
 }
 
 // idle reports whether the entry has seen no request since idleFor before
-// now, updating its activity record. Called with mu held.
+// now, updating its activity record. A key whose fallback state is still
+// needed (Redis degraded, or admissions still owed to it) is never idle.
+// Called with mu held.
 func (e *entry) idle(now int64, idleFor time.Duration) bool {
-	// served and denials only grow (a refund lowers served, and is
-	// activity too), so their sum changes exactly when there was activity.
-	if seen := e.served() + e.denials.Load(); seen != e.seen {
-		e.seen, e.activeAt = seen, now
+	if d := e.demand(); d != e.seen {
+		e.seen, e.activeAt = d, now
 		return false
 	}
-	return now-e.activeAt >= int64(idleFor) && !e.refilling.Load()
+	if e.degraded.Load() || e.fb != nil || e.refilling.Load() {
+		return false
+	}
+	return now-e.activeAt >= int64(idleFor)
 }
+
+// learnShare folds a grant of n tokens at now into the estimate of this
+// instance's share of the limit, in tokens/s: an average over time of the
+// tokens Redis granted (time constant shareTau), capped at the limit's
+// rate. Called with mu held.
+func (e *entry) learnShare(n, now int64, limitRate float64) {
+	if e.lastGrant >= 0 {
+		if dt := float64(now-e.lastGrant) / 1e9; dt > 0 {
+			alpha := 1 - math.Exp(-dt/shareTau.Seconds())
+			e.share = min(alpha*float64(n)/dt+(1-alpha)*e.share, limitRate)
+		}
+	}
+	e.lastGrant = now
+}
+
+// shareTau is the time constant of the share estimate: long enough to
+// smooth the lumps of single leases, short enough to follow a shift of
+// demand between instances within a few seconds.
+const shareTau = time.Second

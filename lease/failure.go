@@ -2,11 +2,12 @@ package lease
 
 import (
 	"context"
+	"math"
 	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
-	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"github.com/distributedratelimiter/ratelimit/internal/breaker"
+	"github.com/distributedratelimiter/ratelimit/internal/fallback"
 	"github.com/distributedratelimiter/ratelimit/internal/rcall"
 )
 
@@ -45,8 +46,8 @@ func WithCircuitBreaker(on bool) Option {
 	return optionFunc(func(c *config) { c.breakerOff = !on })
 }
 
-// fallbackHold is how long a key keeps deciding by its failure policy
-// after a failed refill before it tries Redis again; the breaker decides
+// fallbackHold is how long a degraded key waits after a failed refill
+// before it tries Redis again, in the background; the breaker decides
 // about Redis as a whole.
 const fallbackHold = 100 * time.Millisecond
 
@@ -55,11 +56,11 @@ func newBreaker(c config) *breaker.Breaker {
 }
 
 // call runs one Redis call through the circuit breaker, bounded by ctx and
-// timeout.
-func call[T any](l *Limiter, ctx context.Context, timeout time.Duration, fn func(context.Context) (T, error)) (T, error) {
-	return breaker.Call(l.breaker, ctx, func(ctx context.Context) (T, error) {
+// timeout, on the calling goroutine when direct is set.
+func call[T any](l *Limiter, ctx context.Context, timeout time.Duration, direct bool, fn func(context.Context) (T, error)) (T, error) {
+	return rcall.Call(ctx, l.breaker, timeout, direct, func(ctx context.Context) (T, error) {
 		l.stats.redisCalls.Add(1)
-		return rcall.Do(ctx, timeout, l.direct, fn)
+		return fn(ctx)
 	})
 }
 
@@ -70,40 +71,62 @@ func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decisi
 	case ratelimit.FailOpen:
 		l.stats.failOpen.Add(1)
 		l.stats.fbAllowed.Add(1)
+		e.fallbacks.Add(1)
 		return ratelimit.Decision{Allowed: true, Limit: l.lim, Source: ratelimit.SourceFallback}, nil
 	case ratelimit.FailClosed:
 		l.stats.failClosed.Add(1)
+		e.fallbacks.Add(1)
 		return ratelimit.Decision{Limit: l.lim, Source: ratelimit.SourceFallback},
 			&ratelimit.StoreError{Op: "lease refill", Key: key, Err: err}
 	}
 	l.stats.failLocal.Add(1)
-	share := algorithms.TokenBucketModel{Limit: l.lim.Share(l.cfg.instances)}
-	if n > share.Limit.Burst {
-		// More than this instance's share could ever admit at once.
-		return ratelimit.Decision{Limit: l.lim, RetryAfter: share.Limit.Interval(), Source: ratelimit.SourceFallback}, nil
-	}
-	now := l.cfg.clock.Now().UnixMicro()
+	e.fallbacks.Add(1)
+	rate, burst := l.share(e)
+	now := l.now()
 	e.mu.Lock()
-	if e.fallback == nil {
-		e.fallback = new(algorithms.TokenBucketState)
+	if e.fb == nil {
+		e.fb = fallback.New(now)
 	}
-	var d ratelimit.Decision
-	*e.fallback, d = share.Decide(*e.fallback, now, n)
+	ok, retry := e.fb.Take(now, n, rate, burst)
 	e.mu.Unlock()
-	d.Limit, d.Source = l.lim, ratelimit.SourceFallback
-	if d.Allowed {
+	d := ratelimit.Decision{Allowed: ok, Limit: l.lim, RetryAfter: retry, Source: ratelimit.SourceFallback}
+	if ok {
 		l.stats.fbAllowed.Add(1)
 	}
 	return d, nil
+}
+
+// share returns the rate (tokens/s) and burst at which FailLocal limits e
+// on this instance: the share of the limit that Redis recently granted
+// this instance for the key, or for a key with no such history the limit
+// divided by WithInstances. The burst is the same fraction of the limit's
+// burst, at least one token.
+func (l *Limiter) share(e *entry) (rate, burst float64) {
+	full := l.lim.PerSecondRate()
+	e.mu.Lock()
+	rate = e.share
+	e.mu.Unlock()
+	if rate <= 0 {
+		rate = full / float64(l.cfg.instances)
+	}
+	rate = min(rate, full)
+	return rate, max(1, math.Floor(float64(l.lim.Burst)*rate/full))
 }
 
 // failUncached decides by the failure policy for a key the key cap keeps
 // out of the table. Without an entry there is no local bucket, so
 // FailLocal denies such keys, as FailClosed does but without an error.
 func (l *Limiter) failUncached(key string, n int, err error) (ratelimit.Decision, error) {
-	if l.cfg.policy == ratelimit.FailLocal {
-		l.stats.failLocal.Add(1)
-		return ratelimit.Decision{Limit: l.lim, RetryAfter: fallbackHold, Source: ratelimit.SourceFallback}, nil
+	switch l.cfg.policy {
+	case ratelimit.FailOpen:
+		l.stats.failOpen.Add(1)
+		l.stats.fbAllowed.Add(1)
+		return ratelimit.Decision{Allowed: true, Limit: l.lim, Source: ratelimit.SourceFallback}, nil
+	case ratelimit.FailClosed:
+		l.stats.failClosed.Add(1)
+		return ratelimit.Decision{Limit: l.lim, Source: ratelimit.SourceFallback},
+			&ratelimit.StoreError{Op: "lease check", Key: key, Err: err}
 	}
-	return l.fail(nil, key, n, err)
+	l.stats.failLocal.Add(1)
+	return ratelimit.Decision{Limit: l.lim, RetryAfter: fallbackHold, Source: ratelimit.SourceFallback}, nil
 }

@@ -40,7 +40,7 @@ var ignoreDialProbe = goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/int
 // a stalled Redis behind a client that honours deadlines would.
 type stuckBucket struct{}
 
-func (b *stuckBucket) TakeUpTo(ctx context.Context, _ string, _ ratelimit.Limit, _ int) (algorithms.Grant, error) {
+func (b *stuckBucket) TakeUpTo(ctx context.Context, _ string, _ ratelimit.Limit, _ int, _ algorithms.Charge) (algorithms.Grant, error) {
 	<-ctx.Done()
 	return algorithms.Grant{}, ctx.Err()
 }

@@ -28,8 +28,9 @@ var ErrRefillWait = errors.New("ratelimit: lease refill did not finish within th
 // runs the algorithms package's token bucket scripts; tests and fault
 // injection can supply their own with [WithBucket].
 type Bucket interface {
-	// TakeUpTo takes up to n tokens from the bucket at rkey.
-	TakeUpTo(ctx context.Context, rkey string, lim ratelimit.Limit, n int) (algorithms.Grant, error)
+	// TakeUpTo charges c to the bucket at rkey (see algorithms.Charge),
+	// then takes up to n tokens from it.
+	TakeUpTo(ctx context.Context, rkey string, lim ratelimit.Limit, n int, c algorithms.Charge) (algorithms.Grant, error)
 	// GiveBack returns n unspent tokens to the bucket at rkey.
 	GiveBack(ctx context.Context, rkey string, lim ratelimit.Limit, n int) (int, error)
 }
@@ -37,8 +38,8 @@ type Bucket interface {
 // redisBucket is the default Bucket.
 type redisBucket struct{ rdb redis.Scripter }
 
-func (b redisBucket) TakeUpTo(ctx context.Context, rkey string, lim ratelimit.Limit, n int) (algorithms.Grant, error) {
-	return algorithms.TakeUpTo(ctx, b.rdb, rkey, lim, n)
+func (b redisBucket) TakeUpTo(ctx context.Context, rkey string, lim ratelimit.Limit, n int, c algorithms.Charge) (algorithms.Grant, error) {
+	return algorithms.ChargeTakeUpTo(ctx, b.rdb, rkey, lim, n, c)
 }
 
 func (b redisBucket) GiveBack(ctx context.Context, rkey string, lim ratelimit.Limit, n int) (int, error) {
@@ -194,12 +195,23 @@ func (l *Limiter) denied(e *entry, retry time.Duration, src ratelimit.Source) ra
 	}
 }
 
-// slow is the path of a request that local tokens could not serve: a
-// remembered denial, or a wait for a refill. It waits for refills until it
-// gets its tokens, Redis denies, or ctx or the maximum wait ends: a refill
-// shared with other callers may leave too few tokens for this one, so it
-// registers as a waiter, and a refill asks for at least one token per
-// waiter.
+// slow is the path of a request that local tokens could not serve. Its
+// steps, in order, each of which may decide:
+//
+//  1. local take: a refill that landed meanwhile may have left tokens;
+//  2. remembered denial: Redis said no token is due before deniedUntil;
+//  3. degraded: Redis is slow or failing for this key, so the failure
+//     policy decides at once, and a refill is retried in the background
+//     at most every fallbackHold;
+//  4. inline refill: a quiet key (single-token leases, no refill in
+//     flight) asks Redis on this goroutine, as the per-request limiter
+//     would;
+//  5. shared refill: otherwise the caller waits for the key's refill (one
+//     per key, deduplicated), at most the maximum wait; then back to 1.
+//
+// A refill still in flight when the maximum wait ends marks the key
+// degraded: Redis is slow, and this caller and those after it get the
+// failure policy until a refill succeeds.
 func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (ratelimit.Decision, error) {
 	var timer *time.Timer
 	defer func() {
@@ -215,44 +227,47 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 				return l.uncached(ctx, key, n)
 			}
 		}
+		// 1. Local take.
 		if left, ok := e.take(int64(n)); ok {
 			l.stats.allowedSlow[src].Add(1)
 			return l.allowed(e, left, src), nil
 		}
+		// 2. Remembered denial.
 		now := l.now()
 		if until := e.deniedUntil.Load(); now < until {
 			e.denials.Add(1)
 			l.stats.denied[src].Add(1)
 			return l.denied(e, time.Duration(until-now), src), nil
 		}
-		if now < e.failedUntil.Load() {
+		// 3. Degraded.
+		if e.degraded.Load() {
+			l.probe(e, now)
 			return l.fail(e, key, n, l.recentFailure())
 		}
-		if err := ctx.Err(); err != nil {
+		if err := rcall.CallerDone(ctx); err != nil {
 			return ratelimit.Decision{}, err
 		}
 		l.stats.waits.Add(1)
-		if l.direct && e.low.Load() == 0 && !e.refilling.Load() {
-			// A quiet key leases one request's tokens at a time: refill
-			// on this goroutine, bounded by ctx, as the per-request
-			// limiter would, rather than through a refill goroutine.
-			if err := l.refill(ctx, e, int64(n)); err != nil {
+		// 4. Inline refill.
+		if e.low.Load() == 0 && e.refilling.CompareAndSwap(false, true) {
+			err := l.refillInline(ctx, e, int64(n))
+			if err != nil {
 				return l.refillFailed(ctx, e, key, n, err)
 			}
 			src = ratelimit.SourceRedis
 			continue
 		}
+		// 5. Shared refill.
 		if timer == nil {
 			timer = time.NewTimer(l.cfg.maxWait)
 		}
-		e.waiting.Add(int64(n))
 		ch := l.group.DoChan(key, l.refillFunc(e, int64(n)))
 		var err error
 		select {
 		case r := <-ch:
 			err = r.Err
 		case <-ctx.Done():
-			err = ctx.Err()
+			return ratelimit.Decision{}, ctx.Err()
 		case <-timer.C:
 			// select picks at random among ready cases: on a starved
 			// process the refill may have finished too.
@@ -263,38 +278,77 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 				err = ErrRefillWait
 			}
 		}
-		e.waiting.Add(-int64(n))
+		if err == ErrRefillWait {
+			if e.refilling.Load() {
+				e.degraded.Store(true) // slow: the refill is still out
+				return l.fail(e, key, n, err)
+			}
+			// The refill answered, but other callers spent its tokens
+			// first: Redis is fine, this request is over the limit.
+			e.denials.Add(1)
+			l.stats.denied[ratelimit.SourceRedis].Add(1)
+			return l.denied(e, l.lim.DurationFor(n), ratelimit.SourceRedis), nil
+		}
 		if err != nil {
 			return l.refillFailed(ctx, e, key, n, err)
 		}
 		src = ratelimit.SourceRedis
-		if e.claim(int64(n)) {
-			l.stats.allowedSlow[ratelimit.SourceRedis].Add(1)
-			return l.allowed(e, max(e.tokens.Load(), 0), ratelimit.SourceRedis), nil
-		}
 	}
+}
+
+// probe starts a background refill of a degraded key, unless one is in
+// flight or the last one failed less than fallbackHold ago: the way a key
+// finds out that Redis answers again without making its callers wait.
+func (l *Limiter) probe(e *entry, now int64) {
+	if now < e.probeAt.Load() || !e.refilling.CompareAndSwap(false, true) {
+		return
+	}
+	e.probeAt.Store(now + int64(fallbackHold))
+	l.startRefill(e)
+}
+
+// refillInline refills e for n tokens on the caller's goroutine, bounded by
+// ctx, the maximum wait and Close; the caller has set e.refilling.
+func (l *Limiter) refillInline(ctx context.Context, e *entry, n int64) error {
+	defer e.refilling.Store(false)
+	cctx, cancel := l.callerContext(ctx)
+	defer cancel()
+	err := l.refill(cctx, e, n, l.cfg.maxWait, false)
+	if errors.Is(err, context.DeadlineExceeded) && rcall.CallerDone(ctx) == nil {
+		return ErrRefillWait // the maximum wait ended it, not the caller
+	}
+	return err
+}
+
+// callerContext returns ctx, also cancelled by Close, for a Redis call made
+// on a caller's goroutine.
+func (l *Limiter) callerContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(l.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
 }
 
 // refillFailed decides a request whose refill did not succeed.
 func (l *Limiter) refillFailed(ctx context.Context, e *entry, key string, n int, err error) (ratelimit.Decision, error) {
 	switch {
-	case ctx.Err() != nil:
-		return ratelimit.Decision{}, ctx.Err()
+	case rcall.CallerDone(ctx) != nil:
+		return ratelimit.Decision{}, rcall.CallerDone(ctx)
 	case l.closed.Load() || errors.Is(err, ratelimit.ErrClosed):
 		return ratelimit.Decision{}, ratelimit.ErrClosed
-	case err == ErrRefillWait:
-		// Slow, not failed: this caller gets the failure policy, the key
-		// keeps trying Redis.
-		return l.fail(e, key, n, err)
-	case !breaker.IsFailure(err):
+	case !unavailable(err):
 		// Redis answered, with an error (a key of the wrong type, a
 		// malformed reply): a fault to report, not an outage to ride out.
 		return ratelimit.Decision{Limit: l.lim, Source: ratelimit.SourceRedis},
 			&ratelimit.StoreError{Op: "lease refill", Key: key, Err: err}
 	}
-	l.lastFailure.Store(&err)
-	e.failedUntil.Store(l.now() + int64(fallbackHold))
 	return l.fail(e, key, n, err)
+}
+
+// unavailable reports whether err, from a refill, says Redis could not
+// answer (down, too slow, the breaker open) rather than that it answered
+// with an error.
+func unavailable(err error) bool {
+	return errors.Is(err, ratelimit.ErrCircuitOpen) || breaker.IsFailure(err)
 }
 
 // recentFailure returns the error of the latest refill that found Redis
@@ -338,12 +392,21 @@ func (l *Limiter) entry(key string) *entry {
 // uncached checks a key that the key cap keeps out of the table with one
 // Redis call, as the per-request limiter would.
 func (l *Limiter) uncached(ctx context.Context, key string, n int) (ratelimit.Decision, error) {
-	g, err := call(l, ctx, l.cfg.refillTimeout, func(ctx context.Context) (algorithms.Grant, error) {
-		return l.bucket.TakeUpTo(ctx, l.rkey(key), l.lim, n)
+	cctx, cancel := l.callerContext(ctx)
+	defer cancel()
+	g, err := call(l, cctx, l.cfg.maxWait, false, func(ctx context.Context) (algorithms.Grant, error) {
+		return l.bucket.TakeUpTo(ctx, l.rkey(key), l.lim, n, algorithms.Charge{})
 	})
 	if err != nil {
-		if ctx.Err() != nil {
-			return ratelimit.Decision{}, ctx.Err()
+		if cerr := rcall.CallerDone(ctx); cerr != nil {
+			return ratelimit.Decision{}, cerr
+		}
+		if l.closed.Load() {
+			return ratelimit.Decision{}, ratelimit.ErrClosed
+		}
+		if !unavailable(err) {
+			return ratelimit.Decision{Limit: l.lim, Source: ratelimit.SourceRedis},
+				&ratelimit.StoreError{Op: "lease check", Key: key, Err: err}
 		}
 		return l.failUncached(key, n, err)
 	}
@@ -382,8 +445,8 @@ func (l *Limiter) startRefill(e *entry) {
 }
 
 // refillFunc returns the singleflight function that leases tokens for e,
-// at least need of them when Redis has them. It clears e.refilling when it
-// ends, whoever started it.
+// at least need of them when Redis has them, in the background under the
+// refill timeout. It clears e.refilling when it ends, whoever started it.
 func (l *Limiter) refillFunc(e *entry, need int64) func() (any, error) {
 	return func() (any, error) {
 		defer e.refilling.Store(false)
@@ -391,41 +454,63 @@ func (l *Limiter) refillFunc(e *entry, need int64) func() (any, error) {
 			return nil, ratelimit.ErrClosed
 		}
 		defer l.bg.Done()
-		return nil, l.refill(l.ctx, e, need)
+		return nil, l.refill(l.ctx, e, need, l.cfg.refillTimeout, l.direct)
 	}
 }
 
 // refill leases tokens for e from Redis, at least need of them when Redis
-// has them, bounded by ctx and the refill timeout.
-func (l *Limiter) refill(ctx context.Context, e *entry, need int64) error {
+// has them, bounded by ctx and timeout, and charges what e's fallback
+// admitted meanwhile. On success Redis is no longer degraded for e; when
+// Redis could not answer, e is degraded and tries again after
+// fallbackHold.
+func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time.Duration, direct bool) error {
 	start := l.now()
 	e.mu.Lock()
-	demand := e.served() + e.denials.Load()
+	demand := e.demand()
 	e.rate = ewma(e.rate, demand-e.lastDemand, time.Duration(start-e.lastRefill))
 	e.lastDemand, e.lastRefill = demand, start
 	rate := e.rate
+	var c algorithms.Charge
+	if e.fb != nil {
+		c.Tokens, c.Over = e.fb.Owed(start)
+	}
 	e.mu.Unlock()
 
 	rtt := time.Duration(l.rtt.Load())
-	n := l.sz.size(rate, rtt, e.remote.Load(), max(need, e.waiting.Load()))
+	n := l.sz.size(rate, rtt, e.remote.Load(), need)
 
-	g, err := call(l, ctx, l.cfg.refillTimeout, func(ctx context.Context) (algorithms.Grant, error) {
-		return l.bucket.TakeUpTo(ctx, l.rkey(e.key), l.lim, int(n))
+	g, err := call(l, ctx, timeout, direct, func(ctx context.Context) (algorithms.Grant, error) {
+		return l.bucket.TakeUpTo(ctx, l.rkey(e.key), l.lim, int(n), c)
 	})
+	end := l.now()
 	if errors.Is(err, ratelimit.ErrCircuitOpen) {
 		l.stats.refillErrors.Add(1) // refused without a call: no round trip to learn from
-		return err
+	} else {
+		l.observeRTT(time.Duration(end - start))
+		l.stats.refills.Add(1)
+		if err != nil {
+			l.stats.refillErrors.Add(1)
+		}
 	}
-	end := l.now()
-	l.observeRTT(time.Duration(end - start))
-	l.stats.refills.Add(1)
 	if err != nil {
-		l.stats.refillErrors.Add(1)
+		if unavailable(err) && rcall.CallerDone(ctx) == nil {
+			l.lastFailure.Store(&err)
+			e.probeAt.Store(end + int64(fallbackHold))
+			e.degraded.Store(true)
+		}
 		return err
 	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.degraded.Store(false)
+	if e.fb != nil {
+		e.fb.Charged(c.Tokens)
+		l.stats.charged.Add(c.Tokens)
+		if owed, _ := e.fb.Owed(end); owed == 0 {
+			e.fb = nil // Redis answers and nothing is owed: back to leasing
+		}
+	}
 	e.remote.Store(int64(g.Remaining))
 	if g.Granted == 0 {
 		wait := l.sz.denialWait(g.RetryAfter, rate, rtt)
@@ -434,11 +519,11 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64) error {
 		return nil
 	}
 	granted := int64(g.Granted)
-	e.unreserve() // unclaimed by earlier waiters
-	if !e.add(granted, e.waiting.Load(), end) {
+	if !e.add(granted, end) {
 		l.giveBack(e.key, granted) // evicted meanwhile
 		return nil
 	}
+	e.learnShare(granted, end, l.lim.PerSecondRate())
 	l.stats.leased.Add(granted)
 	e.deniedUntil.Store(0)
 	e.low.Store(int32(min(l.sz.lowWatermark(n, rate, rtt), math.MaxInt32)))
@@ -459,9 +544,13 @@ func (l *Limiter) observeRTT(d time.Duration) {
 }
 
 // RefundN returns n tokens that an admitted AllowN of key spent but did not
-// use. They go back into this instance's lease (the Redis bucket gets them
-// back when the lease expires or is returned); a key this instance does not
-// track gets them back in Redis at once.
+// use. It never puts back more than this instance admitted for key and has
+// not been refunded yet, the excess being ignored: tokens a fallback
+// admitted are taken off what it owes Redis; tokens served from leases go
+// back into this instance's lease up to the accuracy budget (the Redis
+// bucket gets them back when the lease expires or is returned), and the
+// rest back to Redis, capped at the burst there. A key this instance does
+// not track gets them back in Redis at once.
 func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 	if err := l.lim.ValidateN(n); err != nil {
 		return err
@@ -472,20 +561,38 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 	if l.closed.Load() {
 		return ratelimit.ErrClosed
 	}
+	want := int64(n)
 	if v, ok := l.entries.Load(key); ok {
 		e := v.(*entry)
 		e.mu.Lock()
-		ok := e.add(int64(n), 0, l.now())
+		if e.fb != nil {
+			want -= e.fb.Refund(want, float64(l.lim.Burst))
+		}
+		want = min(want, max(e.refundable(), 0))
+		local := min(want, max(l.sz.maxLease-e.held(), 0))
+		if local > 0 && e.add(local, l.now()) {
+			e.refunds += local
+			want -= local
+			l.stats.refunded.Add(local)
+		}
+		if want > 0 {
+			e.refunds += want // refunded to Redis below
+		}
 		e.mu.Unlock()
-		if ok {
-			l.stats.refunded.Add(int64(n))
+		if want == 0 {
 			return nil
 		}
+		e.deniedUntil.Store(0) // Redis gets tokens back: a remembered denial is stale
 	}
-	_, err := call(l, ctx, l.cfg.refillTimeout, func(ctx context.Context) (int, error) {
-		return l.bucket.GiveBack(ctx, l.rkey(key), l.lim, n)
+	cctx, cancel := l.callerContext(ctx)
+	defer cancel()
+	_, err := call(l, cctx, l.cfg.maxWait, false, func(ctx context.Context) (int, error) {
+		return l.bucket.GiveBack(ctx, l.rkey(key), l.lim, int(want))
 	})
 	if err != nil {
+		if cerr := rcall.CallerDone(ctx); cerr != nil {
+			return cerr
+		}
 		return &ratelimit.StoreError{Op: "lease refund", Key: key, Err: err}
 	}
 	return nil
@@ -503,7 +610,7 @@ func (l *Limiter) rkey(key string) string {
 func (l *Limiter) giveBack(key string, n int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.refillTimeout)
 	defer cancel()
-	_, err := call(l, ctx, 0, func(ctx context.Context) (int, error) {
+	_, err := call(l, ctx, 0, l.direct, func(ctx context.Context) (int, error) {
 		return l.bucket.GiveBack(ctx, l.rkey(key), l.lim, int(n))
 	})
 	if err != nil {

@@ -40,6 +40,7 @@ type fakeBucket struct {
 	err      error         // returned by every call when set
 	block    chan struct{} // when set, calls wait for it to close or ctx
 	takes    []int         // n of each TakeUpTo
+	charged  int64         // tokens charged by TakeUpTo
 	returned int
 }
 
@@ -57,16 +58,20 @@ func (b *fakeBucket) wait(ctx context.Context) error {
 	return err
 }
 
-func (b *fakeBucket) TakeUpTo(ctx context.Context, _ string, lim ratelimit.Limit, n int) (algorithms.Grant, error) {
+func (b *fakeBucket) TakeUpTo(ctx context.Context, _ string, lim ratelimit.Limit, n int, c algorithms.Charge) (algorithms.Grant, error) {
 	if err := b.wait(ctx); err != nil {
 		return algorithms.Grant{}, err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.takes = append(b.takes, n)
-	g := min(n, b.tokens)
+	if c.Tokens > 0 {
+		b.charged += c.Tokens
+		b.tokens = max(b.tokens-int(c.Tokens), -lim.Burst)
+	}
+	g := max(min(n, b.tokens), 0)
 	b.tokens -= g
-	r := algorithms.Grant{Granted: g, Remaining: b.tokens}
+	r := algorithms.Grant{Granted: g, Remaining: max(b.tokens, 0)}
 	if g == 0 {
 		r.RetryAfter = b.retry
 	}
@@ -358,14 +363,14 @@ func TestExpiryKeepsFreshGrants(t *testing.T) {
 	e := newEntry("k", 0)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.add(10, 0, 0)  // old grant
-	e.add(5, 0, 100) // fresh grant
-	e.take(12)       // spends the 10 old tokens and 2 fresh ones
+	e.add(10, 0)  // old grant
+	e.add(5, 100) // fresh grant
+	e.take(12)    // spends the 10 old tokens and 2 fresh ones
 	got := e.expire(50)
 	if got != 0 || e.tokens.Load() != 3 {
 		t.Fatalf("expire took %d, left %d: want 0 and 3 (old grant fully spent)", got, e.tokens.Load())
 	}
-	e.add(4, 0, 200)
+	e.add(4, 200)
 	if got := e.expire(150); got != 3 || e.tokens.Load() != 4 {
 		t.Fatalf("expire took %d, left %d: want the 3 unspent of the grant at 100, keep 4", got, e.tokens.Load())
 	}
@@ -425,8 +430,9 @@ func TestRefillErrorAndWaitBounds(t *testing.T) {
 	})
 	t.Run("fail local", func(t *testing.T) {
 		b := &fakeBucket{err: errors.New("connection refused")}
-		// The default policy: 4 instances share 100/s burst 40, so this
-		// one admits a burst of 10, then 25/s.
+		// The default policy: 4 instances share 100/s burst 40 and this
+		// key has no history, so this instance admits 25/s with a burst of
+		// 10, starting empty: a fallback never invents a burst.
 		l, clk := newTestLimiter(t, b, ratelimit.PerSecond(100).WithBurst(40), WithInstances(4))
 		admitted := 0
 		for i := 0; i < 50; i++ {
@@ -438,8 +444,8 @@ func TestRefillErrorAndWaitBounds(t *testing.T) {
 				admitted++
 			}
 		}
-		if admitted != 10 {
-			t.Fatalf("admitted %d while Redis is down, want this instance's share of the burst, 10", admitted)
+		if admitted != 0 {
+			t.Fatalf("admitted %d at once while Redis is down, want 0: the local bucket starts empty", admitted)
 		}
 		clk.Advance(time.Second)
 		admitted = 0
@@ -459,9 +465,11 @@ func TestRefillErrorAndWaitBounds(t *testing.T) {
 			// Past each key's fallback hold, within the breaker's cool-down.
 			clk.Advance(150 * time.Millisecond)
 			_, _ = l.Allow(ctx, "k")
+			waitRefills(t, l) // the degraded key's background retry
 		}
-		// Five failures open the breaker; in the 1.5 s that follow, at most
-		// three probes (cool-down 0.4 s to 0.6 s) reach Redis.
+		// Five failures spanning more than the breaker's minimum span open
+		// it; in the 0.75 s that follow, at most three probes (cool-down
+		// 0.2 s to 0.3 s, every other call) reach Redis.
 		s := l.Stats()
 		if s.Breaker != "open" || s.RefillErrors != 10 || s.RedisCalls < 5 || s.RedisCalls > 8 {
 			t.Fatalf("stats %+v: want the breaker open and refused refills making no Redis call", s)

@@ -20,7 +20,7 @@ import (
 // memory grows with the keys.
 type oneTokenBucket struct{ takes, gives atomic.Int64 }
 
-func (b *oneTokenBucket) TakeUpTo(_ context.Context, _ string, lim ratelimit.Limit, n int) (algorithms.Grant, error) {
+func (b *oneTokenBucket) TakeUpTo(_ context.Context, _ string, lim ratelimit.Limit, n int, _ algorithms.Charge) (algorithms.Grant, error) {
 	b.takes.Add(1)
 	return algorithms.Grant{Granted: 1, Remaining: lim.Burst - 1}, nil
 }
@@ -88,7 +88,7 @@ func TestMemoryBoundedUnderKeyChurn(t *testing.T) {
 	base := liveHeap()
 	// A refill timeout far above what a loaded machine needs: every call
 	// must be decided by the bucket, never by the failure policy.
-	l, err := lease.New(nil, ratelimit.PerSecond(100), lease.WithBucket(b), lease.WithMaxKeys(maxKeys),
+	l, err := lease.New(nil, ratelimit.PerSecond(100), lease.WithBucket(b), lease.WithMaxKeys(maxKeys), lease.WithMaxWait(5*time.Second),
 		lease.WithLeaseTTL(idle), lease.WithIdleTimeout(idle), lease.WithRefillTimeout(10*time.Second),
 		lease.WithLogger(quietLogger))
 	if err != nil {
@@ -161,7 +161,7 @@ func TestMemoryBytesPerKey(t *testing.T) {
 		names[i] = keyName(100_000 + i)
 	}
 	base := liveHeap()
-	l, err := lease.New(nil, ratelimit.PerSecond(100), lease.WithBucket(b), lease.WithMaxKeys(10*keys),
+	l, err := lease.New(nil, ratelimit.PerSecond(100), lease.WithBucket(b), lease.WithMaxKeys(10*keys), lease.WithMaxWait(5*time.Second),
 		lease.WithLeaseTTL(time.Hour), lease.WithIdleTimeout(time.Hour), lease.WithRefillTimeout(10*time.Second),
 		lease.WithLogger(quietLogger))
 	if err != nil {

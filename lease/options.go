@@ -14,8 +14,15 @@ const (
 	// DefaultAccuracyBudget is the fraction of the burst one instance may
 	// hold as leased, unspent tokens.
 	DefaultAccuracyBudget = 0.05
-	// DefaultRefillTimeout bounds one lease call to Redis.
-	DefaultRefillTimeout = 50 * time.Millisecond
+	// DefaultRefillTimeout bounds one background lease call to Redis. It
+	// is long on purpose: no caller waits for it longer than the maximum
+	// wait, and a refill that outlasts a stall of Redis lands its grant
+	// instead of abandoning tokens that Redis took for it.
+	DefaultRefillTimeout = time.Second
+	// DefaultMaxWait bounds how long a caller waits for Redis: for a
+	// shared refill, or for a call on its own goroutine (a quiet key's
+	// refill, a key beyond the key cap, a refund to Redis).
+	DefaultMaxWait = 50 * time.Millisecond
 	// DefaultMaxKeys is the largest number of keys tracked at once.
 	DefaultMaxKeys = 100_000
 	// DefaultIdleTimeout is how long a key may see no request before its
@@ -55,6 +62,7 @@ func newConfig(opts []Option) config {
 		leaseTTL:      DefaultLeaseTTL,
 		budget:        DefaultAccuracyBudget,
 		refillTimeout: DefaultRefillTimeout,
+		maxWait:       DefaultMaxWait,
 		maxKeys:       DefaultMaxKeys,
 		idleTimeout:   DefaultIdleTimeout,
 		horizon:       DefaultHorizon,
@@ -64,9 +72,6 @@ func newConfig(opts []Option) config {
 	}
 	for _, o := range opts {
 		o.apply(&c)
-	}
-	if c.maxWait <= 0 {
-		c.maxWait = c.refillTimeout + 10*time.Millisecond
 	}
 	if c.idleTimeout < c.leaseTTL {
 		c.idleTimeout = c.leaseTTL
@@ -126,9 +131,10 @@ func WithAccuracyBudget(f float64) Option {
 	})
 }
 
-// WithRefillTimeout bounds each lease call to Redis, whatever the caller's
-// context allows. Default: DefaultRefillTimeout (50 ms). Zero or negative
-// keeps the default.
+// WithRefillTimeout bounds each background lease call to Redis. Callers
+// never wait for it longer than the maximum wait (see WithMaxWait): it only
+// says when Redis counts as failed rather than slow. Default:
+// DefaultRefillTimeout (1 s). Zero or negative keeps the default.
 func WithRefillTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d > 0 {
@@ -137,9 +143,12 @@ func WithRefillTimeout(d time.Duration) Option {
 	})
 }
 
-// WithMaxWait bounds how long a caller that finds its key's local tokens
-// spent waits for a refill, on top of its own context. Default: the refill
-// timeout plus 10 ms. Zero or negative keeps the default.
+// WithMaxWait bounds how long a caller waits for Redis, on top of its own
+// context: for a shared refill when its key's local tokens are spent, or
+// for a call made on its goroutine. A caller whose refill is still out
+// then gets the failure policy, and so do the key's callers after it until
+// a refill succeeds. Default: DefaultMaxWait (50 ms). Zero or negative
+// keeps the default.
 func WithMaxWait(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d > 0 {

@@ -16,6 +16,7 @@ type counters struct {
 	removed, refunded                 atomic.Int64 // tokens out of / back into local counters
 	failOpen, failClosed, failLocal   atomic.Int64 // decisions by the failure policy
 	fbAllowed                         atomic.Int64 // of those, admissions
+	charged                           atomic.Int64 // FailLocal admissions charged to Redis
 
 	// Decisions off the hit path, by ratelimit.Source (local or redis);
 	// hit-path admissions are Limiter.hits.

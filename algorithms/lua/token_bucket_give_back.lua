@@ -3,7 +3,7 @@
 --
 -- KEYS[1]  the bucket, as in token_bucket_take.lua
 -- ARGV     rate, period_us, burst, n (positive integers)
--- returns  {remaining (whole tokens), 0, 0, reset_after_us}
+-- returns  {remaining (whole tokens, 0 when in debt), 0, 0, reset_after_us}
 --
 -- Same bucket and time rules as token_bucket_take.lua; mirrored by
 -- TokenBucketModel.Refund in model.go.
@@ -40,4 +40,4 @@ if reset > 0 then
 else
   redis.call('DEL', KEYS[1])
 end
-return {math.floor(tokens), 0, 0, reset}
+return {math.max(math.floor(tokens), 0), 0, 0, reset}

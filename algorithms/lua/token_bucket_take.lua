@@ -2,7 +2,8 @@
 --
 -- KEYS[1]  the bucket: a hash {t = tokens (float, "%.17g"), ts = last update, µs}
 -- ARGV     rate, period_us, burst, n (positive integers)
--- returns  {allowed (0|1), remaining (whole tokens), retry_after_us, reset_after_us}
+-- returns  {allowed (0|1), remaining (whole tokens, 0 when in debt), retry_after_us,
+--          reset_after_us}
 --
 -- The bucket holds at most burst tokens and gains rate tokens per period,
 -- continuously. Time is the Redis server's (TIME), in microseconds. A missing
@@ -36,7 +37,7 @@ end
 if tokens < n then
   local retry = math.ceil((n - tokens) * period / rate)
   local reset = math.ceil((burst - tokens) * period / rate)
-  return {0, math.floor(tokens), retry, reset}
+  return {0, math.max(math.floor(tokens), 0), retry, reset}
 end
 
 tokens = tokens - n

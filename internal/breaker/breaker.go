@@ -136,6 +136,12 @@ type Breaker struct {
 	epoch time.Time
 	rnd   func() float64 // in [0, 1); a seam for tests
 
+	// failAt holds the times of the last MaxWindow failures recorded while
+	// Closed, ns since epoch, at failSeq modulo MaxWindow: a ring written
+	// without the lock, read by check to tell a stall from an outage.
+	failAt  [MaxWindow]atomic.Int64
+	failSeq atomic.Uint64
+
 	mu   sync.Mutex    // serialises changes of state; protects cool
 	cool time.Duration // cool-down of the current or last opening
 }
@@ -270,28 +276,39 @@ func (b *Breaker) record(t Ticket, success bool) {
 		}
 		if b.win.CompareAndSwap(old, w) {
 			if !success {
-				b.check(t, reg, int(n))
+				seq := b.failSeq.Add(1)
+				b.failAt[seq%MaxWindow].Store(b.now())
+				b.check(t, reg, int(n), seq)
 			}
 			return
 		}
 	}
 }
 
-// check opens the breaker if the window reg of n calls, ending with a
-// failure, crosses a threshold.
-func (b *Breaker) check(t Ticket, reg uint32, n int) {
+// check opens the breaker if the window reg of n calls, ending with the
+// seq-th failure, crosses a threshold, and the failures that cross it span
+// at least the minimum failure span: one stall, however many calls it
+// fails at once, does not open it.
+func (b *Breaker) check(t Ticket, reg uint32, n int, seq uint64) {
 	c := &b.cfg
 	consec := bits.TrailingZeros32(^reg)
 	calls := min(n, c.window)
 	fails := bits.OnesCount32(reg & c.winMask)
 	var reason string
+	var counted int // the failures that cross the threshold
 	switch {
 	case c.consecutive > 0 && consec >= c.consecutive:
-		reason = "consecutive failures"
+		reason, counted = "consecutive failures", consec
 	case c.ratio > 0 && calls >= c.minCalls && float64(fails) >= c.ratio*float64(calls):
-		reason = "failure ratio"
+		reason, counted = "failure ratio", fails
 	default:
 		return
+	}
+	if c.minSpan > 0 {
+		first := b.failAt[(seq-uint64(min(counted, MaxWindow))+1)%MaxWindow].Load()
+		if b.now()-first < int64(c.minSpan) {
+			return // a burst of failures at one moment: a stall, not an outage
+		}
 	}
 	if b.state.Load() != t.s {
 		return

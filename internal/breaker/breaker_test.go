@@ -566,3 +566,37 @@ func Example() {
 	// refused at once: open
 	// called Redis (probe true): closed
 }
+
+// TestMinFailureSpan: failures that all happen within the minimum span (a
+// stall failing many calls at once) never open the breaker; the same
+// failures continuing for the span do.
+func TestMinFailureSpan(t *testing.T) {
+	clk := newFakeClock()
+	b := breaker.New(breaker.WithClock(clk), breaker.WithMinFailureSpan(250*time.Millisecond))
+	fail := func() {
+		tk, ok := b.Allow()
+		if !ok {
+			t.Fatal("refused while closed")
+		}
+		b.Done(tk, false)
+	}
+	for i := 0; i < 30; i++ { // a 100 ms stall fails 30 calls
+		fail()
+		clk.Advance(3 * time.Millisecond)
+	}
+	if b.State() != breaker.Closed {
+		t.Fatalf("state %v after failures spanning 90 ms, want closed", b.State())
+	}
+	tk, _ := b.Allow()
+	b.Done(tk, true)          // Redis answers again
+	for i := 0; i < 30; i++ { // failures for 300 ms
+		fail()
+		if b.State() != breaker.Closed {
+			break
+		}
+		clk.Advance(10 * time.Millisecond)
+	}
+	if b.State() != breaker.Open {
+		t.Fatalf("state %v after failures spanning 300 ms, want open", b.State())
+	}
+}

@@ -51,6 +51,7 @@ type config struct {
 	maxCoolDown  time.Duration
 	jitter       float64
 	probeTimeout time.Duration
+	minSpan      time.Duration // 0: off
 	clock        ratelimit.Clock
 	logger       *slog.Logger
 	name         string
@@ -179,4 +180,13 @@ func WithName(name string) Option {
 // or Cancel from it (State is fine). Default: none.
 func WithOnStateChange(f func(from, to State)) Option {
 	return optionFunc(func(c *config) { c.onChange = f })
+}
+
+// WithMinFailureSpan keeps the breaker closed until the failures that
+// cross a threshold span at least d, from the first of them to the last:
+// a stall that fails many calls at one moment (a paused server, a busy
+// machine) does not open it; failures that persist for d do. Default: 0,
+// off. Zero or negative keeps it off.
+func WithMinFailureSpan(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.minSpan = max(d, 0) })
 }

@@ -126,10 +126,9 @@ func CheckBounded(t testing.TB, what string, calls []Call, bound time.Duration) 
 
 // CheckPolicy checks that calls decided by the failure policy follow it.
 // Calls that Redis, leased tokens or a remembered denial decided are
-// skipped. share is the
-// FailLocal limit of one instance; admissions by it are checked per key
-// against what a token bucket of share admits over the time its calls
-// span.
+// skipped. share is the largest FailLocal rate of one instance; admissions
+// by it are checked per key against what a token bucket of that rate,
+// starting empty, admits over the time its calls span.
 func CheckPolicy(t testing.TB, p ratelimit.FailurePolicy, calls []Call, share ratelimit.Limit) (fallbacks int) {
 	t.Helper()
 	type span struct {
@@ -167,8 +166,8 @@ func CheckPolicy(t testing.TB, p ratelimit.FailurePolicy, calls []Call, share ra
 		}
 	}
 	for key, s := range local {
-		// The local bucket starts full; one token of slack for rounding.
-		bound := share.Burst + int(float64(share.Rate)*s.last.Sub(s.first).Seconds()/share.Period.Seconds()) + 1
+		// The local bucket starts empty; one token of slack for rounding.
+		bound := int(float64(share.Rate)*s.last.Sub(s.first).Seconds()/share.Period.Seconds()) + 1
 		if s.admitted > bound {
 			t.Errorf("fail local: key %s admitted %d over %v, want at most %d (share %v)",
 				key, s.admitted, s.last.Sub(s.first).Round(time.Millisecond), bound, share)

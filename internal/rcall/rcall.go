@@ -1,5 +1,6 @@
-// Package rcall bounds calls to Redis by a deadline, whatever the client's
-// options say.
+// Package rcall is the one guarded Redis call of the limiters: a deadline
+// whatever the client's options say, the circuit breaker, and the line
+// between a caller that gave up and a Redis that failed.
 //
 // go-redis honours a context's deadline on socket reads only when the
 // client was built with ContextTimeoutEnabled; otherwise a call blocks
@@ -11,10 +12,60 @@ package rcall
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/breaker"
 )
+
+// Call runs fn once through b, bounded by ctx and timeout (see Do), and
+// returns:
+//   - the caller's own context error (see CallerDone) when the caller's
+//     deadline passed or it was cancelled, whatever fn returned: that says
+//     nothing about Redis, so b does not count it, and the caller must not
+//     take it for a store failure;
+//   - ratelimit.ErrCircuitOpen, without running fn, when b refuses;
+//   - otherwise fn's result, its error counted by b as breaker.IsFailure
+//     says (the call's own timeout expiring is a failure: Redis was too
+//     slow).
+//
+// A nil b always runs fn.
+func Call[T any](ctx context.Context, b *breaker.Breaker, timeout time.Duration, direct bool, fn func(context.Context) (T, error)) (T, error) {
+	tk, ok := b.Allow()
+	if !ok {
+		var zero T
+		return zero, ratelimit.ErrCircuitOpen
+	}
+	v, err := Do(ctx, timeout, direct, fn)
+	if err != nil {
+		if cerr := CallerDone(ctx); cerr != nil {
+			b.Cancel(tk)
+			return v, cerr
+		}
+		if errors.Is(err, context.Canceled) {
+			b.Cancel(tk) // a limiter's own cancellation (Close)
+			return v, err
+		}
+	}
+	b.Done(tk, !breaker.IsFailure(err))
+	return v, err
+}
+
+// CallerDone returns ctx's error, or context.DeadlineExceeded once ctx's
+// deadline has passed although ctx has not noticed yet (a socket deadline
+// set from it can fire a moment earlier); nil while the caller still waits.
+func CallerDone(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
 
 // HonorsContext reports whether rdb bounds its socket I/O by the context's
 // deadline, so a call can run on the caller's goroutine.

@@ -1,0 +1,127 @@
+package algorithms
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/distributedratelimiter/ratelimit"
+)
+
+// TestDifferentialCharge runs seeded random sequences of take_up_to with
+// and without a charge, checks and give-backs on one token bucket key, on
+// miniredis (whose clock it drives) and on the model, and requires
+// identical replies and states: the debt a charge leaves must read the same
+// in every token bucket script.
+func TestDifferentialCharge(t *testing.T) {
+	for i, lim := range diffLimits {
+		t.Run(fmt.Sprintf("limit=%d/%v/burst=%d", lim.Rate, lim.Period, lim.Burst), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(uint64(i), 7))
+			now := t0
+			mr, rdb := miniServer(t, now)
+			const rkey = "rl:{c:k}:token_bucket"
+			m := TokenBucketModel{Limit: lim}
+			var s TokenBucketState
+			var expireAt int64 // when the key expires, if s is not zero
+			for step := range diffSteps {
+				now += randomGap(rng, lim)
+				setNow(mr, now)
+				if now >= expireAt {
+					s = TokenBucketState{} // expired: the key is missing
+				}
+				prev := s
+				n := 1 + rng.IntN(lim.Burst)
+				where := fmt.Sprintf("step %d at t0%+dµs n=%d", step, now-t0, n)
+				var got, want reply
+				var err error
+				switch p := rng.IntN(100); {
+				case p < 40:
+					c := Charge{Tokens: rng.Int64N(3 * int64(lim.Burst)), Over: time.Duration(rng.Int64N(int64(3 * lim.Period)))}
+					where += fmt.Sprintf(" charge %+v", c)
+					var g Grant
+					g, err = ChargeTakeUpTo(t.Context(), rdb, rkey, lim, n, c)
+					got = reply{int64(g.Granted), int64(g.Remaining), g.RetryAfter.Microseconds(), g.ResetAfter.Microseconds()}
+					s, want = m.chargeTakeUpTo(s, now, n, c)
+				case p < 60:
+					got, err = run(t.Context(), tokenBucketTakeUpToScript, rdb, rkey, lim, n)
+					s, want = m.takeUpTo(s, now, n)
+				case p < 80:
+					got, err = run(t.Context(), tokenBucketTakeScript, rdb, rkey, lim, n)
+					s, want = m.check(s, now, n)
+				default:
+					got, err = run(t.Context(), tokenBucketGiveBackScript, rdb, rkey, lim, n)
+					s, want = m.refund(s, now, n)
+				}
+				if err != nil {
+					t.Fatalf("%s: %v", where, err)
+				}
+				if got != want {
+					t.Fatalf("%s: script replied %v, model %v", where, got, want)
+				}
+				if s != prev && s != (TokenBucketState{}) {
+					expireAt = now + ceilInt(float64(want[3])/1000)*1000 // PEXPIRE in whole ms
+				}
+				if exists := s != (TokenBucketState{}); mr.Exists(rkey) != exists {
+					t.Fatalf("%s: key exists = %v, model state %+v", where, mr.Exists(rkey), s)
+				}
+			}
+		})
+	}
+}
+
+// TestChargeShiftsAdmissions checks the charge's arithmetic on a real
+// redis-server, at the instants that matter: a bucket emptied, then a
+// fallback that admitted what the bucket earned during an outage, charged
+// when Redis answers again, leaves the bucket as empty as if those
+// admissions had been taken from it; a charge larger than the earnings
+// leaves a debt that later takes pay off; a charge on a missing key counts
+// the key as empty at the start of its window.
+func TestChargeShiftsAdmissions(t *testing.T) {
+	_, rdb, ks := realServer(t)
+	ctx := t.Context()
+	lim := ratelimit.PerSecond(1000).WithBurst(1000)
+	rkey, _ := ks.ClientKey("k", TokenBucket.Name())
+
+	if g, err := TakeUpTo(ctx, rdb, rkey, lim, lim.Burst); err != nil || g.Granted != lim.Burst {
+		t.Fatalf("emptying the bucket: %+v, %v", g, err)
+	}
+	time.Sleep(200 * time.Millisecond) // the outage: the bucket earns ≥ 200
+	// The fallback admitted 5,000 over the outage: far more than it earned,
+	// so the bucket ends in debt, at most one burst.
+	g, err := ChargeTakeUpTo(ctx, rdb, rkey, lim, 10, Charge{Tokens: 5000, Over: 200 * time.Millisecond})
+	if err != nil || g.Granted != 0 || g.Remaining != 0 {
+		t.Fatalf("charge beyond the earnings: %+v, %v; want nothing granted", g, err)
+	}
+	// In debt of about one burst: one token is at least ~one second away.
+	if g.RetryAfter < 900*time.Millisecond {
+		t.Fatalf("retry after %v: the debt was not kept (want ≥ 900ms for a debt of ~1000 at 1000/s)", g.RetryAfter)
+	}
+	d, err := TokenBucket.Check(ctx, rdb, rkey, lim, 1)
+	if err != nil || d.Allowed {
+		t.Fatalf("a check while in debt: %+v, %v; want a denial", d, err)
+	}
+
+	// A charge no larger than the earnings of its window: the earnings are
+	// not capped at the burst before paying it.
+	rkey2, _ := ks.ClientKey("k2", TokenBucket.Name())
+	if g, err := TakeUpTo(ctx, rdb, rkey2, lim, lim.Burst); err != nil || g.Granted != lim.Burst {
+		t.Fatalf("emptying the bucket: %+v, %v", g, err)
+	}
+	time.Sleep(1500 * time.Millisecond) // earns ≥ 1,500, capped at 1,000 by a plain read
+	g, err = ChargeTakeUpTo(ctx, rdb, rkey2, lim, lim.Burst, Charge{Tokens: 1400, Over: 1500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Earned ≥ 1,500 (uncapped) − 1,400 charged: about 100 left, not 0.
+	if g.Granted < 100 || g.Granted > 150 {
+		t.Fatalf("granted %d after charging 1,400 of ≥1,500 earned, want about 100", g.Granted)
+	}
+
+	// A missing key is empty at the start of the window.
+	rkey3, _ := ks.ClientKey("k3", TokenBucket.Name())
+	g, err = ChargeTakeUpTo(ctx, rdb, rkey3, lim, lim.Burst, Charge{Tokens: 300, Over: 500 * time.Millisecond})
+	if err != nil || g.Granted != 200 {
+		t.Fatalf("missing key, 300 charged over 500 ms at 1000/s: %+v, %v; want 200 granted", g, err)
+	}
+}
