@@ -19,7 +19,8 @@ import (
 
 // A handler behind the middleware, with one tier of 2 requests a minute
 // per API key: the third request of a key is refused with 429 and the
-// headers that say when to come back.
+// headers that say when to come back. A token comes back every 30 s, so t
+// (the time until more quota) and Retry-After say 30.
 func ExampleNew() {
 	// An embedded Redis stands in for a real server. Its clock is stopped,
 	// so that nothing refills and the headers are exact.
@@ -62,11 +63,11 @@ func ExampleNew() {
 	}
 	// Output:
 	// 200 hello
-	//   RateLimit: "free";r=1;t=30
+	//   RateLimit: "free.minute";r=1;t=30
 	// 200 hello
-	//   RateLimit: "free";r=0;t=60
+	//   RateLimit: "free.minute";r=0;t=30
 	// 429 rate limit exceeded
-	//   RateLimit: "free";r=0;t=60
-	//   RateLimit-Policy: "free";q=2;w=60
+	//   RateLimit: "free.minute";r=0;t=30
+	//   RateLimit-Policy: "free.minute";q=2;w=60
 	//   Retry-After: 30
 }

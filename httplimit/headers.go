@@ -1,12 +1,16 @@
 package httplimit
 
 import (
+	"math"
+	"math/big"
+	"math/bits"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"github.com/distributedratelimiter/ratelimit/tiers"
 )
 
@@ -18,50 +22,82 @@ const (
 	HeaderRetryAfter      = "Retry-After"
 )
 
-// setRateLimitHeaders writes the RateLimit-Policy field (every limit of
-// the tier) and the RateLimit field (every limit checked) for res.
-//
-// A limit's policy is named after its tier, or "<tier>.<limit>" when the
-// tier has several limits. Its quota q is the limit's Rate and its window
-// w the Period in seconds; a period that is not whole seconds is rounded
-// up and q scaled to match. r is the limit's remaining tokens and t the
-// seconds, rounded up, until it is full again.
-func setRateLimitHeaders(h http.Header, res tiers.Result) {
-	if len(res.Limits) == 0 {
-		return
-	}
-	var policy, state strings.Builder
-	for i, l := range res.Limits {
-		name := res.Tier
-		if len(res.Limits) > 1 {
-			name += "." + l.Name
-		}
-		q, w := quota(l.Limit)
-		if i > 0 {
-			policy.WriteString(", ")
-		}
-		writeName(&policy, name)
-		policy.WriteString(";q=")
-		policy.WriteString(strconv.FormatInt(q, 10))
-		policy.WriteString(";w=")
-		policy.WriteString(strconv.FormatInt(w, 10))
+// maxSFInteger is the largest Integer a structured field can carry (RFC
+// 9651: at most 15 digits). Larger values are sent as this.
+const maxSFInteger = 999_999_999_999_999
 
-		if !l.Checked {
+// A policy is one limit as the header fields describe it: one item of
+// RateLimit-Policy and, once checked, of RateLimit.
+type policy struct {
+	name  string               // the policy's name
+	limit ratelimit.Limit      // its rate, period and burst
+	alg   algorithms.Algorithm // what runs it; nil: a token bucket
+	// checked reports whether d is the limit's decision for this request.
+	checked bool
+	d       ratelimit.Decision
+}
+
+// policiesOf returns the policies of a tiers check: one per limit, named
+// "<tier>.<limit>".
+func policiesOf(res tiers.Result) []policy {
+	ps := make([]policy, len(res.Limits))
+	for i, l := range res.Limits {
+		ps[i] = policy{
+			name:    res.Tier + "." + l.Name,
+			limit:   l.Limit,
+			alg:     l.Algorithm,
+			checked: l.Checked,
+			d:       l.Decision,
+		}
+	}
+	return ps
+}
+
+// setRateLimitHeaders writes the RateLimit-Policy field (every policy)
+// and the RateLimit field for ps, as the package documentation describes.
+// On a refusal the RateLimit field lists only the limits that denied.
+// It returns the largest t it wrote, in seconds.
+func setRateLimitHeaders(h http.Header, ps []policy, refused bool) (maxT int64) {
+	var policyField, state strings.Builder
+	for _, p := range ps {
+		if p.limit.Validate() != nil {
+			continue // a limiter that does not say what it enforces
+		}
+		q, w := quota(p.limit, p.alg)
+		if policyField.Len() > 0 {
+			policyField.WriteString(", ")
+		}
+		writeName(&policyField, p.name)
+		policyField.WriteString(";q=")
+		policyField.WriteString(strconv.FormatInt(q, 10))
+		policyField.WriteString(";w=")
+		policyField.WriteString(strconv.FormatInt(w, 10))
+
+		// A fallback decision (Redis unreachable) says nothing about the
+		// shared limit.
+		if !p.checked || p.d.Source == ratelimit.SourceFallback || refused && p.d.Allowed {
 			continue
 		}
 		if state.Len() > 0 {
 			state.WriteString(", ")
 		}
-		writeName(&state, name)
+		writeName(&state, p.name)
 		state.WriteString(";r=")
-		state.WriteString(strconv.Itoa(max(l.Decision.Remaining, 0)))
-		state.WriteString(";t=")
-		state.WriteString(strconv.FormatInt(ceilSeconds(l.Decision.ResetAfter), 10))
+		state.WriteString(strconv.FormatInt(clampSF(int64(max(p.d.Remaining, 0))), 10))
+		if t, ok := untilMore(p); ok {
+			s := clampSF(max(ceilSeconds(t), 1))
+			maxT = max(maxT, s)
+			state.WriteString(";t=")
+			state.WriteString(strconv.FormatInt(s, 10))
+		}
 	}
-	h.Set(HeaderRateLimitPolicy, policy.String())
+	if policyField.Len() > 0 {
+		h.Set(HeaderRateLimitPolicy, policyField.String())
+	}
 	if state.Len() > 0 {
 		h.Set(HeaderRateLimit, state.String())
 	}
+	return maxT
 }
 
 // writeName writes name as a Structured Field String. Tier and limit
@@ -83,15 +119,140 @@ func writeName(b *strings.Builder, name string) {
 	b.WriteByte('"')
 }
 
-// quota returns a limit's quota and window in whole seconds.
-func quota(l ratelimit.Limit) (q, w int64) {
-	w = max(ceilSeconds(l.Period), 1)
-	if time.Duration(w)*time.Second == l.Period {
-		return int64(l.Rate), w
+// isWindow reports whether alg counts requests in windows of Period
+// (fixed or sliding) rather than refilling a bucket.
+func isWindow(alg algorithms.Algorithm) bool {
+	if alg == nil {
+		return false
 	}
-	q = int64(float64(l.Rate) * float64(time.Duration(w)*time.Second) / float64(l.Period))
-	return max(q, 1), w
+	switch alg.Name() {
+	case algorithms.FixedWindow.Name(), algorithms.SlidingWindow.Name():
+		return true
+	}
+	return false
 }
+
+// quota returns the q and w of a limit run by alg (nil: a token bucket).
+//
+// A window algorithm admits at most Burst per window of Period: q is
+// Burst and w the Period. A bucket (token bucket, GCRA) admits at most
+// Burst at once and refills them in Burst × Period / Rate: q is Burst and
+// w that time. w is in whole seconds, at least 1: when the exact window is
+// not, w is rounded up and q scaled to the same rate, rounded down (but
+// never below Burst).
+func quota(l ratelimit.Limit, alg algorithms.Algorithm) (q, w int64) {
+	burst, rate, period := uint64(l.Burst), uint64(l.Rate), uint64(l.Period)
+	window := period
+	if !isWindow(alg) {
+		var ok bool
+		if window, ok = mulDivCeil(burst, period, rate); !ok {
+			// Over 584 years: whole seconds, and no scaling to speak of.
+			n := new(big.Int).Mul(new(big.Int).SetUint64(burst), new(big.Int).SetUint64(period))
+			d := new(big.Int).Mul(new(big.Int).SetUint64(rate), big.NewInt(int64(time.Second)))
+			n.Add(n, d).Sub(n, big.NewInt(1)).Quo(n, d)
+			if !n.IsInt64() || n.Int64() > maxSFInteger {
+				return clampSF(int64(l.Burst)), maxSFInteger
+			}
+			return clampSF(int64(l.Burst)), n.Int64()
+		}
+	}
+	const sec = uint64(time.Second)
+	ws := window / sec
+	if window%sec != 0 {
+		ws++
+	}
+	ws = max(ws, 1)
+	if ws > maxSFInteger {
+		return clampSF(int64(l.Burst)), maxSFInteger
+	}
+	if ws*sec == window {
+		return clampSF(int64(l.Burst)), int64(ws)
+	}
+	// ws*sec < window + 1 s: no overflow below maxSFInteger seconds.
+	num := burst
+	if !isWindow(alg) {
+		num = rate
+	}
+	sq, ok := mulDivFloor(num, ws*sec, period)
+	if !ok || sq > maxSFInteger {
+		return maxSFInteger, int64(ws)
+	}
+	return clampSF(max(int64(sq), int64(l.Burst))), int64(ws)
+}
+
+// untilMore returns how long until p's limit has more quota than its
+// decision left (the t parameter), and false if it has all its quota.
+//
+//   - A denial: its RetryAfter, the time until one token is available.
+//   - A bucket: the time until the next whole token, from the time until
+//     the bucket is full less that of the tokens missing after the next,
+//     and at most one token's interval.
+//   - A fixed window: the end of the window.
+//   - A sliding window: the estimate decays as the previous window's
+//     weight does, which the decision does not tell; the result is the
+//     time by which a token is certainly back: the end of the window plus
+//     the time it takes the current window's count (at most Burst −
+//     Remaining) to free one token, and no later than the time until the
+//     estimate is zero. It is exact when the previous window was empty.
+func untilMore(p policy) (time.Duration, bool) {
+	d, l := p.d, p.limit
+	if !d.Allowed {
+		return d.RetryAfter, true
+	}
+	if d.Remaining >= l.Burst {
+		return 0, false
+	}
+	if !isWindow(p.alg) {
+		interval := l.Interval()
+		if d.ResetAfter == math.MaxInt64 { // saturated: the next token is at most an interval away
+			return interval, true
+		}
+		later, ok := mulDivFloor(uint64(l.Burst-d.Remaining-1), uint64(l.Period), uint64(l.Rate))
+		if !ok || later > math.MaxInt64 {
+			return interval, true
+		}
+		return min(max(d.ResetAfter-time.Duration(later), 0), interval), true
+	}
+	if p.alg.Name() == algorithms.FixedWindow.Name() || d.ResetAfter <= l.Period {
+		return min(d.ResetAfter, l.Period), true
+	}
+	free := l.Period / time.Duration(l.Burst-d.Remaining)
+	if free*time.Duration(l.Burst-d.Remaining) != l.Period {
+		free++
+	}
+	return min(d.ResetAfter-l.Period+free, d.ResetAfter), true
+}
+
+// mulDivFloor returns a × b / c rounded down, and false if it does not
+// fit in 64 bits. c must not be 0.
+func mulDivFloor(a, b, c uint64) (uint64, bool) {
+	hi, lo := bits.Mul64(a, b)
+	if hi >= c {
+		return 0, false
+	}
+	q, _ := bits.Div64(hi, lo, c)
+	return q, true
+}
+
+// mulDivCeil returns a × b / c rounded up, and false if it does not fit
+// in 64 bits. c must not be 0.
+func mulDivCeil(a, b, c uint64) (uint64, bool) {
+	hi, lo := bits.Mul64(a, b)
+	if hi >= c {
+		return 0, false
+	}
+	q, rem := bits.Div64(hi, lo, c)
+	if rem != 0 {
+		if q == math.MaxUint64 {
+			return 0, false
+		}
+		q++
+	}
+	return q, true
+}
+
+// clampSF bounds n to what a structured-field Integer can carry.
+func clampSF(n int64) int64 { return min(n, maxSFInteger) }
 
 // ceilSeconds returns d in whole seconds, rounded up; 0 for d <= 0. It
 // cannot overflow: the longest Duration (which limiters return when a wait

@@ -27,16 +27,45 @@
 // Only store failures are subject to the failure policy: no other error
 // lets a request through unlimited.
 //
-// For example, with a tier "free" of one limit of 5 requests per second,
-// a refused request gets
+// For example, with a tier "free" whose limit "second" allows 5 requests
+// per second (GCRA, burst 5), a refused request gets
 //
 //	HTTP/1.1 429 Too Many Requests
 //	Retry-After: 1
-//	RateLimit-Policy: "free";q=5;w=1
-//	RateLimit: "free";r=0;t=1
+//	RateLimit-Policy: "free.second";q=5;w=1
+//	RateLimit: "free.second";r=0;t=1
 //
-// The policy of a limit is named after its tier, or "<tier>.<limit>" when
-// the tier has several limits; each limit is one item of each field.
+// # Header fields
+//
+// Each limit of the tier is one policy, named "<tier>.<limit>" whatever
+// the number of limits, so names never change when a tier gains or loses
+// a limit. RateLimit-Policy lists every limit of the client's tier:
+//
+//   - a token bucket or GCRA limit admits Burst requests at once and
+//     refills them in Burst × Period / Rate: q is Burst and w that time;
+//   - a fixed or sliding window limit admits Burst requests per Period: q
+//     is Burst and w the Period;
+//   - w is in whole seconds, at least 1: a window that is not is rounded
+//     up, and q scaled to the same rate (rounded down, never below Burst).
+//     A limit whose limiter does not report its algorithm (such as a
+//     leasing limiter, which runs the token bucket) is described as a
+//     token bucket.
+//
+// RateLimit lists the limits checked for the request; on a refusal, only
+// the limits that refused. r is the requests the limit has left, and t
+// the seconds, rounded up, until it has more (the draft's "time until
+// additional quota"), not until it is full:
+//
+//   - a refusal: the time until the request could be admitted;
+//   - a bucket: the time until its next token;
+//   - a fixed window: the end of the window;
+//   - a sliding window: the time by which a request has certainly left the
+//     estimate (exact when the previous window was empty, which the
+//     decision does not show; otherwise quota may return sooner).
+//
+// A limit that has all its quota has no t. Retry-After, on a refusal, is
+// never earlier than any t of the response. Values are bounded to what a
+// structured-field Integer can carry.
 package httplimit
 
 import (
@@ -211,7 +240,7 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	switch {
 	case err == nil:
 		if m.cfg.headers {
-			setRateLimitHeaders(w.Header(), res)
+			setRateLimitHeaders(w.Header(), policiesOf(res), false)
 		}
 		next.ServeHTTP(w, r)
 	case errors.As(err, &ex):
@@ -247,10 +276,12 @@ func (m *middleware) failed(w http.ResponseWriter, r *http.Request, next http.Ha
 // refuse answers a request the strategy refused.
 func (m *middleware) refuse(w http.ResponseWriter, res tiers.Result, err error, ex *ratelimit.ExceededError) {
 	h := w.Header()
+	retry := max(ceilSeconds(ex.Decision.RetryAfter), 1)
 	if m.cfg.headers {
-		setRateLimitHeaders(h, res)
+		// Retry-After is never earlier than a t the response carries.
+		retry = max(retry, setRateLimitHeaders(h, policiesOf(res), true))
 	}
-	h.Set(HeaderRetryAfter, strconv.FormatInt(max(ceilSeconds(ex.Decision.RetryAfter), 1), 10))
+	h.Set(HeaderRetryAfter, strconv.FormatInt(retry, 10))
 	code, ctype, body := http.StatusTooManyRequests, "text/plain; charset=utf-8", []byte("rate limit exceeded\n")
 	var se *reject.StatusError
 	if errors.As(err, &se) {

@@ -92,9 +92,9 @@ func TestMiddlewareHeadersAnd429(t *testing.T) {
 		body             string
 	}
 	steps := []want{
-		{200, `"free";r=1;t=1`, "", "hello"},
-		{200, `"free";r=0;t=1`, "", "hello"},
-		{429, `"free";r=0;t=1`, "1", "rate limit exceeded\n"},
+		{200, `"free.second";r=1;t=1`, "", "hello"},
+		{200, `"free.second";r=0;t=1`, "", "hello"},
+		{429, `"free.second";r=0;t=1`, "1", "rate limit exceeded\n"},
 	}
 	for i, s := range steps {
 		rec := do(h, client)
@@ -104,7 +104,7 @@ func TestMiddlewareHeadersAnd429(t *testing.T) {
 				rec.Code, rec.Header().Get("RateLimit"), rec.Header().Get("Retry-After"), rec.Body.String(),
 				s.code, s.rateLimit, s.retry, s.body)
 		}
-		if got := rec.Header().Get("RateLimit-Policy"); got != `"free";q=2;w=1` {
+		if got := rec.Header().Get("RateLimit-Policy"); got != `"free.second";q=2;w=1` {
 			t.Errorf("step %d: RateLimit-Policy %q", i, got)
 		}
 	}
@@ -121,7 +121,7 @@ func TestMiddlewareAPIKeyAndTiers(t *testing.T) {
 	if rec.Code != 200 {
 		t.Fatalf("pro client: %d", rec.Code)
 	}
-	if got, want := rec.Header().Get("RateLimit-Policy"), `"pro.second";q=5;w=1, "pro.day";q=1000;w=86400`; got != want {
+	if got, want := rec.Header().Get("RateLimit-Policy"), `"pro.second";q=10;w=2, "pro.day";q=1000;w=86400`; got != want {
 		t.Errorf("RateLimit-Policy = %s, want %s", got, want)
 	}
 	if got, want := rec.Header().Get("RateLimit"), `"pro.second";r=9;t=1, "pro.day";r=999;t=87`; got != want {
@@ -143,7 +143,7 @@ func TestMiddlewareTierFromRequest(t *testing.T) {
 		t.Errorf("X-Plan: pro gave RateLimit %q", rec.Header().Get("RateLimit"))
 	}
 	rec = do(h, request{remote: "198.51.100.1:1"})
-	if rec.Header().Get("RateLimit") != `"free";r=1;t=1` {
+	if rec.Header().Get("RateLimit") != `"free.second";r=1;t=1` {
 		t.Errorf("no X-Plan gave RateLimit %q, want the default tier", rec.Header().Get("RateLimit"))
 	}
 }

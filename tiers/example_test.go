@@ -74,9 +74,9 @@ func Example_httpMiddleware() {
 	// Output:
 	// 200 hello
 	//
-	// RateLimit-Policy: "free.second";q=5;w=1, "free.day";q=1000;w=86400, "free.all-free";q=2000;w=1
+	// RateLimit-Policy: "free.second";q=10;w=2, "free.day";q=1000;w=86400, "free.all-free";q=2000;w=1
 	// RateLimit: "free.second";r=9;t=1, "free.day";r=999;t=43200, "free.all-free";r=1999;t=1
 	// 429 Retry-After: 1
-	// RateLimit: "free.second";r=0;t=2
+	// RateLimit: "free.second";r=0;t=1
 	// 200 RateLimit: "pro.second";r=199;t=1, "pro.day";r=99999;t=43200
 }
