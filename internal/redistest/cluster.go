@@ -204,7 +204,7 @@ func (c *Cluster) Slot(t testing.TB, key string) int {
 }
 
 // MasterOf returns the master that serves key, as a live node sees the
-// slot map (CLUSTER KEYSLOT, then CLUSTER SLOTS).
+// slot map (CLUSTER KEYSLOT, then CLUSTER SHARDS).
 func (c *Cluster) MasterOf(t testing.TB, key string) *Server {
 	t.Helper()
 	return c.MasterOfSlot(t, c.Slot(t, key))
@@ -378,31 +378,68 @@ func mismatch(a, b []int) int {
 }
 
 // slotMap returns, for every slot, the index of the node that node i says
-// serves it, or -1.
+// serves it, or -1. It reads CLUSTER SHARDS (Redis 7.0, which the harness
+// needs anyway for --cluster-port): a shard's slots are served by its
+// master.
 func (c *Cluster) slotMap(i int) ([]int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	ranges, err := c.admin[i].ClusterSlots(ctx).Result()
+	shards, err := c.admin[i].ClusterShards(ctx).Result()
 	if err != nil {
-		return nil, fmt.Errorf("CLUSTER SLOTS on %s: %w", c.nodes[i].Addr(), err)
+		return nil, fmt.Errorf("CLUSTER SHARDS on %s: %w", c.nodes[i].Addr(), err)
 	}
 	m := make([]int, Slots)
 	for s := range m {
 		m[s] = -1
 	}
-	for _, r := range ranges {
-		if len(r.Nodes) == 0 || r.Start < 0 || r.End >= Slots || r.Start > r.End {
-			return nil, fmt.Errorf("CLUSTER SLOTS on %s: bad range %+v", c.nodes[i].Addr(), r)
+	for _, sh := range shards {
+		if len(sh.Slots) == 0 {
+			continue
 		}
-		owner := slices.Index(c.ids, r.Nodes[0].ID)
+		id, err := shardMaster(sh)
+		if err != nil {
+			return nil, fmt.Errorf("CLUSTER SHARDS on %s: %w", c.nodes[i].Addr(), err)
+		}
+		owner := slices.Index(c.ids, id)
 		if owner < 0 {
-			return nil, fmt.Errorf("CLUSTER SLOTS on %s: unknown node %s", c.nodes[i].Addr(), r.Nodes[0].ID)
+			return nil, fmt.Errorf("CLUSTER SHARDS on %s: unknown node %s", c.nodes[i].Addr(), id)
 		}
-		for s := r.Start; s <= r.End; s++ {
-			m[s] = owner
+		for _, r := range sh.Slots {
+			if r.Start < 0 || r.End >= Slots || r.Start > r.End {
+				return nil, fmt.Errorf("CLUSTER SHARDS on %s: bad range %+v", c.nodes[i].Addr(), r)
+			}
+			for s := r.Start; s <= r.End; s++ {
+				m[s] = owner
+			}
 		}
 	}
 	return m, nil
+}
+
+// shardMaster returns the ID of the master that serves the slots of sh. A
+// shard can list two masters for a while after a failover: the promoted
+// replica and the failed master it replaced, until that one rejoins as a
+// replica (Redis 7.2 and later group nodes by shard ID, so both stay in
+// one shard). The slots are then served by the master not marked failed
+// (health "fail"; the command's documentation says "failed").
+func shardMaster(sh redis.ClusterShard) (string, error) {
+	var masters, healthy []string
+	for _, n := range sh.Nodes {
+		if n.Role != "master" {
+			continue
+		}
+		masters = append(masters, n.ID)
+		if n.Health != "fail" && n.Health != "failed" {
+			healthy = append(healthy, n.ID)
+		}
+	}
+	switch {
+	case len(masters) == 1:
+		return masters[0], nil
+	case len(healthy) == 1:
+		return healthy[0], nil
+	}
+	return "", fmt.Errorf("shard with slots %v lists masters %v, of which %v are not failed", sh.Slots, masters, healthy)
 }
 
 // MoveSlot moves slot, with its keys, from the master that serves it to
