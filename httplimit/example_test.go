@@ -17,6 +17,51 @@ import (
 	"github.com/distributedratelimiter/ratelimit/tiers"
 )
 
+// One limit for every client, keyed by client IP: 2 requests a minute.
+// The third request from an address is refused with 429, and the headers
+// say when to come back: a token returns every 30 s.
+func ExampleLimit() {
+	// An embedded Redis stands in for a real server. Its clock is stopped,
+	// so that nothing refills and the headers are exact.
+	mr, err := miniredis.Run()
+	if err != nil {
+		panic(err)
+	}
+	defer mr.Close()
+	mr.SetTime(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+
+	lim, err := algorithms.NewLimiter(rdb, ratelimit.PerMinute(2))
+	if err != nil {
+		panic(err)
+	}
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello\n") })
+	handler := httplimit.Limit(lim)(api)
+
+	for range 3 {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = "203.0.113.7:51234"
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		fmt.Print(rec.Code, " ", rec.Body.String())
+		fmt.Println("  RateLimit:", rec.Header().Get(httplimit.HeaderRateLimit))
+		if rec.Code == http.StatusTooManyRequests {
+			fmt.Println("  RateLimit-Policy:", rec.Header().Get(httplimit.HeaderRateLimitPolicy))
+			fmt.Println("  Retry-After:", rec.Header().Get(httplimit.HeaderRetryAfter))
+		}
+	}
+	// Output:
+	// 200 hello
+	//   RateLimit: "default";r=1;t=30
+	// 200 hello
+	//   RateLimit: "default";r=0;t=30
+	// 429 rate limit exceeded
+	//   RateLimit: "default";r=0;t=30
+	//   RateLimit-Policy: "default";q=2;w=60
+	//   Retry-After: 30
+}
+
 // A handler behind the middleware, with one tier of 2 requests a minute
 // per API key: the third request of a key is refused with 429 and the
 // headers that say when to come back. A token comes back every 30 s, so t

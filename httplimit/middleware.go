@@ -1,71 +1,3 @@
-// Package httplimit is HTTP middleware that rate-limits requests with a
-// [tiers.Limiter].
-//
-// For each request the middleware extracts a client key ([ClientIP],
-// [Header], or a [KeyFunc] of your own), checks it against every limit of
-// the client's tier, and then:
-//
-//   - under the limit: serves the request, with the RateLimit-Policy and
-//     RateLimit header fields of draft-ietf-httpapi-ratelimit-headers
-//     showing what remains;
-//   - over the limit: lets the [reject.Strategy] decide (reject.Reject by
-//     default). A refusal is answered 429 Too Many Requests (or the
-//     reject.Status strategy's code and body) with Retry-After in whole
-//     seconds, rounded up, and the same RateLimit fields; a strategy that
-//     admits (Wait, Queue, Shadow) serves the request;
-//   - when the store fails (Redis down or too slow: errors.Is(err,
-//     ratelimit.ErrStore)): follows the [FailurePolicy], serving the
-//     request unlimited by default (FailOpen) or answering 503 Service
-//     Unavailable (FailClosed), and logs through log/slog;
-//   - when the request has no usable key: answers 400 Bad Request;
-//   - when the client has no plan (no rule assigns it a tier and there is
-//     no default tier, or a tier the config does not have is named) or its
-//     tier cannot be resolved (the WithTier function or the tiers.Resolver
-//     fails): answers 403 Forbidden, whatever the failure policy;
-//   - when the limiter is closed: answers 503 Service Unavailable.
-//
-// Only store failures are subject to the failure policy: no other error
-// lets a request through unlimited.
-//
-// For example, with a tier "free" whose limit "second" allows 5 requests
-// per second (GCRA, burst 5), a refused request gets
-//
-//	HTTP/1.1 429 Too Many Requests
-//	Retry-After: 1
-//	RateLimit-Policy: "free.second";q=5;w=1
-//	RateLimit: "free.second";r=0;t=1
-//
-// # Header fields
-//
-// Each limit of the tier is one policy, named "<tier>.<limit>" whatever
-// the number of limits, so names never change when a tier gains or loses
-// a limit. RateLimit-Policy lists every limit of the client's tier:
-//
-//   - a token bucket or GCRA limit admits Burst requests at once and
-//     refills them in Burst × Period / Rate: q is Burst and w that time;
-//   - a fixed or sliding window limit admits Burst requests per Period: q
-//     is Burst and w the Period;
-//   - w is in whole seconds, at least 1: a window that is not is rounded
-//     up, and q scaled to the same rate (rounded down, never below Burst).
-//     A limit whose limiter does not report its algorithm (such as a
-//     leasing limiter, which runs the token bucket) is described as a
-//     token bucket.
-//
-// RateLimit lists the limits checked for the request; on a refusal, only
-// the limits that refused. r is the requests the limit has left, and t
-// the seconds, rounded up, until it has more (the draft's "time until
-// additional quota"), not until it is full:
-//
-//   - a refusal: the time until the request could be admitted;
-//   - a bucket: the time until its next token;
-//   - a fixed window: the end of the window;
-//   - a sliding window: the time by which a request has certainly left the
-//     estimate (exact when the previous window was empty, which the
-//     decision does not show; otherwise quota may return sooner).
-//
-// A limit that has all its quota has no t. Retry-After, on a refusal, is
-// never earlier than any t of the response. Values are bounded to what a
-// structured-field Integer can carry.
 package httplimit
 
 import (
@@ -80,36 +12,59 @@ import (
 	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"github.com/distributedratelimiter/ratelimit/reject"
 	"github.com/distributedratelimiter/ratelimit/tiers"
 )
 
-// A FailurePolicy says what the middleware does with a request whose
-// check failed, for example because Redis is unreachable. The zero value
-// is FailOpen.
-type FailurePolicy uint8
+// DefaultPolicyName is the name of the one policy of a [Limit] middleware
+// in the header fields.
+const DefaultPolicyName = "default"
 
-const (
-	// FailOpen serves the request without limiting it, and logs the
-	// failure (at most once a second, counting the ones it skips).
-	FailOpen FailurePolicy = iota
-	// FailClosed answers 503 Service Unavailable, and logs the failure.
-	FailClosed
-)
-
-// String returns "open" or "closed".
-func (p FailurePolicy) String() string {
-	if p == FailClosed {
-		return "closed"
+// Limit returns middleware that limits the requests of the handler it
+// wraps with l, one limit for every client: by default each client IP
+// ([ClientIP]) has its own budget. Responses carry the same header fields
+// as those of [New], with one policy named [DefaultPolicyName], and
+// over-limit requests go to the same strategies. For example, 100
+// requests a minute per client IP:
+//
+//	lim, err := algorithms.NewLimiter(rdb, ratelimit.PerMinute(100))
+//	...
+//	http.Handle("/", httplimit.Limit(lim)(api))
+//
+// If l is a [*tiers.Limiter], Limit is New(l, opts...). Limit panics if l
+// is nil. The middleware is safe for concurrent use.
+func Limit(l ratelimit.Limiter, opts ...Option) func(http.Handler) http.Handler {
+	if l == nil {
+		panic("httplimit: Limit with a nil Limiter")
 	}
-	return "open"
+	if tl, ok := l.(*tiers.Limiter); ok {
+		plan := make([]PlanOption, len(opts))
+		for i, o := range opts {
+			plan[i] = o // a nil Option is a nil PlanOption
+		}
+		return New(tl, plan...)
+	}
+	s := &single{l: l}
+	s.ref, _ = l.(ratelimit.Refunder)
+	if ar, ok := l.(interface{ Algorithm() algorithms.Algorithm }); ok {
+		s.alg = ar.Algorithm()
+	}
+	return handler(&middleware{b: s, cfg: newConfig(opts)})
 }
 
 // New returns middleware that limits the requests of the handler it wraps
-// with l, as the package documentation describes. The middleware is safe
-// for concurrent use.
-func New(l *tiers.Limiter, opts ...Option) func(http.Handler) http.Handler {
-	m := &middleware{l: l, cfg: newConfig(opts)}
+// with the plans of l: each request is checked against every limit of its
+// client's tier, as the package documentation describes. New panics if l
+// is nil. The middleware is safe for concurrent use.
+func New(l *tiers.Limiter, opts ...PlanOption) func(http.Handler) http.Handler {
+	if l == nil {
+		panic("httplimit: New with a nil *tiers.Limiter")
+	}
+	return handler(&middleware{b: plans{l}, cfg: newPlanConfig(opts)})
+}
+
+func handler(m *middleware) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			m.serve(w, r, next)
@@ -117,90 +72,48 @@ func New(l *tiers.Limiter, opts ...Option) func(http.Handler) http.Handler {
 	}
 }
 
-// An Option configures the middleware.
-type Option interface{ apply(*config) }
-
-type config struct {
-	key      KeyFunc
-	tier     func(*http.Request) (string, error)
-	strategy reject.Strategy
-	policy   FailurePolicy
-	logger   *slog.Logger
-	headers  bool
+// A backend is what the middleware checks requests against: a
+// tiers.Limiter or a single limiter.
+type backend interface {
+	// check checks n tokens of key, in the tier named tier (plans only;
+	// "" resolves it), and returns the combined decision and what each
+	// limit decided.
+	check(ctx context.Context, key, tier string, n int) (ratelimit.Decision, []policy, error)
+	// refunder returns the backend's refund, or nil if it cannot.
+	refunder() func(ctx context.Context, key, tier string, n int) error
 }
 
-type optionFunc func(*config)
+// plans is the backend of New.
+type plans struct{ l *tiers.Limiter }
 
-func (f optionFunc) apply(c *config) { f(c) }
+func (p plans) check(ctx context.Context, key, tier string, n int) (ratelimit.Decision, []policy, error) {
+	res, err := p.l.Check(ctx, key, tier, n)
+	return res.Decision, policiesOf(res), err
+}
 
-func newConfig(opts []Option) config {
-	c := config{
-		key:      ClientIP(),
-		strategy: reject.Reject(),
-		policy:   FailOpen,
-		headers:  true,
+func (p plans) refunder() func(ctx context.Context, key, tier string, n int) error { return p.l.Refund }
+
+// single is the backend of Limit.
+type single struct {
+	l   ratelimit.Limiter
+	ref ratelimit.Refunder   // nil if l cannot refund
+	alg algorithms.Algorithm // what l reports it runs; nil if it does not say
+}
+
+func (s *single) check(ctx context.Context, key, _ string, n int) (ratelimit.Decision, []policy, error) {
+	d, err := s.l.AllowN(ctx, key, n)
+	return d, []policy{{name: DefaultPolicyName, limit: d.Limit, alg: s.alg, checked: err == nil, d: d}}, err
+}
+
+func (s *single) refunder() func(ctx context.Context, key, tier string, n int) error {
+	if s.ref == nil {
+		return nil
 	}
-	for _, o := range opts {
-		if o != nil {
-			o.apply(&c)
-		}
-	}
-	if c.logger == nil {
-		c.logger = slog.Default()
-	}
-	return c
-}
-
-// WithKey sets how the client key is extracted. Default: ClientIP() with
-// no trusted proxies (the peer address; X-Forwarded-For ignored). A nil
-// KeyFunc keeps the default.
-func WithKey(f KeyFunc) Option {
-	return optionFunc(func(c *config) {
-		if f != nil {
-			c.key = f
-		}
-	})
-}
-
-// WithTier sets a function that names the tier of a request (for example
-// from an authenticated plan). An empty name, or no function, leaves the
-// tier to the Limiter's resolution from the client key. An error fails the
-// check (see FailurePolicy). Default: none.
-func WithTier(f func(r *http.Request) (string, error)) Option {
-	return optionFunc(func(c *config) { c.tier = f })
-}
-
-// WithStrategy sets what happens to a request over its limit. Default:
-// reject.Reject(). A nil Strategy keeps the default.
-func WithStrategy(s reject.Strategy) Option {
-	return optionFunc(func(c *config) {
-		if s != nil {
-			c.strategy = s
-		}
-	})
-}
-
-// WithFailurePolicy sets what happens to a request whose check failed.
-// Default: FailOpen.
-func WithFailurePolicy(p FailurePolicy) Option {
-	return optionFunc(func(c *config) { c.policy = p })
-}
-
-// WithLogger sets where failed checks are logged. Default: slog.Default()
-// at the time of New. A nil logger keeps the default.
-func WithLogger(l *slog.Logger) Option {
-	return optionFunc(func(c *config) { c.logger = l })
-}
-
-// WithHeaders sets whether responses carry the RateLimit-Policy and
-// RateLimit fields. Retry-After is always sent with a refusal. Default:
-// true.
-func WithHeaders(on bool) Option {
-	return optionFunc(func(c *config) { c.headers = on })
+	return func(ctx context.Context, key, _ string, n int) error { return s.ref.RefundN(ctx, key, n) }
 }
 
 type middleware struct {
-	l   *tiers.Limiter
+	b   backend
 	cfg config
 
 	lastLog    atomic.Int64 // UnixNano of the last failure logged
@@ -211,7 +124,10 @@ var (
 	bodyBadKey      = []byte("missing or invalid client key\n")
 	bodyUnavailable = []byte("rate limiter unavailable\n")
 	bodyNoPlan      = []byte("no rate limit plan for this client\n")
+	bodyExceeded    = []byte("rate limit exceeded\n")
 )
+
+const textPlain = "text/plain; charset=utf-8"
 
 func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	ctx := r.Context()
@@ -221,10 +137,10 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	}
 	if err != nil {
 		m.cfg.logger.LogAttrs(ctx, slog.LevelDebug, "httplimit: no client key", slog.Any("err", err))
-		writeBody(w, http.StatusBadRequest, "text/plain; charset=utf-8", bodyBadKey)
+		writeBody(w, http.StatusBadRequest, textPlain, bodyBadKey)
 		return
 	}
-	rl := &requestLimiter{l: m.l}
+	rl := &requestLimiter{b: m.b}
 	if m.cfg.tier != nil {
 		if rl.tier, err = m.cfg.tier(r); err != nil {
 			m.failed(w, r, next, fmt.Errorf("httplimit: tier of request: %w", err))
@@ -233,23 +149,40 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	}
 	d, err := rl.AllowN(ctx, key, 1)
 	if err == nil && !d.Allowed {
-		_, err = m.cfg.strategy.Handle(ctx, reject.Request{Limiter: rl, Key: key, N: 1, Decision: d})
+		req := reject.Request{Limiter: rl.view(), Key: key, N: 1, Decision: d}
+		_, err = m.cfg.strategy.Handle(ctx, req)
 	}
-	res, _ := rl.result()
 	var ex *ratelimit.ExceededError
 	switch {
 	case err == nil:
-		if m.cfg.headers {
-			setRateLimitHeaders(w.Header(), policiesOf(res), false)
+		if !m.cfg.noFields {
+			setRateLimitHeaders(w.Header(), rl.result(), false)
 		}
 		next.ServeHTTP(w, r)
 	case errors.As(err, &ex):
-		m.refuse(w, res, err, ex)
+		m.refuse(w, rl.result(), err, ex)
 	case ctx.Err() != nil:
 		// The client has gone; nobody will read an answer.
 	default:
 		m.failed(w, r, next, err)
 	}
+}
+
+// refuse answers a request the strategy refused.
+func (m *middleware) refuse(w http.ResponseWriter, ps []policy, err error, ex *ratelimit.ExceededError) {
+	h := w.Header()
+	retry := max(ceilSeconds(ex.Decision.RetryAfter), 1)
+	if !m.cfg.noFields {
+		// Retry-After is never earlier than a t the response carries.
+		retry = max(retry, setRateLimitHeaders(h, ps, true))
+	}
+	h.Set(HeaderRetryAfter, strconv.FormatInt(retry, 10))
+	code, ctype, body := http.StatusTooManyRequests, textPlain, bodyExceeded
+	var se *reject.StatusError
+	if errors.As(err, &se) {
+		code, ctype, body = se.Code, se.ContentType, se.Body
+	}
+	writeBody(w, code, ctype, body)
 }
 
 // failed answers a request whose check failed with err. Only a store
@@ -259,47 +192,25 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 func (m *middleware) failed(w http.ResponseWriter, r *http.Request, next http.Handler, err error) {
 	switch {
 	case errors.Is(err, ratelimit.ErrStore):
-		m.fail(w, r, next, err)
+		if m.cfg.policy == ratelimit.FailClosed {
+			m.logFailure(r, err, "refused with 503 (fail closed)")
+			w.Header().Set(HeaderRetryAfter, "1")
+			writeBody(w, http.StatusServiceUnavailable, textPlain, bodyUnavailable)
+			return
+		}
+		m.logFailure(r, err, "served unlimited (fail open)")
+		next.ServeHTTP(w, r)
 	case errors.Is(err, ratelimit.ErrClosed):
 		m.logFailure(r, err, "refused with 503")
 		w.Header().Set(HeaderRetryAfter, "1")
-		writeBody(w, http.StatusServiceUnavailable, "text/plain; charset=utf-8", bodyUnavailable)
+		writeBody(w, http.StatusServiceUnavailable, textPlain, bodyUnavailable)
 	case errors.Is(err, tiers.ErrUnknownTier):
 		m.cfg.logger.LogAttrs(r.Context(), slog.LevelDebug, "httplimit: no tier for client", slog.Any("err", err))
-		writeBody(w, http.StatusForbidden, "text/plain; charset=utf-8", bodyNoPlan)
+		writeBody(w, http.StatusForbidden, textPlain, bodyNoPlan)
 	default:
 		m.logFailure(r, err, "refused with 403")
-		writeBody(w, http.StatusForbidden, "text/plain; charset=utf-8", bodyNoPlan)
+		writeBody(w, http.StatusForbidden, textPlain, bodyNoPlan)
 	}
-}
-
-// refuse answers a request the strategy refused.
-func (m *middleware) refuse(w http.ResponseWriter, res tiers.Result, err error, ex *ratelimit.ExceededError) {
-	h := w.Header()
-	retry := max(ceilSeconds(ex.Decision.RetryAfter), 1)
-	if m.cfg.headers {
-		// Retry-After is never earlier than a t the response carries.
-		retry = max(retry, setRateLimitHeaders(h, policiesOf(res), true))
-	}
-	h.Set(HeaderRetryAfter, strconv.FormatInt(retry, 10))
-	code, ctype, body := http.StatusTooManyRequests, "text/plain; charset=utf-8", []byte("rate limit exceeded\n")
-	var se *reject.StatusError
-	if errors.As(err, &se) {
-		code, ctype, body = se.Code, se.ContentType, se.Body
-	}
-	writeBody(w, code, ctype, body)
-}
-
-// fail applies the failure policy to a request whose store failed.
-func (m *middleware) fail(w http.ResponseWriter, r *http.Request, next http.Handler, err error) {
-	if m.cfg.policy == FailClosed {
-		m.logFailure(r, err, "refused with 503 (fail closed)")
-		w.Header().Set(HeaderRetryAfter, "1")
-		writeBody(w, http.StatusServiceUnavailable, "text/plain; charset=utf-8", bodyUnavailable)
-		return
-	}
-	m.logFailure(r, err, "served unlimited (fail open)")
-	next.ServeHTTP(w, r)
 }
 
 // logFailure logs err, and what became of the request, at most once a
@@ -328,44 +239,57 @@ func writeBody(w http.ResponseWriter, code int, ctype string, body []byte) {
 	_, _ = w.Write(body)
 }
 
-// requestLimiter is the view of the Limiter that one request's strategy
-// gets: it checks against the request's tier and remembers the last
-// result, for the header fields.
+// requestLimiter is the view of the backend that one request's strategy
+// gets: it checks against the request's tier and remembers what each
+// limit last decided, for the header fields.
 type requestLimiter struct {
-	l    *tiers.Limiter
+	b    backend
 	tier string
 
-	mu   sync.Mutex // protects last, ok
-	last tiers.Result
-	ok   bool
+	mu   sync.Mutex // protects last
+	last []policy
 }
-
-var (
-	_ ratelimit.Limiter  = (*requestLimiter)(nil)
-	_ ratelimit.Refunder = (*requestLimiter)(nil)
-)
 
 func (rl *requestLimiter) Allow(ctx context.Context, key string) (ratelimit.Decision, error) {
 	return rl.AllowN(ctx, key, 1)
 }
 
 func (rl *requestLimiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Decision, error) {
-	res, err := rl.l.Check(ctx, key, rl.tier, n)
+	d, ps, err := rl.b.check(ctx, key, rl.tier, n)
 	if err != nil {
-		return res.Decision, err
+		return d, err
 	}
 	rl.mu.Lock()
-	rl.last, rl.ok = res, true
+	rl.last = ps
 	rl.mu.Unlock()
-	return res.Decision, nil
+	return d, nil
 }
 
-func (rl *requestLimiter) RefundN(ctx context.Context, key string, n int) error {
-	return rl.l.Refund(ctx, key, rl.tier, n)
-}
-
-func (rl *requestLimiter) result() (tiers.Result, bool) {
+func (rl *requestLimiter) result() []policy {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
-	return rl.last, rl.ok
+	return rl.last
+}
+
+// view returns rl as the strategy should see it: a ratelimit.Refunder
+// only if the backend can refund.
+func (rl *requestLimiter) view() ratelimit.Limiter {
+	if f := rl.b.refunder(); f != nil {
+		return refundingLimiter{rl, f}
+	}
+	return rl
+}
+
+type refundingLimiter struct {
+	*requestLimiter
+	refund func(ctx context.Context, key, tier string, n int) error
+}
+
+var (
+	_ ratelimit.Limiter  = (*requestLimiter)(nil)
+	_ ratelimit.Refunder = refundingLimiter{}
+)
+
+func (r refundingLimiter) RefundN(ctx context.Context, key string, n int) error {
+	return r.refund(ctx, key, r.tier, n)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"github.com/distributedratelimiter/ratelimit/httplimit"
 	"github.com/distributedratelimiter/ratelimit/reject"
@@ -271,7 +272,7 @@ func TestMiddlewareFailurePolicy(t *testing.T) {
 		t.Errorf("unlimited response carries RateLimit %q", rec.Header().Get("RateLimit"))
 	}
 
-	closed := httplimit.New(l, httplimit.WithFailurePolicy(httplimit.FailClosed), httplimit.WithLogger(logger))(hello)
+	closed := httplimit.New(l, httplimit.WithFailurePolicy(ratelimit.FailClosed), httplimit.WithLogger(logger))(hello)
 	rec = do(closed, client)
 	if rec.Code != http.StatusServiceUnavailable || rec.Body.String() == "" {
 		t.Errorf("fail closed: %d %q, want 503 with a body", rec.Code, rec.Body.String())
