@@ -32,7 +32,9 @@ func ExampleLimit() {
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
 
-	lim, err := algorithms.NewLimiter(rdb, ratelimit.PerMinute(2))
+	// A generous timeout for each Redis call, so that the output does not
+	// depend on how busy the machine is (the default is 50 ms).
+	lim, err := algorithms.NewLimiter(rdb, ratelimit.PerMinute(2), algorithms.WithTimeout(time.Minute))
 	if err != nil {
 		panic(err)
 	}
@@ -85,7 +87,7 @@ func ExampleNew() {
 		}},
 		DefaultTier: "free", // every client key is on the free tier
 	}
-	limiter, err := tiers.New(tiers.Direct(rdb, algorithms.WithTimeout(time.Second)), cfg)
+	limiter, err := tiers.New(tiers.Direct(rdb, algorithms.WithTimeout(time.Minute)), cfg)
 	if err != nil {
 		panic(err)
 	}

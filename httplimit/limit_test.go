@@ -31,7 +31,7 @@ func frozen(t *testing.T) (*redis.Client, *miniredis.Miniredis) {
 
 func newLimiter(t *testing.T, rdb redis.Scripter, lim ratelimit.Limit, opts ...algorithms.Option) *algorithms.Limiter {
 	t.Helper()
-	l, err := algorithms.NewLimiter(rdb, lim, append([]algorithms.Option{algorithms.WithTimeout(5 * time.Second)}, opts...)...)
+	l, err := algorithms.NewLimiter(rdb, lim, append([]algorithms.Option{algorithms.WithTimeout(testTimeout)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,6 +39,11 @@ clients:
   pro-key: pro
 `
 
+// testTimeout bounds each Redis call of the tests' limiters. It is
+// generous: on a loaded machine under -race a slow reply must not become a
+// store failure (which would fail open and change the outcome).
+const testTimeout = 5 * time.Minute
+
 // setup returns a Limiter of testConfig on a fresh miniredis whose clock
 // is frozen (no refill), unless live is set.
 func setup(t *testing.T, live bool) (*tiers.Limiter, *miniredis.Miniredis) {
@@ -53,9 +58,7 @@ func setup(t *testing.T, live bool) (*tiers.Limiter, *miniredis.Miniredis) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A generous timeout: on a loaded machine under -race a slow reply must
-	// not become a store failure (which would fail open).
-	l, err := tiers.New(tiers.Direct(rdb, algorithms.WithTimeout(5*time.Second)), cfg)
+	l, err := tiers.New(tiers.Direct(rdb, algorithms.WithTimeout(testTimeout)), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,7 +42,7 @@ func limiterFrom(t *testing.T, rdb redis.Scripter, yaml string) *tiers.Limiter {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := tiers.New(tiers.Direct(rdb, algorithms.WithTimeout(5*time.Second)), cfg)
+	l, err := tiers.New(tiers.Direct(rdb, algorithms.WithTimeout(testTimeout)), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
