@@ -18,8 +18,12 @@
 //   - over the limit: lets the [reject.Strategy] decide (reject.Reject by
 //     default). A refusal is answered 429 Too Many Requests (or the
 //     reject.Status strategy's code and body) with Retry-After in whole
-//     seconds, rounded up, and the RateLimit fields. A strategy that
-//     admits (Wait, Queue, Shadow) serves the request;
+//     seconds, rounded up, and the RateLimit fields; its body is an RFC
+//     9457 problem (application/problem+json, of the draft's
+//     "quota-exceeded" type, naming the violated policies) when the
+//     request's Accept prefers JSON to plain text, and "rate limit
+//     exceeded" otherwise. A strategy that admits (Wait, Queue, Shadow)
+//     serves the request;
 //   - when the store fails (Redis down or too slow: errors.Is(err,
 //     ratelimit.ErrStore)): follows the failure policy
 //     ([WithFailurePolicy]): serving the request unlimited by default
@@ -77,7 +81,10 @@
 //     estimate (exact when the previous window was empty, which the
 //     decision does not show; otherwise quota may return sooner).
 //
-// A limit that has all its quota has no t. Retry-After, on a refusal, is never
+// A limit that has all its quota has no t. With [WithPartitionKey], each
+// RateLimit item also carries pk, a keyed hash of the partition the
+// limit counts in (the client key, or the tier for a limit the tier
+// shares), never the key itself. Retry-After, on a refusal, is never
 // earlier than any t of the response. Values are bounded to what a
 // structured-field Integer can carry. A decision made by a limiter's own
 // failure policy (Source ratelimit.SourceFallback) says nothing about the

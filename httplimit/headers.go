@@ -1,6 +1,9 @@
 package httplimit
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"math"
 	"math/big"
 	"math/bits"
@@ -32,32 +35,52 @@ type policy struct {
 	name  string               // the policy's name
 	limit ratelimit.Limit      // its rate, period and burst
 	alg   algorithms.Algorithm // what runs it; nil: a token bucket
+	// partition is what the limit counts in: "c:" and the client key, or
+	// "t:" and the tier's name for a limit the tier shares.
+	partition string
 	// checked reports whether d is the limit's decision for this request.
 	checked bool
 	d       ratelimit.Decision
 }
 
-// policiesOf returns the policies of a tiers check: one per limit, named
-// "<tier>.<limit>".
-func policiesOf(res tiers.Result) []policy {
+// policiesOf returns the policies of a tiers check of key: one per limit,
+// named "<tier>.<limit>".
+func policiesOf(res tiers.Result, key string) []policy {
 	ps := make([]policy, len(res.Limits))
 	for i, l := range res.Limits {
+		part := "c:" + key
+		if l.Scope == tiers.PerTier {
+			part = "t:" + res.Tier
+		}
 		ps[i] = policy{
-			name:    res.Tier + "." + l.Name,
-			limit:   l.Limit,
-			alg:     l.Algorithm,
-			checked: l.Checked,
-			d:       l.Decision,
+			name:      res.Tier + "." + l.Name,
+			limit:     l.Limit,
+			alg:       l.Algorithm,
+			partition: part,
+			checked:   l.Checked,
+			d:         l.Decision,
 		}
 	}
 	return ps
 }
 
+// pkLen is how many bytes of the HMAC a partition key keeps: 96 bits.
+const pkLen = 12
+
+// partitionKey returns the pk of partition under secret: a structured
+// field Byte Sequence of the first pkLen bytes of its HMAC-SHA256.
+func partitionKey(secret []byte, partition string) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte(partition))
+	return ":" + base64.StdEncoding.EncodeToString(mac.Sum(nil)[:pkLen]) + ":"
+}
+
 // setRateLimitHeaders writes the RateLimit-Policy field (every policy)
 // and the RateLimit field for ps, as the package documentation describes.
-// On a refusal the RateLimit field lists only the limits that denied.
-// It returns the largest t it wrote, in seconds.
-func setRateLimitHeaders(h http.Header, ps []policy, refused bool) (maxT int64) {
+// On a refusal the RateLimit field lists only the limits that denied. A
+// non-empty pkSecret adds each partition's pk. It returns the largest t
+// it wrote, in seconds.
+func setRateLimitHeaders(h http.Header, ps []policy, refused bool, pkSecret []byte) (maxT int64) {
 	var policyField, state strings.Builder
 	for _, p := range ps {
 		if p.limit.Validate() != nil {
@@ -89,6 +112,10 @@ func setRateLimitHeaders(h http.Header, ps []policy, refused bool) (maxT int64) 
 			maxT = max(maxT, s)
 			state.WriteString(";t=")
 			state.WriteString(strconv.FormatInt(s, 10))
+		}
+		if len(pkSecret) > 0 && p.partition != "" {
+			state.WriteString(";pk=")
+			state.WriteString(partitionKey(pkSecret, p.partition))
 		}
 	}
 	if policyField.Len() > 0 {

@@ -104,7 +104,7 @@ func TestRateLimitHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		h := http.Header{}
-		maxT := setRateLimitHeaders(h, policiesOf(tt.res), tt.refused)
+		maxT := setRateLimitHeaders(h, policiesOf(tt.res, "k"), tt.refused, nil)
 		if got := h.Get("RateLimit-Policy"); got != tt.policy {
 			t.Errorf("%s: RateLimit-Policy = %s, want %s", tt.name, got, tt.policy)
 		}

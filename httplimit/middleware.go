@@ -88,7 +88,7 @@ type plans struct{ l *tiers.Limiter }
 
 func (p plans) check(ctx context.Context, key, tier string, n int) (ratelimit.Decision, []policy, error) {
 	res, err := p.l.Check(ctx, key, tier, n)
-	return res.Decision, policiesOf(res), err
+	return res.Decision, policiesOf(res, key), err
 }
 
 func (p plans) refunder() func(ctx context.Context, key, tier string, n int) error { return p.l.Refund }
@@ -102,7 +102,7 @@ type single struct {
 
 func (s *single) check(ctx context.Context, key, _ string, n int) (ratelimit.Decision, []policy, error) {
 	d, err := s.l.AllowN(ctx, key, n)
-	return d, []policy{{name: DefaultPolicyName, limit: d.Limit, alg: s.alg, checked: err == nil, d: d}}, err
+	return d, []policy{{name: DefaultPolicyName, limit: d.Limit, alg: s.alg, partition: "c:" + key, checked: err == nil, d: d}}, err
 }
 
 func (s *single) refunder() func(ctx context.Context, key, tier string, n int) error {
@@ -156,11 +156,11 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	switch {
 	case err == nil:
 		if !m.cfg.noFields {
-			setRateLimitHeaders(w.Header(), rl.result(), false)
+			setRateLimitHeaders(w.Header(), rl.result(), false, m.cfg.pkSecret)
 		}
 		next.ServeHTTP(w, r)
 	case errors.As(err, &ex):
-		m.refuse(w, rl.result(), err, ex)
+		m.refuse(w, r, rl.result(), err, ex)
 	case ctx.Err() != nil:
 		// The client has gone; nobody will read an answer.
 	default:
@@ -168,21 +168,28 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	}
 }
 
-// refuse answers a request the strategy refused.
-func (m *middleware) refuse(w http.ResponseWriter, ps []policy, err error, ex *ratelimit.ExceededError) {
+// refuse answers a request the strategy refused: with the Status
+// strategy's code and body, or else 429 and a problem+json body if the
+// client prefers it, or plain text.
+func (m *middleware) refuse(w http.ResponseWriter, r *http.Request, ps []policy, err error, ex *ratelimit.ExceededError) {
 	h := w.Header()
 	retry := max(ceilSeconds(ex.Decision.RetryAfter), 1)
 	if !m.cfg.noFields {
 		// Retry-After is never earlier than a t the response carries.
-		retry = max(retry, setRateLimitHeaders(h, ps, true))
+		retry = max(retry, setRateLimitHeaders(h, ps, true, m.cfg.pkSecret))
 	}
 	h.Set(HeaderRetryAfter, strconv.FormatInt(retry, 10))
-	code, ctype, body := http.StatusTooManyRequests, textPlain, bodyExceeded
 	var se *reject.StatusError
 	if errors.As(err, &se) {
-		code, ctype, body = se.Code, se.ContentType, se.Body
+		writeBody(w, se.Code, se.ContentType, se.Body)
+		return
 	}
-	writeBody(w, code, ctype, body)
+	h.Add("Vary", "Accept")
+	if prefersProblem(r.Header.Get("Accept")) {
+		writeBody(w, http.StatusTooManyRequests, problemJSON, problemBody(ps, retry))
+		return
+	}
+	writeBody(w, http.StatusTooManyRequests, textPlain, bodyExceeded)
 }
 
 // failed answers a request whose check failed with err. Only a store

@@ -31,6 +31,7 @@ type config struct {
 	policy   ratelimit.FailurePolicy
 	logger   *slog.Logger
 	noFields bool
+	pkSecret []byte
 }
 
 type optionFunc func(*config)
@@ -152,4 +153,19 @@ func WithLogger(l *slog.Logger) Option {
 // the fields are sent.
 func WithoutHeaders() Option {
 	return optionFunc(func(c *config) { c.noFields = true })
+}
+
+// WithPartitionKey adds the draft's pk parameter to each RateLimit item:
+// the partition the limit counts in (the client key, or for a limit that
+// a tier shares, the tier), as the first 12 bytes of its HMAC-SHA256 under
+// secret. A client that acts for several keys can tell their budgets apart
+// without the response ever carrying a key. Give every instance the same
+// secret, so that a key has the same pk whichever instance answers.
+// Default: no pk. A nil or empty secret keeps the default.
+func WithPartitionKey(secret []byte) Option {
+	return optionFunc(func(c *config) {
+		if len(secret) > 0 {
+			c.pkSecret = append([]byte(nil), secret...)
+		}
+	})
 }
