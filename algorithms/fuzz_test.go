@@ -3,6 +3,8 @@ package algorithms
 import (
 	"context"
 	"errors"
+	"math"
+	"math/big"
 	"strconv"
 	"testing"
 	"time"
@@ -93,6 +95,17 @@ func wantReply(v any) (reply, bool) {
 		}
 	}
 	return r, true
+}
+
+// wantDuration is the Duration a reply field of us microseconds must
+// become: us µs, or the largest Duration when that does not fit (the
+// library saturates rather than overflow).
+func wantDuration(us int64) time.Duration {
+	ns := new(big.Int).Mul(big.NewInt(us), big.NewInt(int64(time.Microsecond)))
+	if !ns.IsInt64() {
+		return math.MaxInt64
+	}
+	return time.Duration(ns.Int64())
 }
 
 // fuzzScripter is a redis.Scripter whose every script replies val, or
@@ -188,8 +201,9 @@ func FuzzParseReply(f *testing.F) {
 				}
 			case ok && want[0] <= 1:
 				if err != nil || d.Allowed != (want[0] == 1) || d.Remaining != int(want[1]) ||
-					d.Source != ratelimit.SourceRedis || d.Limit != lim || d.Allowed && d.RetryAfter != 0 ||
-					d.ResetAfter != time.Duration(want[3])*time.Microsecond {
+					d.Source != ratelimit.SourceRedis || d.Limit != lim ||
+					d.Allowed && d.RetryAfter != 0 || !d.Allowed && d.RetryAfter != wantDuration(want[2]) ||
+					d.ResetAfter != wantDuration(want[3]) {
 					t.Fatalf("%s: reply %v: %+v, %v", alg.Name(), want, d, err)
 				}
 			default:

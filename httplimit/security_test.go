@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"sync/atomic"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"github.com/distributedratelimiter/ratelimit/httplimit"
 	"github.com/distributedratelimiter/ratelimit/internal/redistest"
@@ -75,7 +77,8 @@ clients:
 	backends(t, func(t *testing.T, rdb redis.Scripter) {
 		l := limiterFrom(t, rdb, cfg)
 		var served atomic.Int64
-		h := httplimit.New(l, httplimit.WithKey(httplimit.Header("X-Api-Key")))(counting(&served))
+		quiet := httplimit.WithLogger(slog.New(slog.DiscardHandler))
+		h := httplimit.New(l, quiet, httplimit.WithKey(httplimit.Header("X-Api-Key")))(counting(&served))
 		codes := func(key string) map[int]int {
 			got := map[int]int{}
 			for range 50 {
@@ -99,7 +102,7 @@ clients:
 			{"WithTier error", func(*http.Request) (string, error) { return "", errors.New("bad credential") }},
 		} {
 			served.Store(0)
-			h := httplimit.New(l, httplimit.WithKey(httplimit.Header("X-Api-Key")), httplimit.WithTier(tc.tier))(counting(&served))
+			h := httplimit.New(l, quiet, httplimit.WithKey(httplimit.Header("X-Api-Key")), httplimit.WithTier(tc.tier))(counting(&served))
 			refused := 0
 			for i := range 20 {
 				if do(h, request{header: http.Header{"X-Api-Key": {fmt.Sprint("k", i)}}}).Code == http.StatusForbidden {
@@ -111,4 +114,26 @@ clients:
 			}
 		}
 	})
+}
+
+// TestTierStoreErrorFollowsPolicy: a WithTier function whose error is a
+// store failure (its own database down) follows the failure policy, like
+// the limiter's store failures; other errors refuse (above).
+func TestTierStoreErrorFollowsPolicy(t *testing.T) {
+	l, _ := setup(t, false)
+	down := func(*http.Request) (string, error) {
+		return "", &ratelimit.StoreError{Op: "plan lookup", Key: "k", Err: errors.New("connection refused")}
+	}
+	for _, tt := range []struct {
+		policy ratelimit.FailurePolicy
+		code   int
+		served int64
+	}{{0, 200, 1}, {ratelimit.FailOpen, 200, 1}, {ratelimit.FailClosed, 503, 0}} {
+		var served atomic.Int64
+		h := httplimit.New(l, httplimit.WithTier(down), httplimit.WithFailurePolicy(tt.policy),
+			httplimit.WithLogger(slog.New(slog.DiscardHandler)))(counting(&served))
+		if rec := do(h, request{remote: "203.0.113.7:1"}); rec.Code != tt.code || served.Load() != tt.served {
+			t.Errorf("policy %v: %d, %d served; want %d, %d", tt.policy, rec.Code, served.Load(), tt.code, tt.served)
+		}
+	}
 }
