@@ -64,10 +64,10 @@
 //   - w is in whole seconds, at least 1: a window that is not is rounded
 //     up, and q scaled to the same rate (rounded down, never below Burst).
 //
-// The algorithm is the one the limiter reports (algorithms.Limiter does,
-// and tiers passes it on); a limit whose limiter does not say, such as a
-// leasing limiter (which runs the token bucket), is described as a token
-// bucket.
+// The algorithm is the one the limiter reports (algorithms.Limiter does),
+// or for plans the limit's configured one (tiers.LimitResult.Algorithm);
+// a limit whose algorithm is unknown, such as a leasing one (which runs
+// the token bucket), is described as a token bucket.
 //
 // RateLimit lists the limits checked for the request; on a refusal, only
 // the limits that refused. r is the requests the limit has left, and t

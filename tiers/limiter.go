@@ -86,10 +86,13 @@ type LimitResult struct {
 	Scope Scope
 	// Limit is the limit's rate, period and burst.
 	Limit ratelimit.Limit
-	// Algorithm is the algorithm that runs the limit, when its limiter
-	// reports one with an Algorithm() algorithms.Algorithm method (as
-	// [algorithms.Limiter] does); nil otherwise, for example for a
-	// leasing limiter, which always runs the token bucket.
+	// Algorithm is the algorithm that runs the limit: the one its limiter
+	// reports with an Algorithm() algorithms.Algorithm method (as
+	// [algorithms.Limiter] does), or else, for a limit that does not
+	// lease, the limit's own Algorithm, which the Factory was asked to run
+	// (a Factory that wraps its limiters keeps it). Nil when unknown: a
+	// leasing limit whose limiter does not say (a lease.Limiter always
+	// runs the token bucket), or no Algorithm and no report.
 	Algorithm algorithms.Algorithm
 	// Checked reports whether the limit was asked. Limits after a denying
 	// one are not.

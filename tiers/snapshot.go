@@ -42,7 +42,7 @@ type bound struct {
 	Limit
 	lim ratelimit.Limiter
 	ref ratelimit.Refunder   // nil if lim cannot refund
-	alg algorithms.Algorithm // what lim reports it runs; nil if it does not say
+	alg algorithms.Algorithm // what lim runs, as LimitResult.Algorithm says; nil if unknown
 }
 
 // algorithmReporter is a limiter that says which algorithm it runs, as
@@ -161,6 +161,8 @@ func (l *Limiter) build(cfg Config, old *snapshot) (s *snapshot, created []ratel
 		var alg algorithms.Algorithm
 		if ar, ok := x.(algorithmReporter); ok {
 			alg = ar.Algorithm()
+		} else if !lim.Lease {
+			alg = lim.Algorithm // what the Factory was asked to run
 		}
 		return bound{Limit: lim, lim: x, ref: ref, alg: alg}, nil
 	}
