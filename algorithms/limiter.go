@@ -16,7 +16,7 @@ import (
 
 // DefaultTimeout is the deadline of one Redis call when WithTimeout is not
 // given.
-const DefaultTimeout = 50 * time.Millisecond
+const DefaultTimeout = 250 * time.Millisecond
 
 // Limiter is the per-request ("direct") limiter: every AllowN runs one
 // atomic script in Redis, so every instance sharing the Redis server sees

@@ -220,6 +220,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		}
 	}()
 	src := ratelimit.SourceLocal // until this call asks Redis itself
+	inlined := false             // at most one inline refill per call
 	for {
 		if e == nil || e.tokens.Load() < 0 {
 			e = l.entry(key)
@@ -249,12 +250,12 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		}
 		l.stats.waits.Add(1)
 		// 4. Inline refill.
-		if e.low.Load() == 0 && e.refilling.CompareAndSwap(false, true) {
+		if !inlined && e.low.Load() == 0 && e.refilling.CompareAndSwap(false, true) {
 			err := l.refillInline(ctx, e, int64(n))
 			if err != nil {
 				return l.refillFailed(ctx, e, key, n, err)
 			}
-			src = ratelimit.SourceRedis
+			src, inlined = ratelimit.SourceRedis, true
 			continue
 		}
 		// 5. Shared refill.
@@ -509,11 +510,13 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 		l.stats.charged.Add(c.Tokens)
 		if owed, _ := e.fb.Owed(end); owed == 0 {
 			e.fb = nil // Redis answers and nothing is owed: back to leasing
+		} else {
+			e.fb.Drain(end) // the rest is charged by the next refill
 		}
 	}
 	e.remote.Store(int64(g.Remaining))
 	if g.Granted == 0 {
-		wait := l.sz.denialWait(g.RetryAfter, rate, rtt)
+		wait := l.sz.denialWait(max(g.RetryAfter, time.Nanosecond), rate, rtt)
 		e.deniedUntil.Store(end + int64(wait))
 		e.low.Store(0)
 		return nil

@@ -551,3 +551,51 @@ func TestCloseGivesBackAndIsIdempotent(t *testing.T) {
 		t.Fatalf("Allow after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestLongOutageKeepsTheBoundAndTheKey: Redis down for 70 s under
+// FailLocal, 20 requests/s on a PerHour(100) key that spent its burst
+// first: admitted in all at most burst + rate × T, and the key stays
+// tracked through the janitor's passes (it is in use), so it never comes
+// back with a fresh fallback bucket.
+func TestLongOutageKeepsTheBoundAndTheKey(t *testing.T) {
+	lim := ratelimit.PerHour(100)
+	b := &fakeBucket{tokens: lim.Burst}
+	l, clk := newTestLimiter(t, b, lim, WithLeaseTTL(time.Second))
+	ctx := context.Background()
+	admitted := 0
+	allow := func() {
+		clk.Advance(50 * time.Millisecond)
+		if d, err := l.Allow(ctx, "k"); err != nil {
+			t.Fatal(err)
+		} else if d.Allowed {
+			admitted++
+		}
+		waitRefills(t, l)
+	}
+	for i := 0; i < 200; i++ { // 10 s healthy: the burst, then denials
+		allow()
+	}
+	b.mu.Lock()
+	b.err = errors.New("connection refused")
+	b.mu.Unlock()
+	const outage = 70 * time.Second
+	for i := 0; i < int(outage/(50*time.Millisecond)); i++ {
+		allow()
+		if i%20 == 0 {
+			l.sweep() // the janitor, once a second
+		}
+	}
+	total := 80 * time.Second
+	bound := lim.Burst + int(lim.PerSecondRate()*total.Seconds()) + 1
+	s := l.Stats()
+	t.Logf("admitted %d in %v (bound %d); stats %+v", admitted, total, bound, s)
+	if admitted > bound {
+		t.Fatalf("admitted %d, above burst + rate × T = %d", admitted, bound)
+	}
+	if s.Evicted != 0 || s.Keys != 1 {
+		t.Fatalf("stats %+v: the key in use was evicted during the outage", s)
+	}
+	if s.FailLocal == 0 {
+		t.Fatal("the failure policy decided nothing")
+	}
+}

@@ -22,7 +22,7 @@ const (
 	// DefaultMaxWait bounds how long a caller waits for Redis: for a
 	// shared refill, or for a call on its own goroutine (a quiet key's
 	// refill, a key beyond the key cap, a refund to Redis).
-	DefaultMaxWait = 50 * time.Millisecond
+	DefaultMaxWait = 250 * time.Millisecond
 	// DefaultMaxKeys is the largest number of keys tracked at once.
 	DefaultMaxKeys = 100_000
 	// DefaultIdleTimeout is how long a key may see no request before its
@@ -147,7 +147,7 @@ func WithRefillTimeout(d time.Duration) Option {
 // context: for a shared refill when its key's local tokens are spent, or
 // for a call made on its goroutine. A caller whose refill is still out
 // then gets the failure policy, and so do the key's callers after it until
-// a refill succeeds. Default: DefaultMaxWait (50 ms). Zero or negative
+// a refill succeeds. Default: DefaultMaxWait (250 ms). Zero or negative
 // keeps the default.
 func WithMaxWait(d time.Duration) Option {
 	return optionFunc(func(c *config) {

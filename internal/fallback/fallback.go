@@ -49,6 +49,11 @@ func (b *Bucket) Take(now int64, n int, rate, burst float64) (ok bool, retry tim
 	return true, 0
 }
 
+// Drain empties the bucket at now, keeping what it owes: Redis answers
+// again, and the next fallback must start from nothing, not from what this
+// one earned meanwhile.
+func (b *Bucket) Drain(now int64) { b.level, b.at = 0, now }
+
 // Owed returns the tokens admitted and not yet charged, and how long ago
 // (at now) the bucket was made: the span they were admitted in.
 func (b *Bucket) Owed(now int64) (tokens int64, over time.Duration) {

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -257,4 +258,26 @@ func tail(path string) string {
 		lines = lines[len(lines)-5:]
 	}
 	return strings.Join(lines, " | ")
+}
+
+// Freeze stops the server process (SIGSTOP) for d and then lets it go on
+// (SIGCONT), as a stalled machine or a long fork would: connections stay
+// open and the kernel keeps accepting and buffering, but nothing is
+// answered meanwhile. It returns at once; the server is resumed when the
+// test ends at the latest.
+func (s *Server) Freeze(d time.Duration) {
+	s.t.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.t.Fatal("redistest: Freeze: the server is not running")
+	}
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("redistest: SIGSTOP: %v", err)
+	}
+	var once sync.Once
+	resume := func() { once.Do(func() { _ = cmd.Process.Signal(syscall.SIGCONT) }) }
+	time.AfterFunc(d, resume)
+	s.t.Cleanup(resume)
 }
