@@ -33,10 +33,11 @@ const (
 	// faultTimeout is the limiter's own timeout in the fault tests.
 	faultTimeout = 50 * time.Millisecond
 	// faultSlack is what a call may take beyond its timeout: scheduling on
-	// a loaded machine, not Redis.
-	faultSlack = 250 * time.Millisecond
+	// a loaded machine, not Redis. The stalls last 2 s, so a call that
+	// Redis held would still stand out.
+	faultSlack = time.Second
 	// faultRecovery bounds how long after Redis answers again the failure
-	// policy may still decide: the breaker's cool-down (500 ms, +20%
+	// policy may still decide: the breaker's cool-down (250 ms, +20%
 	// jitter) plus a probe.
 	faultRecovery = time.Second
 )
@@ -127,7 +128,7 @@ func TestFaultKillRestart(t *testing.T) {
 
 			faulttest.CheckBounded(t, "all calls", calls, faultTimeout+faultSlack)
 			dc := faulttest.Between(calls, down, restart)
-			if len(dc) < 100 {
+			if len(dc) < 10 { // the load ran; a loaded machine makes fewer calls
 				t.Fatalf("only %d calls while Redis was down", len(dc))
 			}
 			for _, c := range dc {
@@ -190,12 +191,12 @@ func TestFaultSlowRedis(t *testing.T) {
 		name  string
 		start func()
 	}{
-		{"CLIENT PAUSE", func() { srv.Pause(600 * time.Millisecond) }},
+		{"CLIENT PAUSE", func() { srv.Pause(2 * time.Second) }},
 		{"DEBUG SLEEP", func() {
 			sleeper.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
-				if err := admin.Do(ctx, "DEBUG", "SLEEP", "0.6").Err(); err != nil {
+				if err := admin.Do(ctx, "DEBUG", "SLEEP", "2").Err(); err != nil {
 					t.Errorf("DEBUG SLEEP: %v", err)
 				}
 			})
@@ -210,8 +211,8 @@ func TestFaultSlowRedis(t *testing.T) {
 			time.Sleep(100 * time.Millisecond)
 			stalled := time.Now()
 			stall.start()
-			time.Sleep(500 * time.Millisecond)
-			over := time.Now().Add(150 * time.Millisecond) // the stall lasts 600 ms
+			time.Sleep(1900 * time.Millisecond)
+			over := time.Now().Add(150 * time.Millisecond) // the stall lasts 2 s
 			time.Sleep(faultRecovery + 400*time.Millisecond)
 			for i, x := range ls {
 				calls := runs[i].Finish()

@@ -2,6 +2,8 @@ package lease_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -216,7 +218,9 @@ func TestUnevenDemandUnderLimitHasFewFalseDenials(t *testing.T) {
 // holds no tokens between requests.
 func TestLowTrafficKeyMatchesPerRequestLimiter(t *testing.T) {
 	srv := redistest.Start(t)
-	lim := ratelimit.PerSecond(1).WithBurst(5) // one token per second
+	// Five tokens and no refill within the test: the decisions do not
+	// depend on how fast a loaded machine runs.
+	lim := ratelimit.PerHour(1).WithBurst(5)
 	l := instances(t, srv, 1, lim)[0]
 	ks, _ := ratelimit.NewKeyspace(redistest.Prefix(t))
 	direct, err := algorithms.NewLimiter(srv.Client(), lim, algorithms.WithAlgorithm(algorithms.TokenBucket), algorithms.WithKeyspace(ks))
@@ -224,8 +228,7 @@ func TestLowTrafficKeyMatchesPerRequestLimiter(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	// 8 requests 100 ms apart: 5 admitted, then 3 denied; the next token
-	// arrives 1 s after the first request, well after the last.
+	// 8 requests 100 ms apart: 5 admitted, then 3 denied.
 	for i := 0; i < 8; i++ {
 		dl, err1 := l.Allow(ctx, "leased")
 		dd, err2 := direct.Allow(ctx, "direct")
@@ -282,4 +285,83 @@ func keysOf(t *testing.T, rdb *redis.Client) []string {
 		t.Fatalf("keys %v, %v: want one bucket", keys, err)
 	}
 	return keys
+}
+
+// TestPartialGrantAndStaleDenialMatchPerRequest (issue 11, items 8 and 9)
+// on a real redis-server, for clients with and without
+// ContextTimeoutEnabled: at 3 per hour, AllowN 2, 2, 1 is allowed, denied,
+// allowed; and after the janitor gives a leased token back to Redis, a
+// remembered denial no longer refuses a request Redis would admit.
+func TestPartialGrantAndStaleDenialMatchPerRequest(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, cte := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cte=%v", cte), func(t *testing.T) {
+			rdb := srv.Client(func(o *redis.Options) { o.ContextTimeoutEnabled = cte })
+			ks := faultKeyspace(t)
+			l, err := lease.New(rdb, ratelimit.PerHour(3), lease.WithKeyspace(ks))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = l.Close(context.Background()) })
+			ctx := context.Background()
+			for i, s := range []struct {
+				key string
+				n   int
+				ok  bool
+			}{{"a", 2, true}, {"a", 2, false}, {"a", 1, true}, {"b", 2, true}, {"b", 2, false}} {
+				if d, err := l.AllowN(ctx, s.key, s.n); err != nil || d.Allowed != s.ok {
+					t.Fatalf("call %d: AllowN(%q, %d) = %+v, %v; want allowed=%v", i, s.key, s.n, d, err, s.ok)
+				}
+			}
+			// Key b's last token sits in this instance's lease; the
+			// janitor gives it back once the lease outlives its TTL (1 s).
+			deadline := time.Now().Add(10 * time.Second)
+			for l.Stats().TokensReturned == 0 && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if d, err := l.AllowN(ctx, "b", 1); err != nil || !d.Allowed {
+				t.Fatalf("AllowN(b, 1) after its token went back to Redis: %+v, %v; want allowed (stats %+v)", d, err, l.Stats())
+			}
+		})
+	}
+}
+
+// TestCloseEndsCallsInFlight (issue 11, item 10): with Redis frozen,
+// callers blocked in refills on their own goroutines (quiet keys) return
+// with ErrClosed once Close has returned, long before Redis answers again.
+func TestCloseEndsCallsInFlight(t *testing.T) {
+	srv := redistest.Start(t)
+	l, err := lease.New(srv.Client(), ratelimit.PerHour(100), lease.WithKeyspace(faultKeyspace(t)),
+		lease.WithMaxWait(time.Minute), lease.WithLogger(quietLogger))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Allow(context.Background(), "warm"); err != nil {
+		t.Fatal(err)
+	}
+	const frozen = 5 * time.Second
+	srv.Freeze(frozen)
+	resume := time.Now().Add(frozen)
+	errs := make(chan error, 4)
+	returned := make(chan time.Time, 4)
+	for i := range 4 {
+		go func() {
+			_, err := l.Allow(context.Background(), fmt.Sprintf("quiet-%d", i))
+			returned <- time.Now()
+			errs <- err
+		}()
+	}
+	time.Sleep(100 * time.Millisecond) // the callers are blocked in Redis calls
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = l.Close(ctx)
+	for range 4 {
+		at := <-returned
+		if err := <-errs; !errors.Is(err, ratelimit.ErrClosed) && !errors.Is(err, context.Canceled) {
+			t.Errorf("a caller in flight during Close got %v, want ErrClosed", err)
+		}
+		if !at.Before(resume) {
+			t.Errorf("a caller in flight during Close returned only when Redis answered again")
+		}
+	}
 }

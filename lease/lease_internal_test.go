@@ -599,3 +599,178 @@ func TestLongOutageKeepsTheBoundAndTheKey(t *testing.T) {
 		t.Fatal("the failure policy decided nothing")
 	}
 }
+
+// modelBucket is an exact in-memory Bucket: algorithms.TokenBucketModel on
+// the test's fake clock, as Redis would run the scripts.
+type modelBucket struct {
+	clk *fakeClock
+	mu  sync.Mutex
+	s   algorithms.TokenBucketState
+}
+
+func (b *modelBucket) nowUS() int64 { return b.clk.Now().UnixMicro() }
+
+func (b *modelBucket) TakeUpTo(_ context.Context, _ string, lim ratelimit.Limit, n int, c algorithms.Charge) (algorithms.Grant, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var g algorithms.Grant
+	b.s, g = algorithms.TokenBucketModel{Limit: lim}.ChargeTakeUpTo(b.s, b.nowUS(), n, c)
+	return g, nil
+}
+
+func (b *modelBucket) GiveBack(_ context.Context, _ string, lim ratelimit.Limit, n int) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var left int
+	b.s, left = algorithms.TokenBucketModel{Limit: lim}.Refund(b.s, b.nowUS(), n)
+	return left, nil
+}
+
+// TestQuietKeyMatchesXTimeRate replays golang.org/x/time/rate's
+// TestLimiterBurst1 and TestLimiterBurst3 step tables (10 tokens/s, steps
+// 100 ms apart) through one leasing limiter on an exact bucket and a fake
+// clock: a key with little traffic must get exactly the decisions of one
+// token bucket. x/time answers false for n above the burst, which AllowN
+// rejects as ErrInvalidN; n = 0 is left out (AllowN rejects it).
+func TestQuietKeyMatchesXTimeRate(t *testing.T) {
+	type allow struct {
+		t  int // in steps of 100 ms
+		n  int
+		ok bool
+	}
+	for _, tc := range []struct {
+		name  string
+		burst int
+		steps []allow
+	}{
+		{"burst1", 1, []allow{
+			{0, 1, true}, {0, 1, false}, {0, 1, false},
+			{1, 1, true}, {1, 1, false}, {1, 1, false},
+			{2, 2, false}, {2, 1, true}, {2, 1, false},
+		}},
+		{"burst3", 3, []allow{
+			{0, 2, true}, {0, 2, false}, {0, 1, true}, {0, 1, false},
+			{1, 4, false},
+			{2, 1, true}, {3, 1, true},
+			{4, 1, true}, {4, 1, true}, {4, 1, false}, {4, 1, false},
+			{9, 3, true},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lim := ratelimit.PerSecond(10).WithBurst(tc.burst)
+			clk := newFakeClock()
+			b := &modelBucket{clk: clk}
+			l, err := New(nil, lim, WithBucket(b), WithClock(clk), WithLeaseTTL(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = l.Close(context.Background()) })
+			start := clk.Now()
+			for i, s := range tc.steps {
+				clk.Advance(start.Add(time.Duration(s.t)*100*time.Millisecond).Sub(clk.Now()))
+				d, err := l.AllowN(context.Background(), "k", s.n)
+				if s.n > tc.burst {
+					if !errors.Is(err, ratelimit.ErrInvalidN) {
+						t.Fatalf("step %d: AllowN(t%d, %d) = %+v, %v; want ErrInvalidN", i, s.t, s.n, d, err)
+					}
+					continue
+				}
+				if err != nil || d.Allowed != s.ok {
+					t.Fatalf("step %d: AllowN(t%d, %d) = %+v, %v; want allowed=%v", i, s.t, s.n, d, err, s.ok)
+				}
+				waitRefills(t, l)
+			}
+		})
+	}
+}
+
+// TestDenialAfterPartialGrantReleasesTheToken (issue 11, item 8): 3 per
+// hour, AllowN 2, 2, 1: allowed, denied, allowed, as the per-request
+// limiter decides. The second call leased the last token and was denied
+// for lack of a second; that token must serve the third call.
+func TestDenialAfterPartialGrantReleasesTheToken(t *testing.T) {
+	clk := newFakeClock()
+	b := &modelBucket{clk: clk}
+	l, err := New(nil, ratelimit.PerHour(3), WithBucket(b), WithClock(clk), WithLeaseTTL(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	for i, s := range []struct {
+		n  int
+		ok bool
+	}{{2, true}, {2, false}, {1, true}} {
+		d, err := l.AllowN(context.Background(), "k", s.n)
+		if err != nil || d.Allowed != s.ok {
+			t.Fatalf("call %d: AllowN(%d) = %+v, %v; want allowed=%v", i, s.n, d, err, s.ok)
+		}
+		waitRefills(t, l)
+	}
+	if held := l.Stats().TokensHeld; held != 0 {
+		t.Fatalf("%d tokens held after the third call, want 0", held)
+	}
+}
+
+// TestRememberedDenialEndsWhenTokensGoBack (issue 11, item 9): 3 per hour:
+// AllowN 2 allowed, AllowN 2 denied (it leased the last token), then the
+// janitor gives that token back to Redis: AllowN 1 must be admitted, as the
+// per-request limiter would, not denied by the remembered denial.
+func TestRememberedDenialEndsWhenTokensGoBack(t *testing.T) {
+	clk := newFakeClock()
+	b := &modelBucket{clk: clk}
+	l, err := New(nil, ratelimit.PerHour(3), WithBucket(b), WithClock(clk), WithLeaseTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	ctx := context.Background()
+	if d, err := l.AllowN(ctx, "k", 2); err != nil || !d.Allowed {
+		t.Fatalf("first AllowN(2): %+v, %v", d, err)
+	}
+	if d, err := l.AllowN(ctx, "k", 2); err != nil || d.Allowed {
+		t.Fatalf("second AllowN(2): %+v, %v; want denied", d, err)
+	}
+	waitRefills(t, l)
+	clk.Advance(1500 * time.Millisecond)
+	l.sweep() // the lease outlived its TTL: its token goes back to Redis
+	if s := l.Stats(); s.TokensHeld != 0 || s.TokensReturned != 1 {
+		t.Fatalf("stats %+v: want the leased token returned", s)
+	}
+	if d, err := l.AllowN(ctx, "k", 1); err != nil || !d.Allowed {
+		t.Fatalf("AllowN(1) after the token went back to Redis: %+v, %v; want allowed", d, err)
+	}
+}
+
+// TestRefundIsCappedByWhatWasAdmitted (issue 11, item 5): one admission,
+// then 100 refunds of 10 tokens on a PerHour(10) key: only the one token
+// admitted comes back, so 2,000 requests then get the burst and no more.
+func TestRefundIsCappedByWhatWasAdmitted(t *testing.T) {
+	clk := newFakeClock()
+	b := &modelBucket{clk: clk}
+	lim := ratelimit.PerHour(10)
+	l, err := New(nil, lim, WithBucket(b), WithClock(clk), WithLeaseTTL(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	ctx := context.Background()
+	if d, err := l.Allow(ctx, "k"); err != nil || !d.Allowed {
+		t.Fatalf("first Allow: %+v, %v", d, err)
+	}
+	for i := 0; i < 100; i++ {
+		if err := l.RefundN(ctx, "k", 10); err != nil {
+			t.Fatalf("refund %d: %v", i, err)
+		}
+	}
+	admitted := 0
+	for i := 0; i < 2000; i++ {
+		if d, err := l.Allow(ctx, "k"); err != nil {
+			t.Fatal(err)
+		} else if d.Allowed {
+			admitted++
+		}
+	}
+	if admitted != lim.Burst {
+		t.Fatalf("admitted %d after the refunds, want the burst %d: a refund put back more than was admitted", admitted, lim.Burst)
+	}
+}
