@@ -667,7 +667,7 @@ func TestQuietKeyMatchesXTimeRate(t *testing.T) {
 			t.Cleanup(func() { _ = l.Close(context.Background()) })
 			start := clk.Now()
 			for i, s := range tc.steps {
-				clk.Advance(start.Add(time.Duration(s.t)*100*time.Millisecond).Sub(clk.Now()))
+				clk.Advance(start.Add(time.Duration(s.t) * 100 * time.Millisecond).Sub(clk.Now()))
 				d, err := l.AllowN(context.Background(), "k", s.n)
 				if s.n > tc.burst {
 					if !errors.Is(err, ratelimit.ErrInvalidN) {
