@@ -3,19 +3,41 @@ package ratelimit
 import (
 	"fmt"
 	"math"
+	"math/bits"
+	"strconv"
 	"time"
 )
 
-// Bounds on a [Limit]. They keep every quantity exact in the float64
-// arithmetic that Redis's Lua uses: token counts below 2^40 and time in
-// whole microseconds.
+// Bounds on a [Limit], checked by [Limit.Validate].
+//
+// Redis's Lua computes in float64, which holds every whole number up to
+// 2^53 exactly. The bounds keep every quantity the scripts compute a whole
+// number below 2^53 (times in microseconds, token counts, and the parts
+// into which the scripts split the products that would be larger), every
+// value they store or reply within Redis's 64-bit integers, and every time
+// the limiters report within [time.Duration], without saturating.
 const (
 	// MinPeriod is the shortest period a Limit may have.
 	MinPeriod = time.Millisecond
-	// MaxPeriod is the longest period a Limit may have.
+
+	// MaxPeriod is the longest period a Limit may have: 366 days, so that
+	// a leap year fits. In microseconds it is below 2^45, the largest
+	// divisor the scripts' exact arithmetic takes.
 	MaxPeriod = 366 * 24 * time.Hour
-	// MaxRate is the largest Rate and Burst a Limit may have.
+
+	// MaxRate is the largest Rate and Burst a Limit may have: 2^40.
 	MaxRate = 1 << 40
+
+	// MaxRefill is the longest time a Limit may take to refill its whole
+	// burst, Burst × Period / Rate: 100 years of 365 days. A key is never
+	// further than that from full, so the instants the scripts store (now
+	// plus at most MaxRefill) stay below 2^53 µs since 1970 until the year
+	// 2155. Every wait a script replies is at most twice MaxRefill (for a
+	// key spent under a limit that has since changed, or a token bucket in
+	// debt): 200 years, below 2^53 µs (285 years) and below the largest
+	// time.Duration (292 years). A key's TTL in milliseconds stays below
+	// 10^14, which Redis takes from Lua as a whole number.
+	MaxRefill = 100 * 365 * 24 * time.Hour
 )
 
 // A Limit allows Rate requests per Period on average, and at most Burst
@@ -63,8 +85,11 @@ func (l Limit) WithBurst(burst int) Limit {
 	return l
 }
 
-// Validate reports whether l can be enforced. The error wraps
-// [ErrInvalidLimit] and names the field at fault.
+// Validate reports whether l can be enforced: Rate and Burst between 1 and
+// MaxRate, Period between MinPeriod and MaxPeriod in whole microseconds,
+// and the time to refill the whole burst, Burst × Period / Rate, at most
+// MaxRefill. The error wraps [ErrInvalidLimit] and names the field, or the
+// derived quantity, at fault.
 func (l Limit) Validate() error {
 	switch {
 	case l.Rate <= 0:
@@ -81,8 +106,22 @@ func (l Limit) Validate() error {
 		return fmt.Errorf("%w: burst %d must be positive", ErrInvalidLimit, l.Burst)
 	case l.Burst > MaxRate:
 		return fmt.Errorf("%w: burst %d exceeds %d", ErrInvalidLimit, l.Burst, MaxRate)
+	case l.DurationFor(l.Burst) > MaxRefill:
+		return fmt.Errorf("%w: refill time (burst × period / rate) %s exceeds the maximum %s: lower burst %d or period %v, or raise rate %d",
+			ErrInvalidLimit, years(l.refillSeconds()), years(MaxRefill.Seconds()), l.Burst, l.Period, l.Rate)
 	}
 	return nil
+}
+
+// refillSeconds returns Burst × Period / Rate in seconds, as a float64,
+// which does not overflow where a Duration would.
+func (l Limit) refillSeconds() float64 {
+	return float64(l.Burst) * l.Period.Seconds() / float64(l.Rate)
+}
+
+// years formats a time of s seconds in years of 365 days.
+func years(s float64) string {
+	return strconv.FormatFloat(s/(365*24*3600), 'g', 4, 64) + " years"
 }
 
 // ValidateN reports whether n tokens can ever be granted under l at once:
@@ -103,13 +142,27 @@ func (l Limit) ValidateN(n int) error {
 func (l Limit) Interval() time.Duration { return l.DurationFor(1) }
 
 // DurationFor returns the time it takes to earn n tokens: n × Period /
-// Rate, rounded up to a whole nanosecond. It is zero for n <= 0 or an
-// invalid limit.
+// Rate, computed exactly and rounded up to a whole nanosecond. It is zero
+// for n <= 0, Rate <= 0 or Period <= 0, and saturates at the largest
+// Duration (about 292 years) instead of overflowing. For a valid limit and
+// n at most Burst it is at most MaxRefill.
 func (l Limit) DurationFor(n int) time.Duration {
 	if l.Rate <= 0 || l.Period <= 0 || n <= 0 {
 		return 0
 	}
-	return time.Duration(math.Ceil(float64(n) * float64(l.Period) / float64(l.Rate)))
+	hi, lo := bits.Mul64(uint64(n), uint64(l.Period))
+	rate := uint64(l.Rate)
+	if hi >= rate {
+		return math.MaxInt64 // the quotient needs more than 64 bits
+	}
+	q, r := bits.Div64(hi, lo, rate)
+	if r > 0 {
+		q++
+	}
+	if q > math.MaxInt64 {
+		return math.MaxInt64
+	}
+	return time.Duration(q)
 }
 
 // PerSecondRate returns the average rate of l in requests per second.

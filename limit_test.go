@@ -2,6 +2,7 @@ package ratelimit
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +53,10 @@ func TestLimitValidate(t *testing.T) {
 		{"min period", Per(1, MinPeriod), ""},
 		{"max period", Per(1, MaxPeriod), ""},
 		{"whole microseconds", Per(1, 1500*time.Microsecond), ""},
+		{"max rate and burst at max period", Limit{Rate: MaxRate, Period: MaxPeriod, Burst: MaxRate}, ""},
+		{"refill exactly MaxRefill", Per(1, 365*24*time.Hour).WithBurst(100), ""},
+		{"max burst at min period", Per(1, MinPeriod).WithBurst(MaxRate), ""}, // refills in 34.8 years
+		{"refill exactly MaxRefill, large burst", Per(1_000_000_000, 365*24*time.Hour).WithBurst(100_000_000_000), ""},
 
 		{"zero value", Limit{}, "rate"},
 		{"zero rate", Limit{Rate: 0, Period: time.Second, Burst: 1}, "rate"},
@@ -65,6 +70,13 @@ func TestLimitValidate(t *testing.T) {
 		{"zero burst", PerSecond(1).WithBurst(0), "burst"},
 		{"negative burst", PerSecond(1).WithBurst(-3), "burst"},
 		{"burst above max", PerSecond(1).WithBurst(MaxRate + 1), "burst"},
+		// Issue 11: limits whose scripts overflowed. The error names the
+		// derived quantity and the fields that make it.
+		{"refill beyond MaxRefill", Per(1, 366*24*time.Hour).WithBurst(1_000_000), "refill time (burst × period / rate) 1.003e+06 years"},
+		{"max burst at 1/s", PerSecond(1).WithBurst(1 << 40), "lower burst 1099511627776 or period 1s, or raise rate 1"},
+		{"max burst at max period", Per(1, MaxPeriod).WithBurst(MaxRate), "exceeds the maximum 100 years"},
+		{"refill 31.5 ms over MaxRefill", Per(1_000_000_000, 365*24*time.Hour).WithBurst(100_000_000_001), "refill time"},
+		{"refill 100 µs over MaxRefill", Per(1, 365*24*time.Hour+time.Microsecond).WithBurst(100), "refill time"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,6 +161,19 @@ func TestLimitDurationFor(t *testing.T) {
 		{PerSecond(10), 0, 0},
 		{PerSecond(10), -1, 0},
 		{Limit{}, 1, 0},
+		// Exact where float64 would round: 2^53 + 1 ns.
+		{Per(1, time.Second), 9007199, 9007199 * time.Second},
+		{Per(3, 3*(1<<53+1)), 1, 1<<53 + 1},
+		// The refill time of the largest valid limits fits.
+		{Per(1, 365*24*time.Hour).WithBurst(100), 100, MaxRefill},
+		{Per(1, MinPeriod).WithBurst(MaxRate), MaxRate, MaxRate * MinPeriod},
+		// Saturates instead of overflowing (n beyond the burst, or an
+		// invalid limit).
+		{Per(1, MaxPeriod), math.MaxInt, math.MaxInt64},
+		{Per(1, time.Nanosecond), math.MaxInt, math.MaxInt64},
+		{Per(3, time.Nanosecond), math.MaxInt, math.MaxInt64/3 + 1},
+		{Per(MaxRate, MaxPeriod), math.MaxInt, math.MaxInt64},
+		{Limit{Rate: 1, Period: math.MaxInt64}, 2, math.MaxInt64},
 	}
 	for _, tt := range tests {
 		if got := tt.lim.DurationFor(tt.n); got != tt.want {

@@ -97,6 +97,19 @@ func wantReply(v any) (reply, bool) {
 	return r, true
 }
 
+// ceilDiv returns a × b / c rounded up, for a, b >= 0 and c > 0, or
+// math.MaxInt64 if that does not fit.
+func ceilDiv(a, b, c int64) int64 {
+	q, r := new(big.Int).QuoRem(new(big.Int).Mul(big.NewInt(a), big.NewInt(b)), big.NewInt(c), new(big.Int))
+	if r.Sign() > 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	if !q.IsInt64() {
+		return math.MaxInt64
+	}
+	return q.Int64()
+}
+
 // wantDuration is the Duration a reply field of us microseconds must
 // become: us µs, or the largest Duration when that does not fit (the
 // library saturates rather than overflow).
@@ -262,10 +275,11 @@ func FuzzParseReply(f *testing.F) {
 
 // FuzzLimitValidate checks Limit.Validate and what depends on it for
 // arbitrary fields: Validate never panics and wraps ErrInvalidLimit; a
-// valid limit is accepted by NewLimiter, has a non-negative Interval of
-// Period/Rate (positive while Rate is at most the Period in nanoseconds),
-// a positive rate per second, and a Share that is valid for any number of
-// instances; an invalid one is refused by NewLimiter.
+// valid limit is accepted by NewLimiter, has an Interval of Period/Rate
+// and a refill time of Burst × Period / Rate (rounded up to a ns) at most
+// MaxRefill, a positive rate per second, and a Share that is valid for any
+// number of instances (but for its refill time); an invalid one is refused
+// by NewLimiter.
 func FuzzLimitValidate(f *testing.F) {
 	f.Add(int64(100), int64(time.Second), int64(100), 4)
 	f.Add(int64(1), int64(time.Millisecond), int64(1), 1)
@@ -278,6 +292,10 @@ func FuzzLimitValidate(f *testing.F) {
 	f.Add(int64(-1), int64(-time.Second), int64(-1), -1)
 	f.Add(int64(3), int64(ratelimit.MaxPeriod+time.Microsecond), int64(3), 3)
 	f.Add(int64(2_000_000), int64(time.Millisecond), int64(7), 3) // more than one token per ns
+	f.Add(int64(1), int64(366*24*time.Hour), int64(1_000_000), 1) // issue 11: overflowed in the scripts
+	f.Add(int64(1), int64(time.Second), int64(1<<40), 1)          // issue 11: PEXPIRE failed
+	f.Add(int64(1), int64(365*24*time.Hour), int64(100), 7)       // refills in exactly MaxRefill
+	f.Add(int64(3), int64(ratelimit.MaxPeriod), int64(299), 2)    // Share(2) refills in 2 × 99.7 years
 	rdb := fuzzScripter{val: []any{int64(1), int64(0), int64(0), int64(0)}}
 	f.Fuzz(func(t *testing.T, rate, period, burst int64, instances int) {
 		lim := ratelimit.Limit{Rate: int(rate), Period: time.Duration(period), Burst: int(burst)}
@@ -300,12 +318,17 @@ func FuzzLimitValidate(f *testing.F) {
 			lim.Period < ratelimit.MinPeriod || lim.Period > ratelimit.MaxPeriod || lim.Period%time.Microsecond != 0 {
 			t.Fatalf("%+v: Validate accepted a limit outside its bounds", lim)
 		}
-		// Interval is Period/Rate rounded up: positive, never short of the
-		// exact value, and less than a nanosecond over it.
-		iv := lim.Interval()
-		exact := float64(lim.Period) / float64(lim.Rate)
-		if iv <= 0 || float64(iv) < exact || float64(iv)-exact >= 1 {
-			t.Fatalf("%+v: Interval %v, want Period/Rate = %.3fns rounded up", lim, iv, exact)
+		// Interval is Period/Rate rounded up to a ns; the time to refill
+		// the burst, Burst × Period / Rate, is at most MaxRefill.
+		if iv, want := lim.Interval(), ceilDiv(int64(lim.Period), 1, int64(lim.Rate)); iv <= 0 || int64(iv) != want {
+			t.Fatalf("%+v: Interval %v, want Period/Rate = %dns (rounded up)", lim, iv, want)
+		}
+		if d, want := lim.DurationFor(lim.Burst), ceilDiv(int64(lim.Period), int64(lim.Burst), int64(lim.Rate)); d <= 0 ||
+			d > ratelimit.MaxRefill || int64(d) != want {
+			t.Fatalf("%+v: DurationFor(Burst) = %v, want %dns, at most MaxRefill", lim, d, want)
+		}
+		if d := lim.DurationFor(instances); instances > 0 && d <= 0 || instances <= 0 && d != 0 {
+			t.Fatalf("%+v: DurationFor(%d) = %v", lim, instances, d)
 		}
 		if r := lim.PerSecondRate(); r <= 0 {
 			t.Fatalf("%+v: PerSecondRate %v, want positive", lim, r)
@@ -318,7 +341,12 @@ func FuzzLimitValidate(f *testing.F) {
 		}
 		s := lim.Share(instances)
 		if err := s.Validate(); err != nil {
-			t.Fatalf("%+v: Share(%d) = %+v is invalid: %v", lim, instances, s, err)
+			// Share rounds rate and burst down separately, so its refill
+			// time may reach twice the limit's, or one period, and so
+			// exceed MaxRefill; nothing else may be invalid.
+			if d := s.DurationFor(s.Burst); d <= ratelimit.MaxRefill || d > max(2*lim.DurationFor(lim.Burst), lim.Period) {
+				t.Fatalf("%+v: Share(%d) = %+v is invalid: %v", lim, instances, s, err)
+			}
 		}
 		if s.Period != lim.Period || s.Rate > lim.Rate || s.Burst > lim.Burst {
 			t.Fatalf("%+v: Share(%d) = %+v exceeds the limit", lim, instances, s)
