@@ -2,6 +2,7 @@ package algorithms
 
 import (
 	"math"
+	"math/bits"
 
 	"github.com/distributedratelimiter/ratelimit"
 )
@@ -12,12 +13,17 @@ import (
 // that a model and its script agree on every reply; fallbacks and local
 // limiters can run a model in place of Redis.
 //
-// A model mirrors its script operation for operation. Redis's Lua computes
-// in float64, so the models do too, in the same order. Every product that
-// feeds an addition or subtraction is wrapped in an explicit float64()
-// conversion: the Go spec lets a compiler fuse x*y + z into one
-// fused multiply-add (it does on arm64), which rounds once where Lua rounds
-// twice; the conversion forbids that.
+// The token bucket and fixed window models mirror their scripts operation
+// for operation. Redis's Lua computes in float64, so these models do too, in
+// the same order. Every product that feeds an addition or subtraction is
+// wrapped in an explicit float64() conversion: the Go spec lets a compiler
+// fuse x*y + z into one fused multiply-add (it does on arm64), which rounds
+// once where Lua rounds twice; the conversion forbids that.
+//
+// The GCRA and sliding window scripts compute exactly in whole numbers, with
+// the products that could exceed 2^53 split up (muldiv in their Lua); their
+// models compute the same quantities exactly in 128-bit integers (u128).
+// Being exact, script and model agree without mirroring each other.
 
 // limitArgs returns rate, period in µs and burst as the scripts read them
 // from ARGV.
@@ -166,7 +172,8 @@ type GCRAState struct {
 // Period/Rate; a request for n tokens is admitted when moving the TAT n
 // intervals later keeps it at most Burst intervals ahead of now. It admits
 // exactly what [TokenBucketModel] admits, but computes in whole ticks of
-// 1/Rate µs, exact while Burst × Period in µs stays below 2^52.
+// 1/Rate µs, exactly, for every limit that passes
+// [ratelimit.Limit.Validate].
 //
 // Its methods are pure functions of their arguments. The zero value has an
 // invalid Limit: set Limit, which must pass [ratelimit.Limit.Validate].
@@ -178,21 +185,21 @@ type GCRAModel struct {
 
 // ahead returns how far the TAT of s is ahead of nowUS, in ticks of 1/Rate
 // µs: 0 when the bucket is full.
-func (m GCRAModel) ahead(s GCRAState, nowUS int64) float64 {
-	rate, _, _ := limitArgs(m.Limit)
-	ahead := float64(float64(s.TAT-nowUS)*rate) + float64(s.Frac)
-	if ahead < 0 {
-		ahead = 0
+func (m GCRAModel) ahead(s GCRAState, nowUS int64) u128 {
+	rate := int64(m.Limit.Rate)
+	carry, frac := floorDivMod(s.Frac, rate) // Frac >= Rate after a change of rate
+	us := s.TAT - nowUS + carry
+	if us < 0 {
+		return u128{}
 	}
-	return ahead
+	return mul128(uint64(us), uint64(rate)).add(u128{lo: uint64(frac)})
 }
 
 // store returns the state the scripts leave when the TAT is after ticks
 // ahead of nowUS.
-func (m GCRAModel) store(after float64, nowUS int64) GCRAState {
-	rate, _, _ := limitArgs(m.Limit)
-	whole := math.Floor(after / rate)
-	return GCRAState{TAT: int64(float64(nowUS) + whole), Frac: int64(after - float64(whole*rate))}
+func (m GCRAModel) store(after u128, nowUS int64) GCRAState {
+	whole, frac := after.divMod(uint64(m.Limit.Rate))
+	return GCRAState{TAT: nowUS + whole, Frac: frac}
 }
 
 // Decide spends n tokens of s at nowUS if they are available, as [GCRA]'s
@@ -204,18 +211,14 @@ func (m GCRAModel) Decide(s GCRAState, nowUS int64, n int) (GCRAState, ratelimit
 }
 
 func (m GCRAModel) check(s GCRAState, nowUS int64, n int) (GCRAState, reply) {
-	rate, period, burst := limitArgs(m.Limit)
+	rate, period := uint64(m.Limit.Rate), uint64(m.Limit.Period.Microseconds())
+	limit := mul128(uint64(m.Limit.Burst), period)
 	ahead := m.ahead(s, nowUS)
-	limit := float64(burst * period)
-	after := ahead + float64(float64(n)*period)
-	if after > limit {
-		remaining := math.Floor((limit - ahead) / period)
-		if remaining < 0 {
-			remaining = 0
-		}
-		return s, reply{0, int64(remaining), ceilInt((after - limit) / rate), ceilInt(ahead / rate)}
+	after := ahead.add(mul128(uint64(n), period))
+	if limit.less(after) {
+		return s, reply{0, wholeLeft(limit, ahead, period), after.sub(limit).ceilDiv(rate), ahead.ceilDiv(rate)}
 	}
-	return m.store(after, nowUS), reply{1, floorInt((limit - after) / period), 0, ceilInt(after / rate)}
+	return m.store(after, nowUS), reply{1, wholeLeft(limit, after, period), 0, after.ceilDiv(rate)}
 }
 
 // Refund moves the TAT of s n emission intervals earlier, but not before
@@ -227,22 +230,88 @@ func (m GCRAModel) Refund(s GCRAState, nowUS int64, n int) (GCRAState, int) {
 }
 
 func (m GCRAModel) refund(s GCRAState, nowUS int64, n int) (GCRAState, reply) {
-	rate, period, burst := limitArgs(m.Limit)
-	limit := float64(burst * period)
-	after := m.ahead(s, nowUS) - float64(float64(n)*period)
-	if after < 0 {
-		after = 0
+	rate, period := uint64(m.Limit.Rate), uint64(m.Limit.Period.Microseconds())
+	limit := mul128(uint64(m.Limit.Burst), period)
+	ahead, cost := m.ahead(s, nowUS), mul128(uint64(n), period)
+	var after u128 // 0 when the refund reaches now
+	if cost.less(ahead) {
+		after = ahead.sub(cost)
 	}
-	remaining := math.Floor((limit - after) / period)
-	if remaining < 0 {
-		remaining = 0
-	}
-	reset := math.Ceil(after / rate)
+	reset := after.ceilDiv(rate)
 	next := GCRAState{}
 	if reset > 0 {
 		next = m.store(after, nowUS)
 	}
-	return next, reply{int64(remaining), 0, 0, int64(reset)}
+	return next, reply{wholeLeft(limit, after, period), 0, 0, reset}
+}
+
+// wholeLeft returns the whole tokens of size unit in limit - used: floor((limit
+// - used) / unit), or 0 when used exceeds limit.
+func wholeLeft(limit, used u128, unit uint64) int64 {
+	if limit.less(used) {
+		return 0
+	}
+	q, _ := limit.sub(used).divMod(unit)
+	return q
+}
+
+// u128 is a whole number below 2^128: the exact models' products of a burst,
+// a count or a time by a rate or a period.
+type u128 struct{ hi, lo uint64 }
+
+// mul128 returns a × b.
+func mul128(a, b uint64) u128 {
+	hi, lo := bits.Mul64(a, b)
+	return u128{hi, lo}
+}
+
+// add returns x + y, which must be below 2^128.
+func (x u128) add(y u128) u128 {
+	lo, carry := bits.Add64(x.lo, y.lo, 0)
+	hi, _ := bits.Add64(x.hi, y.hi, carry)
+	return u128{hi, lo}
+}
+
+// sub returns x - y, which must not be negative.
+func (x u128) sub(y u128) u128 {
+	lo, borrow := bits.Sub64(x.lo, y.lo, 0)
+	hi, _ := bits.Sub64(x.hi, y.hi, borrow)
+	return u128{hi, lo}
+}
+
+// less reports whether x < y.
+func (x u128) less(y u128) bool { return x.hi < y.hi || x.hi == y.hi && x.lo < y.lo }
+
+// divMod returns x / m and x % m for m > 0. A quotient beyond the int64
+// range, which no valid limit causes, saturates at math.MaxInt64.
+func (x u128) divMod(m uint64) (q, r int64) {
+	if x.hi >= m {
+		return math.MaxInt64, 0
+	}
+	uq, ur := bits.Div64(x.hi, x.lo, m)
+	if uq > math.MaxInt64 {
+		return math.MaxInt64, int64(ur)
+	}
+	return int64(uq), int64(ur)
+}
+
+// ceilDiv returns x / m rounded up, saturating as divMod does.
+func (x u128) ceilDiv(m uint64) int64 {
+	q, r := x.divMod(m)
+	if r > 0 && q < math.MaxInt64 {
+		q++
+	}
+	return q
+}
+
+// floorDivMod returns floor(x / m) and x - floor(x / m) × m, for m > 0, as
+// Lua's math.floor and % do.
+func floorDivMod(x, m int64) (q, r int64) {
+	q, r = x/m, x%m
+	if r < 0 {
+		q, r = q-1, r+m
+	}
+	return q, r
 }
 
 // window returns the number of the window that holds nowUS, windows of
@@ -363,10 +432,10 @@ type SlidingWindowState struct {
 // where cur and prev are the counts of the current and previous windows and
 // elapsed is how far now is into the current window, and admits n tokens
 // while the estimate plus n stays at most Burst. It keeps the estimate
-// multiplied by Period, so every quantity is a whole number, exact while
-// Burst × Period in µs stays below 2^52. ResetAfter is the time until the
-// estimate is back to zero: the end of the next window while the current
-// one has a count.
+// multiplied by Period, so every quantity is a whole number, computed
+// exactly for every limit that passes [ratelimit.Limit.Validate].
+// ResetAfter is the time until the estimate is back to zero: the end of the
+// next window while the current one has a count.
 //
 // Its methods are pure functions of their arguments. The zero value has an
 // invalid Limit: set Limit, which must pass [ratelimit.Limit.Validate].
@@ -378,30 +447,30 @@ type SlidingWindowModel struct {
 
 // counts returns the window holding nowUS, how far nowUS is into it, and
 // the tokens s spent in it and in the window before.
-func (m SlidingWindowModel) counts(s SlidingWindowState, nowUS int64) (w, elapsed, cur, prev float64) {
-	_, period, _ := limitArgs(m.Limit)
-	w, elapsed = window(nowUS, period)
-	switch float64(s.Window) {
+func (m SlidingWindowModel) counts(s SlidingWindowState, nowUS int64) (w, elapsed, cur, prev int64) {
+	w, elapsed = floorDivMod(nowUS, m.Limit.Period.Microseconds())
+	switch s.Window {
 	case w:
-		cur, prev = float64(s.Count), float64(s.Prev)
+		cur, prev = s.Count, s.Prev
 	case w - 1:
-		prev = float64(s.Count)
+		prev = s.Count
 	}
 	return w, elapsed, cur, prev
 }
 
-// used returns the estimate times the period.
-func (m SlidingWindowModel) used(elapsed, cur, prev float64) float64 {
-	_, period, _ := limitArgs(m.Limit)
-	return float64(prev*(period-elapsed)) + float64(cur*period)
+// used returns the estimate times the period: prev × (Period − elapsed) +
+// cur × Period.
+func (m SlidingWindowModel) used(elapsed, cur, prev int64) u128 {
+	period := m.Limit.Period.Microseconds()
+	return mul128(uint64(prev), uint64(period-elapsed)).add(mul128(uint64(cur), uint64(period)))
 }
 
 // reset returns the time until the estimate is back to zero.
-func (m SlidingWindowModel) reset(elapsed, cur, prev float64) float64 {
-	_, period, _ := limitArgs(m.Limit)
+func (m SlidingWindowModel) reset(elapsed, cur, prev int64) int64 {
+	period := m.Limit.Period.Microseconds()
 	switch {
 	case cur > 0:
-		return float64(2*period) - elapsed
+		return 2*period - elapsed
 	case prev > 0:
 		return period - elapsed
 	}
@@ -418,28 +487,29 @@ func (m SlidingWindowModel) Decide(s SlidingWindowState, nowUS int64, n int) (Sl
 }
 
 func (m SlidingWindowModel) check(s SlidingWindowState, nowUS int64, n int) (SlidingWindowState, reply) {
-	_, period, burst := limitArgs(m.Limit)
-	fn := float64(n)
+	period, burst, fn := m.Limit.Period.Microseconds(), int64(m.Limit.Burst), int64(n)
 	w, elapsed, cur, prev := m.counts(s, nowUS)
-	limit := float64(burst * period)
+	limit := mul128(uint64(burst), uint64(period))
 	used := m.used(elapsed, cur, prev)
-	after := used + float64(fn*period)
-	if after > limit {
-		var retry float64
+	after := used.add(mul128(uint64(fn), uint64(period)))
+	if limit.less(after) {
+		var retry int64
 		if cur+fn <= burst {
-			retry = period - math.Floor(float64((burst-fn-cur)*period)/prev) - elapsed
+			// prev decays until prev × (Period − e) <= (burst − n − cur) ×
+			// Period; prev > 0, or the request would fit.
+			q, _ := mul128(uint64(burst-fn-cur), uint64(period)).divMod(uint64(prev))
+			retry = period - q - elapsed
 		} else {
-			retry = float64(2*period) - math.Floor(float64((burst-fn)*period)/cur) - elapsed
+			// In the next window, cur × (Period − e) <= (burst − n) ×
+			// Period; cur > burst − n >= 0.
+			q, _ := mul128(uint64(burst-fn), uint64(period)).divMod(uint64(cur))
+			retry = 2*period - q - elapsed
 		}
-		remaining := math.Floor((limit - used) / period)
-		if remaining < 0 {
-			remaining = 0
-		}
-		return s, reply{0, int64(remaining), int64(retry), int64(m.reset(elapsed, cur, prev))}
+		return s, reply{0, wholeLeft(limit, used, uint64(period)), retry, m.reset(elapsed, cur, prev)}
 	}
 	cur = cur + fn
-	next := SlidingWindowState{Window: int64(w), Count: int64(cur), Prev: int64(prev)}
-	return next, reply{1, floorInt((limit - after) / period), 0, int64(m.reset(elapsed, cur, prev))}
+	next := SlidingWindowState{Window: w, Count: cur, Prev: prev}
+	return next, reply{1, wholeLeft(limit, after, uint64(period)), 0, m.reset(elapsed, cur, prev)}
 }
 
 // Refund lowers the count of the current window of s at nowUS by n, but
@@ -451,20 +521,14 @@ func (m SlidingWindowModel) Refund(s SlidingWindowState, nowUS int64, n int) (Sl
 }
 
 func (m SlidingWindowModel) refund(s SlidingWindowState, nowUS int64, n int) (SlidingWindowState, reply) {
-	_, period, burst := limitArgs(m.Limit)
+	period, burst := m.Limit.Period.Microseconds(), int64(m.Limit.Burst)
 	w, elapsed, cur, prev := m.counts(s, nowUS)
-	cur = cur - float64(n)
-	if cur < 0 {
-		cur = 0
-	}
-	remaining := math.Floor((float64(burst*period) - m.used(elapsed, cur, prev)) / period)
-	if remaining < 0 {
-		remaining = 0
-	}
+	cur = max(cur-int64(n), 0)
+	remaining := wholeLeft(mul128(uint64(burst), uint64(period)), m.used(elapsed, cur, prev), uint64(period))
 	reset := m.reset(elapsed, cur, prev)
 	next := SlidingWindowState{}
 	if reset > 0 {
-		next = SlidingWindowState{Window: int64(w), Count: int64(cur), Prev: int64(prev)}
+		next = SlidingWindowState{Window: w, Count: cur, Prev: prev}
 	}
-	return next, reply{int64(remaining), 0, 0, int64(reset)}
+	return next, reply{remaining, 0, 0, reset}
 }

@@ -12,25 +12,68 @@
 -- Window number w covers [w * period, (w + 1) * period) µs since the Unix
 -- epoch; elapsed is how far now is into the current window. The estimate is
 --     prev * (1 - elapsed / period) + cur
--- and a request for n is admitted when estimate + n <= burst. The script
--- keeps the estimate multiplied by period, so that every quantity is a whole
--- number, exact in float64 while burst * period_us stays below 2^52, and the
--- retry time is exact: no float weight is ever rounded. remaining is the
--- whole tokens left under the estimate; reset_after is the time until the
--- estimate is back to zero (the end of the next window while the current
--- one has a count). Time is the Redis server's (TIME), in microseconds. A
--- missing key counts zero; the key expires when the estimate would be zero.
--- A denied request writes nothing. rate is not used: a window admits burst.
--- Mirrored by SlidingWindowModel.Decide in model.go.
+-- and a request for n is admitted when estimate + n <= burst, that is when
+-- n <= burst - cur - ceil(prev * (period - elapsed) / period): the previous
+-- window's share, rounded up to a whole token. With the products computed by
+-- muldiv, every quantity is a whole number, exact for every limit that passes
+-- ratelimit.Limit.Validate, and the retry time is exact: no float weight is
+-- ever rounded. remaining is the whole tokens left under the estimate;
+-- reset_after is the time until the estimate is back to zero (the end of the
+-- next window while the current one has a count). Time is the Redis server's
+-- (TIME), in microseconds. A missing key counts zero; the key expires when
+-- the estimate would be zero. A denied request writes nothing. rate is not
+-- used: a window admits burst. Mirrored by SlidingWindowModel.Decide in
+-- model.go.
 local period = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 
+-- Exact arithmetic (the same in gcra.lua, gcra_refund.lua, sliding_window.lua
+-- and sliding_window_refund.lua). Lua's numbers are float64, which hold whole
+-- numbers exactly below 2^53; a product of two valid quantities (a burst and
+-- a period in µs, a time and a rate) can exceed that, so muldiv computes it
+-- in parts, every one a whole number below 2^53.
+
+-- divmod returns q = floor(x / m) and r = x - q * m, for whole numbers x and
+-- m > 0 with |x| + m <= 2^53. The float division may round q up by one; the
+-- remainder then shows it, and is corrected.
+local function divmod(x, m)
+  local q = math.floor(x / m)
+  local r = x - q * m
+  if r < 0 then
+    q, r = q - 1, r + m
+  elseif r >= m then
+    q, r = q + 1, r - m
+  end
+  return q, r
+end
+
+-- muldiv returns q = floor(a * b / m) and r = a * b - q * m, exactly, for
+-- whole numbers 0 <= a, b <= 2^52 and 0 < m < 2^45 such that q < 2^53.
+local function muldiv(a, b, m)
+  local p = a * b
+  if p <= 2^52 then
+    return divmod(p, m)
+  end
+  -- a * b = (aq * b + ar * bq) * m + ar * br, where ar, br < m.
+  local aq, ar = divmod(a, m)
+  local bq, br = divmod(b, m)
+  -- ar * br = h * m + r, by long multiplication in the seven 7-bit digits
+  -- of ar (ar < 2^45), most significant first: r * 128 + digit * br stays
+  -- below 2^8 * m < 2^53.
+  local h, r = 0, 0
+  for shift = 42, 0, -7 do
+    local dq, dr = divmod(r * 128 + math.floor(ar / 2^shift) % 128 * br, m)
+    h, r = h * 128 + dq, dr
+  end
+  return aq * b + ar * bq + h, r
+end
+-- End of exact arithmetic.
+
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
-local window = math.floor(now / period)
-local elapsed = now - window * period
+local window, elapsed = divmod(now, period)
 
 local cur, prev = 0, 0
 local st = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
@@ -48,23 +91,24 @@ if st[1] then
   end
 end
 
-local limit = burst * period
-local used = prev * (period - elapsed) + cur * period
-local after = used + n * period
-if after > limit then
+-- room: the whole tokens left under the estimate (negative after the burst
+-- was lowered).
+local share, rest = muldiv(prev, period - elapsed, period)
+if rest > 0 then
+  share = share + 1
+end
+local room = burst - cur - share
+
+if room < n then
   local retry
   if cur + n <= burst then
     -- prev decays within this window (or just at its end): wait until
     -- prev * (period - e) <= (burst - n - cur) * period. prev > 0 here.
-    retry = period - math.floor((burst - n - cur) * period / prev) - elapsed
+    retry = period - muldiv(burst - n - cur, period, prev) - elapsed
   else
     -- cur becomes the previous window: wait in the next window until
     -- cur * (period - e) <= (burst - n) * period. cur > 0 here.
-    retry = 2 * period - math.floor((burst - n) * period / cur) - elapsed
-  end
-  local remaining = math.floor((limit - used) / period)
-  if remaining < 0 then
-    remaining = 0
+    retry = 2 * period - muldiv(burst - n, period, cur) - elapsed
   end
   local reset = 0
   if cur > 0 then
@@ -72,11 +116,11 @@ if after > limit then
   elseif prev > 0 then
     reset = period - elapsed
   end
-  return {0, remaining, retry, reset}
+  return {0, math.max(room, 0), retry, reset}
 end
 
 cur = cur + n
 local reset = 2 * period - elapsed
 redis.call('HSET', KEYS[1], 'w', string.format('%d', window), 'c', string.format('%d', cur), 'p', string.format('%d', prev))
 redis.call('PEXPIRE', KEYS[1], math.ceil(reset / 1000))
-return {1, math.floor((limit - after) / period), 0, reset}
+return {1, room - n, 0, reset}

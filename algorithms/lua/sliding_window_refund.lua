@@ -6,17 +6,59 @@
 -- ARGV     rate, period_us, burst, n (positive integers)
 -- returns  {remaining, 0, 0, reset_after_us}
 --
--- Same state and time rules as sliding_window.lua. The key is deleted when
--- the estimate is zero. Mirrored by SlidingWindowModel.Refund in model.go.
+-- Same state, time and arithmetic rules as sliding_window.lua. The key is
+-- deleted when the estimate is zero. Mirrored by SlidingWindowModel.Refund in
+-- model.go.
 local period = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 
+-- Exact arithmetic (the same in gcra.lua, gcra_refund.lua, sliding_window.lua
+-- and sliding_window_refund.lua). Lua's numbers are float64, which hold whole
+-- numbers exactly below 2^53; a product of two valid quantities (a burst and
+-- a period in µs, a time and a rate) can exceed that, so muldiv computes it
+-- in parts, every one a whole number below 2^53.
+
+-- divmod returns q = floor(x / m) and r = x - q * m, for whole numbers x and
+-- m > 0 with |x| + m <= 2^53. The float division may round q up by one; the
+-- remainder then shows it, and is corrected.
+local function divmod(x, m)
+  local q = math.floor(x / m)
+  local r = x - q * m
+  if r < 0 then
+    q, r = q - 1, r + m
+  elseif r >= m then
+    q, r = q + 1, r - m
+  end
+  return q, r
+end
+
+-- muldiv returns q = floor(a * b / m) and r = a * b - q * m, exactly, for
+-- whole numbers 0 <= a, b <= 2^52 and 0 < m < 2^45 such that q < 2^53.
+local function muldiv(a, b, m)
+  local p = a * b
+  if p <= 2^52 then
+    return divmod(p, m)
+  end
+  -- a * b = (aq * b + ar * bq) * m + ar * br, where ar, br < m.
+  local aq, ar = divmod(a, m)
+  local bq, br = divmod(b, m)
+  -- ar * br = h * m + r, by long multiplication in the seven 7-bit digits
+  -- of ar (ar < 2^45), most significant first: r * 128 + digit * br stays
+  -- below 2^8 * m < 2^53.
+  local h, r = 0, 0
+  for shift = 42, 0, -7 do
+    local dq, dr = divmod(r * 128 + math.floor(ar / 2^shift) % 128 * br, m)
+    h, r = h * 128 + dq, dr
+  end
+  return aq * b + ar * bq + h, r
+end
+-- End of exact arithmetic.
+
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 
-local window = math.floor(now / period)
-local elapsed = now - window * period
+local window, elapsed = divmod(now, period)
 
 local cur, prev = 0, 0
 local st = redis.call('HMGET', KEYS[1], 'w', 'c', 'p')
@@ -38,10 +80,11 @@ cur = cur - n
 if cur < 0 then
   cur = 0
 end
-local remaining = math.floor((burst * period - (prev * (period - elapsed) + cur * period)) / period)
-if remaining < 0 then
-  remaining = 0
+local share, rest = muldiv(prev, period - elapsed, period)
+if rest > 0 then
+  share = share + 1
 end
+local remaining = math.max(burst - cur - share, 0)
 local reset = 0
 if cur > 0 then
   reset = 2 * period - elapsed
