@@ -141,7 +141,8 @@ var scriptSources = map[*redis.Script]string{
 
 // clocked returns a copy of s for a real redis-server that runs it at an
 // instant the test chooses, a real Lua with the clock of a model: it reads
-// the time from its last two ARGV (seconds, µs) instead of TIME. Where it
+// the time (seconds, µs) from the hash KEYS[1] .. clockSuffix instead of
+// TIME. Where it
 // would set the key's TTL, it passes the same argument to PEXPIRE on
 // another key, which must take it, and records it, as Redis received it,
 // in the hash KEYS[1] .. ttlSuffix; the key itself keeps no TTL, so that
@@ -157,7 +158,7 @@ func clocked(t *testing.T, s *redis.Script) *redis.Script {
 		t.Fatalf("script %s: no source, or not one call of TIME and of PEXPIRE", s.Hash())
 	}
 	src = strings.Replace(src, pexpireCall, "pexpire(", 1)
-	src = strings.Replace(src, timeCall, `local t = {ARGV[#ARGV - 1], ARGV[#ARGV]}
+	src = strings.Replace(src, timeCall, `local t = redis.call('HMGET', KEYS[1] .. '`+clockSuffix+`', 's', 'us')
 local function pexpire(ms)
   redis.call('SET', KEYS[1] .. '`+ttlSuffix+`.probe', 1)
   redis.call('PEXPIRE', KEYS[1] .. '`+ttlSuffix+`.probe', ms)
@@ -166,9 +167,12 @@ end`, 1)
 	return redis.NewScript(src)
 }
 
-// ttlSuffix names the key in which a clocked script records the TTL it
-// set.
-const ttlSuffix = ".ttl"
+// clockSuffix and ttlSuffix name the keys from which a clocked script
+// reads the time and in which it records the TTL it set.
+const (
+	clockSuffix = ".clock"
+	ttlSuffix   = ".ttl"
+)
 
 // runAt runs the clocked script s at nowUS and returns its reply and the
 // TTL it set, or -1 if it set none.
@@ -177,9 +181,10 @@ func runAt(t *testing.T, rdb *redis.Client, s *redis.Script, rkey string, lim ra
 	if err := rdb.Del(t.Context(), rkey+ttlSuffix).Err(); err != nil {
 		t.Fatal(err)
 	}
-	// The optional ARGV of take_up_to (a charge and its window) are 0.
-	argv := append(args(lim, n), 0, 0, nowUS/usPerSec, nowUS%usPerSec)
-	r, err := parseReply(s.Run(t.Context(), rdb, []string{rkey}, argv...))
+	if err := rdb.HSet(t.Context(), rkey+clockSuffix, "s", nowUS/usPerSec, "us", nowUS%usPerSec).Err(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := parseReply(s.Run(t.Context(), rdb, []string{rkey}, args(lim, n)...))
 	if err != nil {
 		return r, 0, err
 	}
