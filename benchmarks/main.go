@@ -98,6 +98,10 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (string, erro
 		rep.results = append(rep.results, r)
 		logf("[%2d/%d] %s", len(rep.results), len(jobs), progressLine(r))
 	}
+	rep.degraded, err = runDegradedSection(ctx, o.short, rn.prefix, logf)
+	if err != nil {
+		return "", err
+	}
 	rep.loadEnd = loadAvg()
 	rep.took = time.Since(began)
 	sum, err := summarize(rep.results)
@@ -110,8 +114,13 @@ func run(ctx context.Context, o options, stdout, stderr io.Writer) (string, erro
 	fmt.Fprintln(stdout)
 	writeAccuracyTable(stdout, rep.results)
 	fmt.Fprintln(stdout)
+	writeDegradedTable(stdout, rep.degraded.runs)
+	fmt.Fprintln(stdout)
 	if o.out != "" {
 		if err := writeCharts(filepath.Join(o.out, "img"), rep.results); err != nil {
+			return "", fmt.Errorf("charts: %w", err)
+		}
+		if err := writeDegradedCharts(filepath.Join(o.out, "img"), rep.degraded.runs); err != nil {
 			return "", fmt.Errorf("charts: %w", err)
 		}
 		md := filepath.Join(o.out, "benchmarks.md")

@@ -21,6 +21,7 @@ type report struct {
 	loadStart, loadEnd string
 	results            []result
 	sum                summary
+	degraded           degradedSection
 }
 
 // command returns the command line that produced the report.
@@ -88,6 +89,7 @@ func (rp *report) markdown(w io.Writer) error {
 	p("![%s](%s)", charts[3].title, path.Join("img", charts[3].file))
 	p("")
 	rp.writeReading(&b)
+	rp.writeDegraded(&b)
 	p("## Summary line")
 	p("")
 	p("The run ends with one line (`speedup` is lease ÷ per-request token bucket throughput at 1 instance, 8 goroutines, hot key; " +
