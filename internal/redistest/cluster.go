@@ -169,10 +169,10 @@ func (c *Cluster) ID(s *Server) string { return c.ids[c.index(s)] }
 // (DialerRetries 1), and follows up to 3 MOVED and ASK redirects. opts may
 // adjust it, for example to set ClusterStateReloadInterval or NewClient.
 //
-// Mind that go-redis (v9.23) reloads its slot map only on MOVED and every
-// ClusterStateReloadInterval (default 60 s), not when a node stops
-// answering: after [Cluster.Failover] a client that knew the old master
-// keeps dialling it until then, unless it calls
+// Mind that go-redis (v9.22 and v9.23) reloads its slot map only on MOVED
+// and every ClusterStateReloadInterval (default 60 s), not when a node
+// stops answering: after [Cluster.Failover] a client that knew the old
+// master keeps dialling it until then, unless it calls
 // [redis.ClusterClient.ReloadState]. See TestClusterFailover.
 func (c *Cluster) Client(opts ...func(*redis.ClusterOptions)) *redis.ClusterClient {
 	o := &redis.ClusterOptions{
