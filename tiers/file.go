@@ -18,14 +18,41 @@ import (
 	"github.com/distributedratelimiter/ratelimit/algorithms"
 )
 
+// MaxConfigSize is the largest config file, in bytes, that [Parse] and
+// [LoadFile] accept: 1 MiB, room for some 25,000 clients. Decoding and
+// checking YAML allocates up to some 150 times the size of its input, and
+// a watched file is read again on every change, so the size is bounded; a
+// larger set of clients belongs in a [Resolver].
+const MaxConfigSize = 1 << 20
+
+// maxProblems is the most problems that the error of Parse lists; a last
+// one counts the rest.
+const maxProblems = 100
+
 // LoadFile reads and validates the YAML config file at path. See [Parse]
-// for the format.
+// for the format. It reads no more of the file than [MaxConfigSize] allows.
 func LoadFile(path string) (Config, error) {
-	data, err := os.ReadFile(path)
+	data, err := readConfigFile(path)
 	if err != nil {
-		return Config{}, fmt.Errorf("tiers: %w", err)
+		return Config{}, err
 	}
 	return Parse(path, data)
+}
+
+// readConfigFile returns the contents of the file at path, or, of a file
+// larger than MaxConfigSize, its first MaxConfigSize + 1 bytes, which Parse
+// then refuses.
+func readConfigFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("tiers: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("tiers: %w", err)
+	}
+	return data, nil
 }
 
 // Parse reads and validates a YAML config. name is the file name to use
@@ -56,8 +83,20 @@ func LoadFile(path string) (Config, error) {
 // defined twice), values of the wrong type, zero or negative numbers and
 // durations, unparsable durations and unknown tier or algorithm names are
 // errors. The error joins one [*ConfigError] per problem, each naming the
-// file, line, column and field, in file order.
+// file, line, column and field, in file order; after 100 problems a last
+// one counts the rest.
+//
+// A config from an untrusted source cannot make Parse allocate more than a
+// bounded multiple of its size: data may hold at most [MaxConfigSize]
+// bytes; YAML aliases (*name), which would let a small file repeat a large
+// part of itself many times, are refused, as are merge keys (<<), which
+// use them; and a key longer than any name or client key can be (512
+// bytes) is refused before anything is read under it.
 func Parse(name string, data []byte) (Config, error) {
+	if len(data) > MaxConfigSize {
+		return Config{}, &ConfigError{File: name, Line: 1 + lineBreaks(data[:MaxConfigSize]),
+			Msg: fmt.Sprintf("the config file is larger than the maximum of %d bytes (MaxConfigSize)", MaxConfigSize)}
+	}
 	r := &reader{
 		file: name,
 		pos:  make(map[string][2]int),
@@ -83,14 +122,59 @@ func Parse(name string, data []byte) (Config, error) {
 			Msg: "a config file holds one YAML document; found a second"}
 	}
 	root := doc.Content[0]
+	if err := r.aliases(root); err != nil {
+		return Config{}, err
+	}
 	r.pos[""] = [2]int{root.Line, root.Column}
 
 	cfg := r.config(root)
 	cfg.validate(r.is)
-	if err := r.is.err(); err != nil {
-		return Config{}, err
+	if r.is.err() != nil { // sorts the problems in file order
+		return Config{}, r.capped(r.is.list)
 	}
 	return cfg, nil
+}
+
+// aliases returns one ConfigError for each alias in the document under
+// root, or nil if it has none. Only the tree that yaml.v3 decoded is
+// walked, once, never an alias's target.
+func (r *reader) aliases(root *yaml.Node) error {
+	var list []*ConfigError
+	stack := []*yaml.Node{root}
+	for len(stack) > 0 {
+		n := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		if n.Kind == yaml.AliasNode {
+			msg := fmt.Sprintf("YAML aliases are not supported: write out the value that *%s refers to", n.Value)
+			if n.Alias != nil {
+				msg += fmt.Sprintf(" (anchored at line %d)", n.Alias.Line)
+			}
+			list = append(list, &ConfigError{File: r.file, Line: n.Line, Column: n.Column, Msg: msg})
+			continue
+		}
+		for i := len(n.Content) - 1; i >= 0; i-- {
+			stack = append(stack, n.Content[i])
+		}
+	}
+	if len(list) == 0 {
+		return nil
+	}
+	return r.capped(list)
+}
+
+// capped joins list, which is in file order, keeping the first
+// maxProblems problems and counting the rest in one more.
+func (r *reader) capped(list []*ConfigError) error {
+	errs := make([]error, 0, min(len(list), maxProblems+1))
+	for i, e := range list {
+		if i == maxProblems {
+			errs = append(errs, &ConfigError{File: r.file, Line: e.Line, Column: e.Column,
+				Msg: fmt.Sprintf("%d more problems not shown", len(list)-maxProblems)})
+			break
+		}
+		errs = append(errs, e)
+	}
+	return joinErrors(errs)
 }
 
 // reader turns a YAML node tree into a Config, recording where each field
@@ -208,13 +292,6 @@ func (r *reader) fail(n *yaml.Node, field string, cause error, format string, ar
 	r.is.skip[field] = true
 }
 
-func deref(n *yaml.Node) *yaml.Node {
-	for i := 0; n.Kind == yaml.AliasNode && n.Alias != nil && i < 100; i++ {
-		n = n.Alias
-	}
-	return n
-}
-
 func join(field, key string) string {
 	if field == "" {
 		return key
@@ -222,10 +299,15 @@ func join(field, key string) string {
 	return field + "." + key
 }
 
+// maxKeyLen is the longest key the reader reads: no tier or limit name,
+// nor client key, can be longer.
+const maxKeyLen = ratelimit.MaxKeyLen
+
 // entries calls fn for each key of the mapping n, in file order,
-// reporting duplicate keys.
+// reporting duplicate keys, and keys too long to be valid, which it skips:
+// the fields under a key are named after it, so a long key read with many
+// fields under it would cost its length for each.
 func (r *reader) entries(n *yaml.Node, field string, fn func(key string, k, v *yaml.Node, field string)) {
-	n = deref(n)
 	if n.Kind != yaml.MappingNode {
 		if n.Tag == "!!null" {
 			return // an empty section
@@ -235,12 +317,16 @@ func (r *reader) entries(n *yaml.Node, field string, fn func(key string, k, v *y
 	}
 	seen := make(map[string]int, len(n.Content)/2)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := deref(n.Content[i]), deref(n.Content[i+1])
-		f := join(field, k.Value)
+		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
 			r.fail(k, field, nil, "keys must be scalars")
 			continue
 		}
+		if len(k.Value) > maxKeyLen {
+			r.fail(k, field, nil, "a key of %d bytes is longer than any name or client key may be (%d bytes)", len(k.Value), maxKeyLen)
+			continue
+		}
+		f := join(field, k.Value)
 		if line, dup := seen[k.Value]; dup {
 			r.fail(k, f, nil, "duplicate key %q (first defined at line %d)", k.Value, line)
 			continue
@@ -358,7 +444,7 @@ func (r *reader) limit(name string, n *yaml.Node, field string) Limit {
 		},
 		"lease": func(v *yaml.Node, f string) { l.Lease = r.bool(v, f) },
 	})
-	if n = deref(n); n.Kind == yaml.MappingNode {
+	if n.Kind == yaml.MappingNode {
 		if !hasRate {
 			r.fail(n, field+".rate", ratelimit.ErrInvalidLimit, "missing required field rate")
 		}

@@ -2,9 +2,11 @@ package tiers_test
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -188,3 +190,143 @@ func flatten(err error) []error {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// aliasBomb returns the config of issue 11 item 2: one tier defines limits
+// &L with n limits, and n-1 more tiers say {limits: *L}. Expanded, it
+// would hold n × n limits.
+func aliasBomb(n int) string {
+	var b strings.Builder
+	b.WriteString("tiers:\n  t0:\n    limits: &L\n")
+	for i := range n {
+		fmt.Fprintf(&b, "      l%d: {rate: 1, period: 1s}\n", i)
+	}
+	for i := 1; i < n; i++ {
+		fmt.Fprintf(&b, "  t%d: {limits: *L}\n", i)
+	}
+	return b.String()
+}
+
+// allocated returns the bytes that f allocates.
+func allocated(f func()) uint64 {
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	f()
+	runtime.ReadMemStats(&after)
+	return after.TotalAlloc - before.TotalAlloc
+}
+
+// TestParseRefusesAliases (issue 11 item 2): a 53 KiB file whose aliases
+// would expand to 1,000,000 limits (1.24 GB allocated) is refused, at the
+// line of its first alias, having allocated a small multiple of its size;
+// so is a merge key; an anchor nobody refers to is harmless.
+func TestParseRefusesAliases(t *testing.T) {
+	bomb := aliasBomb(1000)
+	var err error
+	if n := allocated(func() { _, err = tiers.Parse("bomb.yaml", []byte(bomb)) }); n > 100*uint64(len(bomb)) {
+		t.Errorf("Parse of %d bytes allocated %d bytes", len(bomb), n)
+	}
+	errs := flatten(err)
+	var first, last *tiers.ConfigError
+	if len(errs) != 101 || !errors.As(errs[0], &first) || !errors.As(errs[100], &last) {
+		t.Fatalf("Parse: %d errors, want 100 and a count of the rest: %.300v", len(errs), err)
+	}
+	if first.File != "bomb.yaml" || first.Line != 1004 || first.Column != 16 ||
+		!strings.Contains(first.Msg, "YAML aliases are not supported") || !strings.Contains(first.Msg, "*L") ||
+		!strings.Contains(first.Msg, "anchored at line 3") {
+		t.Errorf("first error %v, want the alias *L at bomb.yaml:1004:16", first)
+	}
+	if last.Line != 1104 || last.Msg != "899 more problems not shown" {
+		t.Errorf("last error %v, want a count of the 899 other aliases at line 1104", last)
+	}
+
+	const head = "tiers:\n  free:\n    limits:\n      s: &s {rate: 1, period: 1s}\n"
+	for _, tt := range []struct {
+		name, yaml string
+		line, col  int
+	}{
+		{"merge key", head + "      d:\n        <<: *s\n        period: 1d\n", 6, 13},
+		{"alias of a scalar", "default_tier: &d free\n" + head + "clients: {k: *d}\n", 6, 14},
+		{"alias of the whole config", "a: &a {b: 1}\nc: *a\n", 2, 4},
+	} {
+		_, err := tiers.Parse("a.yaml", []byte(tt.yaml))
+		var ce *tiers.ConfigError
+		if !errors.As(err, &ce) || ce.Line != tt.line || ce.Column != tt.col || !strings.Contains(ce.Msg, "aliases") {
+			t.Errorf("%s: %v, want an alias refused at a.yaml:%d:%d", tt.name, err, tt.line, tt.col)
+		}
+	}
+	if _, err := tiers.Parse("a.yaml", []byte(head)); err != nil {
+		t.Errorf("an anchor without an alias: %v", err)
+	}
+}
+
+// TestParseBoundsHostileConfigs checks the other bounds of Parse: the size
+// of the file, the length of a key (whose fields are named after it, so
+// that a long key over many fields cost its length each time: 1.67 GB for
+// a file of 159 KiB) and the number of problems listed. Each is refused
+// with an error naming the file and a line, without allocating more than a
+// small multiple of the input.
+func TestParseBoundsHostileConfigs(t *testing.T) {
+	valid := "tiers: {t: {limits: {s: {rate: 1, period: 1s}}}}\n"
+	pad := func(s string, size int) string { return s + strings.Repeat("#", size-len(s)-1) + "\n" }
+	if _, err := tiers.Parse("max.yaml", []byte(pad(valid, tiers.MaxConfigSize))); err != nil {
+		t.Errorf("a file of MaxConfigSize bytes: %v", err)
+	}
+	_, err := tiers.Parse("big.yaml", []byte(pad(valid, tiers.MaxConfigSize+1)))
+	var ce *tiers.ConfigError
+	if !errors.As(err, &ce) || ce.File != "big.yaml" || ce.Line != 2 || !strings.Contains(ce.Msg, "MaxConfigSize") {
+		t.Errorf("a file of MaxConfigSize+1 bytes: %v, want it refused at line 2", err)
+	}
+
+	var long strings.Builder
+	long.WriteString(valid + "overrides:\n  ? " + strings.Repeat("k", 100_000) + "\n  : limits:\n")
+	for i := range 4000 {
+		fmt.Fprintf(&long, "      l%d: {rate: 1, period: 1s}\n", i)
+	}
+	if n := allocated(func() { _, err = tiers.Parse("long.yaml", []byte(long.String())) }); n > 100*uint64(long.Len()) {
+		t.Errorf("Parse of %d bytes allocated %d bytes", long.Len(), n)
+	}
+	if !errors.As(err, &ce) || ce.Line != 3 || ce.Column != 5 || ce.Field != "overrides" ||
+		!strings.Contains(ce.Msg, "a key of 100000 bytes") || len(err.Error()) > 200 {
+		t.Errorf("a key of 100,000 bytes: %.300v, want it refused at line 3, without repeating it", err)
+	}
+	// The longest valid client key is read.
+	key := strings.Repeat("k", ratelimit.MaxKeyLen)
+	if cfg, err := tiers.Parse("key.yaml", []byte(valid+"clients: {"+key+": t}\n")); err != nil || cfg.Clients[key] != "t" {
+		t.Errorf("a client key of MaxKeyLen bytes: %v", err)
+	}
+
+	var bad strings.Builder
+	bad.WriteString("tiers:\n")
+	for i := range 1000 {
+		fmt.Fprintf(&bad, "  t%d: {limits: {s: {rate: 0, period: 1s}}}\n", i)
+	}
+	_, err = tiers.Parse("bad.yaml", []byte(bad.String()))
+	errs := flatten(err)
+	if len(errs) != 101 || !errors.As(errs[100], &ce) || ce.Line != 102 || ce.Msg != "900 more problems not shown" {
+		t.Errorf("1,000 problems: %d errors, the last %v; want 100 and a count of the rest", len(errs), ce)
+	}
+
+	deep := strings.Repeat("[", 20_000) + strings.Repeat("]", 20_000)
+	if _, err := tiers.Parse("deep.yaml", []byte(deep)); !errors.As(err, &ce) || ce.Line != 1 || !strings.Contains(ce.Msg, "depth") {
+		t.Errorf("20,000 nested sequences: %v, want a depth error", err)
+	}
+}
+
+// TestLoadFileReadsAtMostMaxConfigSize: LoadFile refuses a file larger
+// than MaxConfigSize, after reading no more of it than that.
+func TestLoadFileReadsAtMostMaxConfigSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "huge.yaml")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 1 TiB, sparse: reading it whole would not end.
+	if err := errors.Join(f.Truncate(1<<40), f.Close()); err != nil {
+		t.Skipf("cannot make a sparse file: %v", err)
+	}
+	var ce *tiers.ConfigError
+	if _, err := tiers.LoadFile(path); !errors.As(err, &ce) || ce.File != path || !strings.Contains(ce.Msg, "MaxConfigSize") {
+		t.Errorf("LoadFile of a 1 TiB file: %v, want it refused as too large", err)
+	}
+}
