@@ -202,6 +202,9 @@ func (rp *report) writeDegradedReading(b *bytes.Buffer) {
 				s += fmt.Sprintf("; while Redis was down (%s s) %s admitted (ideal %s, bound %s), in the %s s after the restart %s (ideal %s)",
 					fmtSig((r.to - r.from).Seconds()), fmtInt(int64(r.duringAdmitted)), fmtInt(int64(r.duringIdeal)), fmtInt(int64(r.outageBound())),
 					fmtSig((r.f.run - r.to).Seconds()), fmtInt(int64(r.afterAdmitted)), fmtInt(int64(r.afterIdeal)))
+				if im == implLease && r.fallbacks > 0 && float64(r.afterAdmitted) < 0.9*float64(r.afterIdeal) {
+					s += ": the fallbacks' admissions were charged to the restarted Redis, whose bucket had started again full, and put it into debt"
+				}
 			}
 			parts = append(parts, s)
 		}
