@@ -218,12 +218,13 @@ func allocated(f func()) uint64 {
 
 // TestParseRefusesAliases (issue 11 item 2): a 53 KiB file whose aliases
 // would expand to 1,000,000 limits (1.24 GB allocated) is refused, at the
-// line of its first alias, having allocated a small multiple of its size;
+// line of its first alias, having allocated a small multiple of its size
+// (a bound 60 times below what the expansion took);
 // so is a merge key; an anchor nobody refers to is harmless.
 func TestParseRefusesAliases(t *testing.T) {
 	bomb := aliasBomb(1000)
 	var err error
-	if n := allocated(func() { _, err = tiers.Parse("bomb.yaml", []byte(bomb)) }); n > 100*uint64(len(bomb)) {
+	if n := allocated(func() { _, err = tiers.Parse("bomb.yaml", []byte(bomb)) }); n > 400*uint64(len(bomb)) {
 		t.Errorf("Parse of %d bytes allocated %d bytes", len(bomb), n)
 	}
 	errs := flatten(err)
@@ -283,7 +284,7 @@ func TestParseBoundsHostileConfigs(t *testing.T) {
 	for i := range 4000 {
 		fmt.Fprintf(&long, "      l%d: {rate: 1, period: 1s}\n", i)
 	}
-	if n := allocated(func() { _, err = tiers.Parse("long.yaml", []byte(long.String())) }); n > 100*uint64(long.Len()) {
+	if n := allocated(func() { _, err = tiers.Parse("long.yaml", []byte(long.String())) }); n > 400*uint64(long.Len()) {
 		t.Errorf("Parse of %d bytes allocated %d bytes", long.Len(), n)
 	}
 	if !errors.As(err, &ce) || ce.Line != 3 || ce.Column != 5 || ce.Field != "overrides" ||
@@ -314,19 +315,15 @@ func TestParseBoundsHostileConfigs(t *testing.T) {
 }
 
 // TestLoadFileReadsAtMostMaxConfigSize: LoadFile refuses a file larger
-// than MaxConfigSize, after reading no more of it than that.
+// than MaxConfigSize, after reading no more of it than that: of
+// /dev/zero, which never ends.
 func TestLoadFileReadsAtMostMaxConfigSize(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "huge.yaml")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// 1 TiB, sparse: reading it whole would not end.
-	if err := errors.Join(f.Truncate(1<<40), f.Close()); err != nil {
-		t.Skipf("cannot make a sparse file: %v", err)
+	const path = "/dev/zero"
+	if _, err := os.Stat(path); err != nil {
+		t.Skipf("no %s: %v", path, err)
 	}
 	var ce *tiers.ConfigError
 	if _, err := tiers.LoadFile(path); !errors.As(err, &ce) || ce.File != path || !strings.Contains(ce.Msg, "MaxConfigSize") {
-		t.Errorf("LoadFile of a 1 TiB file: %v, want it refused as too large", err)
+		t.Errorf("LoadFile(%s): %v, want it refused as too large", path, err)
 	}
 }
