@@ -4,57 +4,54 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
 )
 
-// A Charge is a count of tokens spent without asking Redis: a fallback
-// admitted them over the last Over while Redis could not answer. Charging
-// them to the bucket when Redis answers again shifts those admissions in
-// time instead of adding to them.
+// A Charge is what a refill settles besides taking tokens: tokens spent
+// without asking Redis (a fallback admitted them while Redis could not
+// answer), and how far ahead of what the bucket holds it may grant.
+// Charging the spent tokens when Redis answers again shifts those
+// admissions in time instead of adding to them.
 //
-// The zero Charge charges nothing. A Charge is a plain value.
+// The zero Charge charges nothing and grants nothing ahead. A Charge is a
+// plain value.
 type Charge struct {
-	// Tokens is how many tokens were spent. Zero or negative charges
-	// nothing.
+	// Tokens is how many tokens were spent without Redis. They are taken
+	// from the bucket, which may go into debt, down to minus one burst.
+	// Zero or negative charges nothing.
 	Tokens int64
-	// Over is the span in which they were spent, ending now. The bucket's
-	// earnings over that span are not capped at the burst before the
-	// charge is paid, since the fallback spent them as they came.
-	Over time.Duration
+	// Ahead allows a grant ahead: when the bucket holds less than one
+	// whole token, up to Ahead tokens not yet earned may be granted, in
+	// debt. The Grant's RetryAfter then says when the first of them is
+	// earned; one more is earned every limit interval after that, and none
+	// may be served earlier. Zero grants only tokens available now.
+	Ahead int64
 }
 
-// chargeArgs returns the charge and window ARGV of token_bucket_take_up_to.lua
-// for c: the tokens, at most ratelimit.MaxRate, and the window in µs, cut to
-// the span that earns tokens + burst (a longer window changes nothing, since
-// the script caps the result at the burst) and to ratelimit.MaxPeriod.
-func (c Charge) args(lim ratelimit.Limit) (tokens, windowUS int64) {
-	if c.Tokens <= 0 {
-		return 0, 0
-	}
-	tokens = min(c.Tokens, ratelimit.MaxRate)
-	rate, period, burst := limitArgs(lim)
-	useful := math.Ceil((float64(tokens) + burst) * period / rate)
-	windowUS = min(c.Over.Microseconds(), int64(min(useful, float64(ratelimit.MaxPeriod.Microseconds()))))
-	return tokens, max(windowUS, 0)
-}
+// tokens returns the charge ARGV for c: at most ratelimit.MaxRate.
+func (c Charge) tokens() int64 { return min(max(c.Tokens, 0), ratelimit.MaxRate) }
+
+// ahead returns the ahead ARGV for c: at most one burst.
+func (c Charge) ahead(lim ratelimit.Limit) int64 { return min(max(c.Ahead, 0), int64(lim.Burst)) }
 
 // ChargeTakeUpTo charges c to the token bucket at rkey, then takes as many
-// tokens as it holds, up to n, in one atomic script. The charge may leave
+// tokens as it holds, up to n (or, with c.Ahead, tokens not yet earned;
+// see Charge), in one atomic script. The charge may leave
 // the bucket in debt (at most one burst), which later requests pay off; it
-// is applied even when nothing is granted. A zero c makes it [TakeUpTo].
+// is applied even when nothing is granted. A missing key is not charged:
+// it lost its state (a restart, a flush) or expired full, and is a full
+// bucket, as for any take. A zero c makes it [TakeUpTo].
 // rkey must be a [TokenBucket] key; n must be positive.
 func ChargeTakeUpTo(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int, c Charge) (Grant, error) {
 	if n <= 0 {
 		return Grant{}, fmt.Errorf("%w: n %d must be positive", ratelimit.ErrInvalidN, n)
 	}
-	tokens, window := c.args(lim)
 	argv := args(lim, n)
-	if tokens > 0 {
-		argv = append(argv, tokens, window)
+	if tokens, ahead := c.tokens(), c.ahead(lim); tokens > 0 || ahead > 0 {
+		argv = append(argv, tokens, ahead)
 	}
 	r, err := parseReply(tokenBucketTakeUpToScript.Run(ctx, rdb, []string{rkey}, argv...))
 	if err != nil {
@@ -76,25 +73,11 @@ func (m TokenBucketModel) ChargeTakeUpTo(s TokenBucketState, nowUS int64, n int,
 
 func (m TokenBucketModel) chargeTakeUpTo(s TokenBucketState, nowUS int64, n int, c Charge) (TokenBucketState, reply) {
 	rate, period, burst := limitArgs(m.Limit)
-	charge, window := c.args(m.Limit)
+	charge := c.tokens()
 	fcharge := float64(charge)
-	var tokens float64
-	switch {
-	case s.TS == 0 && charge > 0:
-		tokens = float64(float64(window) * rate / period) // empty at the window's start
-	case s.TS == 0:
-		tokens = burst
-	case charge > 0:
-		tokens = s.Tokens
-		t0 := max(s.TS, nowUS-window)
-		if t0 > s.TS {
-			tokens = math.Min(tokens+float64(float64(t0-s.TS)*rate/period), burst)
-		}
-		if nowUS > t0 {
-			tokens = tokens + float64(float64(nowUS-t0)*rate/period)
-		}
-	default:
-		tokens = m.tokens(s, nowUS)
+	tokens := m.current(s, nowUS)
+	if s.TS == 0 {
+		charge, fcharge = 0, 0 // lost or expired full: not charged
 	}
 	if charge > 0 {
 		tokens = math.Max(tokens-fcharge, -burst)
@@ -102,15 +85,28 @@ func (m TokenBucketModel) chargeTakeUpTo(s TokenBucketState, nowUS int64, n int,
 	if tokens > burst {
 		tokens = burst
 	}
-	granted := max(math.Min(float64(n), math.Floor(tokens)), 0)
+	ahead := float64(c.ahead(m.Limit))
+	granted := math.Min(float64(n), math.Floor(tokens))
+	var due int64
+	if granted < 1 && ahead > 0 {
+		granted = math.Min(float64(n), math.Floor(tokens+ahead))
+		if granted > 0 {
+			due = ceilInt((1 - tokens) * period / rate)
+		}
+	}
+	granted = max(granted, 0)
 	tokens = tokens - granted
 	next, reset := m.store(tokens, nowUS)
 	if granted == 0 && charge == 0 {
 		next = s // nothing to write
 	}
-	var retry int64
+	retry := due
 	if granted == 0 {
-		retry = ceilInt((1 - tokens) * period / rate)
+		if ahead > 0 {
+			retry = ceilInt((1 - ahead - tokens) * period / rate)
+		} else {
+			retry = ceilInt((1 - tokens) * period / rate)
+		}
 	}
 	return next, reply{int64(granted), max(floorInt(tokens), 0), retry, reset}
 }

@@ -37,7 +37,13 @@ func TestDifferentialCharge(t *testing.T) {
 				var err error
 				switch p := rng.IntN(100); {
 				case p < 40:
-					c := Charge{Tokens: rng.Int64N(3 * int64(lim.Burst)), Over: time.Duration(rng.Int64N(int64(3 * lim.Period)))}
+					c := Charge{Tokens: rng.Int64N(3 * int64(lim.Burst))}
+					if rng.IntN(2) == 0 {
+						c.Tokens = 0
+					}
+					if rng.IntN(2) == 0 {
+						c.Ahead = 1 + rng.Int64N(int64(lim.Burst))
+					}
 					where += fmt.Sprintf(" charge %+v", c)
 					var g Grant
 					g, err = ChargeTakeUpTo(t.Context(), rdb, rkey, lim, n, c)
@@ -71,12 +77,9 @@ func TestDifferentialCharge(t *testing.T) {
 }
 
 // TestChargeShiftsAdmissions checks the charge's arithmetic on a real
-// redis-server, at the instants that matter: a bucket emptied, then a
-// fallback that admitted what the bucket earned during an outage, charged
-// when Redis answers again, leaves the bucket as empty as if those
-// admissions had been taken from it; a charge larger than the earnings
-// leaves a debt that later takes pay off; a charge on a missing key counts
-// the key as empty at the start of its window.
+// redis-server: a charge larger than what the bucket earned during an
+// outage leaves a debt (at most one burst) that later takes pay off; a
+// smaller one leaves the rest; a missing key is not charged.
 func TestChargeShiftsAdmissions(t *testing.T) {
 	_, rdb, ks := realServer(t)
 	ctx := t.Context()
@@ -89,7 +92,7 @@ func TestChargeShiftsAdmissions(t *testing.T) {
 	time.Sleep(200 * time.Millisecond) // the outage: the bucket earns ≥ 200
 	// The fallback admitted 5,000 over the outage: far more than it earned,
 	// so the bucket ends in debt, at most one burst.
-	g, err := ChargeTakeUpTo(ctx, rdb, rkey, lim, 10, Charge{Tokens: 5000, Over: 200 * time.Millisecond})
+	g, err := ChargeTakeUpTo(ctx, rdb, rkey, lim, 10, Charge{Tokens: 5000})
 	if err != nil || g.Granted != 0 || g.Remaining != 0 {
 		t.Fatalf("charge beyond the earnings: %+v, %v; want nothing granted", g, err)
 	}
@@ -102,26 +105,53 @@ func TestChargeShiftsAdmissions(t *testing.T) {
 		t.Fatalf("a check while in debt: %+v, %v; want a denial", d, err)
 	}
 
-	// A charge no larger than the earnings of its window: the earnings are
-	// not capped at the burst before paying it.
+	// A charge smaller than what the bucket earned meanwhile.
 	rkey2, _ := ks.ClientKey("k2", TokenBucket.Name())
 	if g, err := TakeUpTo(ctx, rdb, rkey2, lim, lim.Burst); err != nil || g.Granted != lim.Burst {
 		t.Fatalf("emptying the bucket: %+v, %v", g, err)
 	}
-	time.Sleep(1500 * time.Millisecond) // earns ≥ 1,500, capped at 1,000 by a plain read
-	g, err = ChargeTakeUpTo(ctx, rdb, rkey2, lim, lim.Burst, Charge{Tokens: 1400, Over: 1500 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Earned ≥ 1,500 (uncapped) − 1,400 charged: about 100 left, not 0.
-	if g.Granted < 100 || g.Granted > 150 {
-		t.Fatalf("granted %d after charging 1,400 of ≥1,500 earned, want about 100", g.Granted)
+	time.Sleep(300 * time.Millisecond) // earns ≥ 300
+	g, err = ChargeTakeUpTo(ctx, rdb, rkey2, lim, lim.Burst, Charge{Tokens: 200})
+	if err != nil || g.Granted < 100 || g.Granted > 400 {
+		t.Fatalf("granted %+v, %v after charging 200 of ≥300 earned, want the rest (about 100)", g, err)
 	}
 
-	// A missing key is empty at the start of the window.
+	// A missing key (Redis restarted empty) is not charged: a full bucket.
 	rkey3, _ := ks.ClientKey("k3", TokenBucket.Name())
-	g, err = ChargeTakeUpTo(ctx, rdb, rkey3, lim, lim.Burst, Charge{Tokens: 300, Over: 500 * time.Millisecond})
-	if err != nil || g.Granted != 200 {
-		t.Fatalf("missing key, 300 charged over 500 ms at 1000/s: %+v, %v; want 200 granted", g, err)
+	g, err = ChargeTakeUpTo(ctx, rdb, rkey3, lim, lim.Burst, Charge{Tokens: 300})
+	if err != nil || g.Granted != lim.Burst {
+		t.Fatalf("missing key, 300 charged: %+v, %v; want the full burst granted", g, err)
+	}
+}
+
+// TestGrantAhead: on a real redis-server, an empty bucket grants ahead
+// tokens that are earned one interval apart, each grant's first token
+// after the previous grant's last, and no more than the ahead window.
+func TestGrantAhead(t *testing.T) {
+	_, rdb, ks := realServer(t)
+	ctx := t.Context()
+	lim := ratelimit.PerSecond(1000).WithBurst(1000) // 1 ms per token
+	rkey, _ := ks.ClientKey("k", TokenBucket.Name())
+	if g, err := TakeUpTo(ctx, rdb, rkey, lim, lim.Burst); err != nil || g.Granted != lim.Burst {
+		t.Fatalf("emptying the bucket: %+v, %v", g, err)
+	}
+	ahead := Charge{Ahead: 100}
+	g1, err := ChargeTakeUpTo(ctx, rdb, rkey, lim, 50, ahead)
+	if err != nil || g1.Granted != 50 || g1.RetryAfter <= 0 || g1.RetryAfter > 5*time.Millisecond {
+		t.Fatalf("first grant ahead: %+v, %v; want 50 tokens, the first due within ~1 ms", g1, err)
+	}
+	g2, err := ChargeTakeUpTo(ctx, rdb, rkey, lim, 80, ahead)
+	// 50 already promised: 50 more fit the window of 100, the first due
+	// after the first grant's 50.
+	if err != nil || g2.Granted < 49 || g2.Granted > 55 || g2.RetryAfter < 45*time.Millisecond || g2.RetryAfter > 55*time.Millisecond {
+		t.Fatalf("second grant ahead: %+v, %v; want ~50 tokens, the first due ~50 ms out", g2, err)
+	}
+	g3, err := ChargeTakeUpTo(ctx, rdb, rkey, lim, 10, ahead)
+	if err != nil || g3.Granted > 5 {
+		t.Fatalf("third grant ahead: %+v, %v; want the window (about) full", g3, err)
+	}
+	// A plain take sees the debt: nothing for ~100 ms.
+	if d, err := TokenBucket.Check(ctx, rdb, rkey, lim, 1); err != nil || d.Allowed || d.RetryAfter < 90*time.Millisecond {
+		t.Fatalf("a check after 100 tokens granted ahead: %+v, %v; want a denial ~100 ms long", d, err)
 	}
 }

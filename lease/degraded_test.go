@@ -369,3 +369,54 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// TestHotKeyRoundTrips: a hot key at a real limit (1,000/s, burst 1,000),
+// four instances with uneven demand: with default options leasing costs at
+// most 10 Redis calls per 1,000 decisions at 0.8× the limit and 100 at
+// 10× (10 with WithGrantAhead), admits within 1% of the exact bucket, and
+// denies at most 0.5% of the requests that the exact bucket admits.
+func TestHotKeyRoundTrips(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for 18 s; skipped with -short")
+	}
+	lim := ratelimit.PerSecond(1000).WithBurst(1000)
+	for _, c := range []struct {
+		name    string
+		gap     time.Duration // per caller; 32 callers
+		opts    []lease.Option
+		maxPerK float64
+	}{
+		{"demand=0.8x", 40 * time.Millisecond, nil, 10},
+		{"demand=10x", 3200 * time.Microsecond, nil, 100},
+		{"demand=10x/ahead", 3200 * time.Microsecond, []lease.Option{lease.WithGrantAhead(true)}, 10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := redistest.Start(t)
+			ls := defaultInstances(t, srv, 4, lim, c.opts...)
+			arr := paced(ls, "hot", []int{13, 10, 6, 3}, c.gap, 6*time.Second, 0, nil)
+			var calls int64
+			for _, l := range ls {
+				calls += l.Stats().RedisCalls
+			}
+			admitted, errs, _ := tallyOf(arr, 0, time.Hour)
+			want := ideal(arr, lim)
+			perK := 1000 * float64(calls) / float64(len(arr))
+			over := 100 * float64(admitted-want) / float64(want)
+			falseDenied := 100 * float64(max(want-admitted, 0)) / float64(len(arr))
+			t.Logf("%s: %d decisions, admitted %d, ideal %d (%+.2f%%), %d Redis calls = %.1f per 1,000 decisions",
+				c.name, len(arr), admitted, want, over, calls, perK)
+			if errs != 0 {
+				t.Errorf("%d errors", errs)
+			}
+			if perK > c.maxPerK {
+				t.Errorf("%.1f Redis calls per 1,000 decisions, want at most %v", perK, c.maxPerK)
+			}
+			if over > 1 {
+				t.Errorf("admitted %+.2f%% over the exact bucket, want at most 1%%", over)
+			}
+			if falseDenied > 0.5 {
+				t.Errorf("%.2f%% of requests denied that the exact bucket admits, want at most 0.5%%", falseDenied)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package lease
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,12 @@ type grant struct {
 //   - fb, under mu, is the FailLocal bucket: made empty when the policy
 //     first decides, it owes Redis what it admitted; refills charge the
 //     debt, and it is dropped once Redis answers and nothing is owed.
+//   - sched counts tokens Redis granted ahead (not yet earned when
+//     granted), kept by grant in ahead: each grant's tokens fall due one
+//     every interval from its first, and release moves the due ones into
+//     tokens, as a grant at that moment. Only refills add to them, only
+//     release and kill take from them, all with mu held; the hit path never
+//     sees them.
 type entry struct {
 	tokens      atomic.Int64 // leased tokens not yet served; dead once evicted
 	remote      atomic.Int64 // tokens Redis had left at the last grant; -1 before
@@ -49,6 +56,8 @@ type entry struct {
 	degraded    atomic.Bool  // Redis is slow or failing for this key
 	probeAt     atomic.Int64 // ns: a degraded key tries Redis again from then on
 	fallbacks   atomic.Int64 // decisions of the failure policy, for activity
+	sched       atomic.Int64 // tokens granted ahead, not yet due; written with mu held
+	refillAfter atomic.Int64 // ns: no background refill before (a partial grant ahead)
 
 	key string // client key; its Redis key is made when needed (Limiter.rkey)
 
@@ -66,7 +75,13 @@ type entry struct {
 	activeAt   int64      // ns, when that pass ran
 
 	fb *fallback.Bucket // FailLocal's bucket while Redis is degraded or owed
+
+	ahead []segment // tokens granted ahead and not yet due, by grant, in order
 }
+
+// segment is one grant ahead: n tokens not yet due, the next at at (ns),
+// one more every interval after it.
+type segment struct{ at, n int64 }
 
 func newEntry(key string, now int64) *entry {
 	e := &entry{key: key, lastRefill: now, lastGrant: -1, activeAt: now}
@@ -122,8 +137,49 @@ func (e *entry) demand() int64 {
 	return e.served() + e.denials.Load() + e.fallbacks.Load()
 }
 
-// held returns the leased tokens not yet spent.
+// held returns the leased tokens in the counter, not yet spent.
 func (e *entry) held() int64 { return max(e.tokens.Load(), 0) }
+
+// holding returns every leased token not yet spent: those in the counter
+// and those granted ahead, not yet due.
+func (e *entry) holding() int64 { return e.held() + e.sched.Load() }
+
+// schedule adds n tokens granted ahead, the first due at first (ns), one
+// more every interval after it. Called with mu held.
+func (e *entry) schedule(n, first int64) {
+	e.ahead = append(e.ahead, segment{at: first, n: n})
+	e.sched.Add(n)
+}
+
+// release moves the tokens granted ahead that are due at now into the
+// counter, and returns when the next one is due (0 when none is left).
+// Called with mu held.
+func (e *entry) release(now int64, interval float64) (next int64) {
+	var due int64
+	for i := range e.ahead {
+		s := &e.ahead[i]
+		if now < s.at {
+			continue
+		}
+		k := min(s.n, 1+int64(float64(now-s.at)/interval))
+		s.n -= k
+		s.at += int64(float64(k) * interval)
+		due += k
+	}
+	if due > 0 && e.add(due, now) {
+		e.sched.Add(-due)
+	}
+	e.ahead = slices.DeleteFunc(e.ahead, func(s segment) bool { return s.n == 0 })
+	for _, s := range e.ahead {
+		if next == 0 || s.at < next {
+			next = s.at
+		}
+	}
+	if len(e.ahead) == 0 {
+		e.ahead = nil
+	}
+	return next
+}
 
 // expire takes back the unspent tokens of grants made at or before cutoff
 // and returns how many it took. Called with mu held.
@@ -166,7 +222,9 @@ func (e *entry) kill() int64 {
 	}
 	e.removed += left
 	e.grants = nil
-	return left
+	ahead := e.sched.Swap(0) // granted, never served: back to Redis too
+	e.ahead = nil
+	return left + ahead
 }
 
 // idle reports whether the entry has seen no request since idleFor before

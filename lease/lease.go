@@ -111,7 +111,7 @@ func New(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limiter, err
 		l.bucket = redisBucket{rdb}
 		l.direct = rcall.HonorsContext(rdb)
 	}
-	l.sz = newSizer(lim.Burst, cfg.budget, cfg.horizon, l.interval)
+	l.sz = newSizer(lim.Burst, cfg.budget, cfg.horizon, cfg.leaseTTL, l.interval)
 	l.breaker = newBreaker(cfg)
 	l.ctx, l.cancel = context.WithCancel(context.Background())
 	go l.runJanitor()
@@ -198,8 +198,10 @@ func (l *Limiter) denied(e *entry, retry time.Duration, src ratelimit.Source) ra
 // slow is the path of a request that local tokens could not serve. Its
 // steps, in order, each of which may decide:
 //
-//  1. local take: a refill that landed meanwhile may have left tokens;
-//  2. remembered denial: Redis said no token is due before deniedUntil;
+//  1. local take: a refill that landed meanwhile may have left tokens,
+//     and tokens granted ahead may have fallen due (release);
+//  2. remembered denial: no token is due before deniedUntil, by what Redis
+//     said or by the schedule of tokens granted ahead;
 //  3. degraded: Redis is slow or failing for this key, so the failure
 //     policy decides at once, and a refill is retried in the background
 //     at most every fallbackHold;
@@ -233,8 +235,18 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			l.stats.allowedSlow[src].Add(1)
 			return l.allowed(e, left, src), nil
 		}
-		// 2. Remembered denial.
 		now := l.now()
+		if e.sched.Load() > 0 {
+			if left, ok, d := l.takeDue(e, n, now); ok {
+				l.stats.allowedSlow[ratelimit.SourceLocal].Add(1)
+				return l.allowed(e, left, ratelimit.SourceLocal), nil
+			} else if d > 0 {
+				e.denials.Add(1)
+				l.stats.denied[ratelimit.SourceLocal].Add(1)
+				return l.denied(e, d, ratelimit.SourceLocal), nil
+			}
+		}
+		// 2. Remembered denial.
 		if until := e.deniedUntil.Load(); now < until {
 			e.denials.Add(1)
 			l.stats.denied[src].Add(1)
@@ -294,6 +306,40 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			return l.refillFailed(ctx, e, key, n, err)
 		}
 		src = ratelimit.SourceRedis
+	}
+}
+
+// takeDue releases e's tokens granted ahead that are due at now and takes
+// n tokens if that leaves enough. When not, and the tokens still to come
+// would make up n, it returns how long until they have (the caller denies
+// for that long); 0 when they would not (the caller goes on to Redis). It
+// starts a refill when what is left to come is at the low watermark.
+func (l *Limiter) takeDue(e *entry, n int, now int64) (left int64, ok bool, wait time.Duration) {
+	e.mu.Lock()
+	next := e.release(now, l.interval)
+	ahead := e.sched.Load()
+	e.mu.Unlock()
+	if left, ok := e.take(int64(n)); ok {
+		l.lowAhead(e, ahead, now)
+		return left, true, 0
+	}
+	l.lowAhead(e, ahead, now)
+	short := int64(n) - max(e.tokens.Load(), 0)
+	if next == 0 || short > ahead {
+		return 0, false, 0
+	}
+	due := next + int64(float64(short-1)*l.interval)
+	e.deniedUntil.Store(next) // callers before then need not lock
+	return 0, false, time.Duration(max(due-now, 1))
+}
+
+// lowAhead starts a background refill of e when the tokens it still has
+// to come, ahead, are at or below its low watermark.
+func (l *Limiter) lowAhead(e *entry, ahead, now int64) {
+	if ahead+max(e.tokens.Load(), 0) <= int64(e.low.Load()) &&
+		now >= e.refillAfter.Load() && now >= e.deniedUntil.Load() &&
+		e.refilling.CompareAndSwap(false, true) {
+		l.startRefill(e)
 	}
 }
 
@@ -466,6 +512,9 @@ func (l *Limiter) refillFunc(e *entry, need int64) func() (any, error) {
 // fallbackHold.
 func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time.Duration, direct bool) error {
 	start := l.now()
+	if need == 0 && (start < e.deniedUntil.Load() || start < e.refillAfter.Load()) {
+		return nil // a prefetch while Redis said there is nothing more yet
+	}
 	e.mu.Lock()
 	demand := e.demand()
 	e.rate = ewma(e.rate, demand-e.lastDemand, time.Duration(start-e.lastRefill))
@@ -473,12 +522,23 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	rate := e.rate
 	var c algorithms.Charge
 	if e.fb != nil {
-		c.Tokens, c.Over = e.fb.Owed(start)
+		c.Tokens = e.fb.Owed()
 	}
 	e.mu.Unlock()
 
 	rtt := time.Duration(l.rtt.Load())
-	n := l.sz.size(rate, rtt, e.remote.Load(), need)
+	remote := e.remote.Load()
+	n := l.sz.size(rate, rtt, remote, need)
+	if remote == 0 && l.cfg.ahead {
+		// The bucket was empty at the last grant: lease a share of its
+		// refill rate ahead, unless this key's demand is too small.
+		if c.Ahead = l.sz.ahead(rate, rtt); c.Ahead > 0 {
+			n = max(l.sz.demand(rate, rtt), need)
+			if e.sched.Load() >= n && need == 0 {
+				return nil // enough is on its way already
+			}
+		}
+	}
 
 	g, err := call(l, ctx, timeout, direct, func(ctx context.Context) (algorithms.Grant, error) {
 		return l.bucket.TakeUpTo(ctx, l.rkey(e.key), l.lim, int(n), c)
@@ -508,7 +568,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	if e.fb != nil {
 		e.fb.Charged(c.Tokens)
 		l.stats.charged.Add(c.Tokens)
-		if owed, _ := e.fb.Owed(end); owed == 0 {
+		if e.fb.Owed() == 0 {
 			e.fb = nil // Redis answers and nothing is owed: back to leasing
 		} else {
 			e.fb.Drain(end) // the rest is charged by the next refill
@@ -522,7 +582,22 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 		return nil
 	}
 	granted := int64(g.Granted)
-	if !e.add(granted, end) {
+	if e.tokens.Load() < 0 {
+		l.giveBack(e.key, granted) // evicted meanwhile
+		return nil
+	}
+	if g.RetryAfter > 0 {
+		// Granted ahead: due one per interval from RetryAfter after the
+		// reply arrived, which is never before Redis earned them.
+		first := end + int64(g.RetryAfter)
+		e.schedule(granted, first)
+		if granted < n {
+			// The window of future tokens is mostly taken: ask again once
+			// these are nearly all due, not at once for a few more.
+			last := first + int64(float64(granted-1)*l.interval)
+			e.refillAfter.Store(last - 2*int64(rtt))
+		}
+	} else if !e.add(granted, end) {
 		l.giveBack(e.key, granted) // evicted meanwhile
 		return nil
 	}

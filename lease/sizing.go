@@ -7,18 +7,19 @@ import (
 
 // sizer holds the fixed inputs of lease sizing for one limit.
 type sizer struct {
+	ttl      time.Duration // the lease TTL: a lease must be spent well within it
 	burst    int64
 	maxLease int64         // max(1, floor(budget × burst)): the accuracy budget
 	horizon  time.Duration // shortest span of demand one lease covers
 	interval float64       // nanoseconds to earn one token
 }
 
-func newSizer(burst int, budget float64, horizon time.Duration, interval float64) sizer {
+func newSizer(burst int, budget float64, horizon, ttl time.Duration, interval float64) sizer {
 	maxLease := int64(math.Floor(budget * float64(burst)))
 	if maxLease < 1 {
 		maxLease = 1
 	}
-	return sizer{burst: int64(burst), maxLease: maxLease, horizon: horizon, interval: interval}
+	return sizer{ttl: ttl, burst: int64(burst), maxLease: maxLease, horizon: horizon, interval: interval}
 }
 
 // span is the time one lease should last: the horizon, or four Redis round
@@ -31,6 +32,19 @@ func (s sizer) span(rtt time.Duration) time.Duration {
 	return s.horizon
 }
 
+// fullSpanHorizons is how many spans one lease lasts while the Redis
+// bucket is at least half full: 1 s by default, so a key well under its
+// limit asks Redis about once a second, not twenty times. It is never more
+// than half the lease TTL, so a lease is spent well before the janitor
+// takes unspent tokens back (at 3/4 of the TTL).
+const fullSpanHorizons = 20
+
+// fullSpan returns the time one lease lasts while the Redis bucket is at
+// least half full.
+func (s sizer) fullSpan(rtt time.Duration) time.Duration {
+	return max(min(fullSpanHorizons*s.span(rtt), s.ttl/2), s.span(rtt))
+}
+
 // demand returns the tokens that rate (tokens/s) spends in span(rtt),
 // rounded to the nearest and clamped to [1, maxLease].
 func (s sizer) demand(rate float64, rtt time.Duration) int64 {
@@ -38,19 +52,41 @@ func (s sizer) demand(rate float64, rtt time.Duration) int64 {
 	return min(max(want, 1), s.maxLease)
 }
 
-// size returns how many tokens to ask Redis for: enough for the local
-// demand over one span, at most the accuracy budget, shrinking as the Redis
-// bucket runs low (remote is what it had left at the last grant; below half
-// full the cap falls in proportion), but not below what the bucket refills
-// during one round trip, since smaller leases could not keep up with it;
-// and never less than need, the tokens waiting callers asked for.
+// size returns how many tokens to ask Redis for, never less than need (the
+// tokens the caller asked for), never more than the burst:
+//   - while the Redis bucket is at least half full (remote is what it had
+//     left at the last grant), the local demand over fullSpanHorizons
+//     horizons, up to a quarter of what the bucket has left: tokens leased
+//     from a bucket that far from empty deny no one;
+//   - below that, the demand over one span, at most the accuracy budget,
+//     shrinking in proportion to what the bucket has left, but not below
+//     what it refills during one round trip.
 func (s sizer) size(rate float64, rtt time.Duration, remote int64, need int64) int64 {
 	want := s.demand(rate, rtt)
-	if remote >= 0 && 2*remote < s.burst {
+	switch {
+	case remote < 0:
+	case 2*remote >= s.burst:
+		long := int64(math.Round(rate * s.fullSpan(rtt).Seconds()))
+		want = max(want, min(long, remote/4))
+	default:
 		fillCap := max(1, 2*s.maxLease*remote/s.burst, s.refilled(rtt))
 		want = min(want, fillCap)
 	}
 	return min(max(want, need), s.burst)
+}
+
+// ahead returns how many tokens not yet earned a refill of a key whose
+// Redis bucket is empty may ask for (see algorithms.Charge.Ahead): what
+// the limit earns in two spans, or 0 when that is under two tokens or the
+// key's demand is under two tokens a span (such a key stays exact, one
+// token per request). All instances share that window of future tokens,
+// first come, first served.
+func (s sizer) ahead(rate float64, rtt time.Duration) int64 {
+	window := min(s.refilled(2*s.span(rtt)), s.burst)
+	if window < 2 || math.Round(rate*s.span(rtt).Seconds()) < 2 {
+		return 0
+	}
+	return window
 }
 
 // refilled returns the whole tokens the bucket gains during d.
@@ -64,13 +100,13 @@ func (s sizer) refilled(d time.Duration) int64 {
 // lowWatermark returns the local token count at which a background refill
 // starts: zero for single-token leases (a key with little traffic goes to
 // Redis on each request, exactly like the per-request limiter), else
-// enough for two round trips of demand and at least a quarter of the
+// enough for two round trips of demand and at least an eighth of the
 // lease, and always below the lease size.
 func (s sizer) lowWatermark(lease int64, rate float64, rtt time.Duration) int64 {
 	if lease <= 1 {
 		return 0
 	}
-	low := max(int64(math.Ceil(rate*(2*rtt).Seconds())), lease/4)
+	low := max(int64(math.Ceil(rate*(2*rtt).Seconds())), lease/8)
 	return min(low, lease-1)
 }
 

@@ -82,7 +82,7 @@ type Stats struct {
 func (l *Limiter) Stats() Stats {
 	var held int64
 	l.entries.Range(func(_, v any) bool {
-		held += v.(*entry).held()
+		held += v.(*entry).holding()
 		return true
 	})
 	s := Stats{

@@ -4,18 +4,27 @@
 --
 -- KEYS[1]  the bucket, as in token_bucket_take.lua
 -- ARGV     rate, period_us, burst, n (positive integers);
---          optional charge, window_us (non-negative integers, default 0)
+--          optional charge, ahead (non-negative integers, default 0)
 -- returns  {granted (0..n), remaining (whole tokens, 0 when in debt),
 --          retry_after_us, reset_after_us}
 --          retry_after_us is the time until one token is available when
---          granted is 0, else 0.
+--          granted is 0; 0 for a grant of tokens available now; for a
+--          grant ahead, the time until its first token is earned.
 --
--- A charge is a count of tokens that a fallback admitted over the last
--- window_us while Redis could not be asked. They are spent as if taken as
--- they were earned: the earnings of that window are not capped at the burst
--- before the charge is paid (a missing key counts as empty at the start of
--- the window), and the bucket may go into debt, down to -burst. A state with
--- a charge is written even when nothing is granted.
+-- A grant ahead: when the bucket holds less than one whole token, up to
+-- ahead tokens not yet earned may be granted, in debt, down to -ahead.
+-- They are earned one every period/rate from retry_after_us on, and the
+-- caller must not serve any of them earlier: measured from when the reply
+-- arrives, that is never before Redis earned it. Granting ahead lets a key
+-- whose bucket is empty lease a share of its refill rate in one call
+-- instead of one token per call.
+--
+-- A charge is a count of tokens that a fallback admitted while Redis could
+-- not be asked. They are taken from the bucket, which may go into debt,
+-- down to -burst, for later requests to pay off. A missing key is not
+-- charged: it lost its state (a restart, a flush) or expired full (it would
+-- have earned more than the fallback spent), and is a full bucket as for
+-- any take. A state with a charge is written even when nothing is granted.
 --
 -- Same bucket and time rules as token_bucket_take.lua; mirrored by
 -- TokenBucketModel.ChargeTakeUpTo in charge.go.
@@ -24,7 +33,7 @@ local period = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local charge = tonumber(ARGV[5] or '0')
-local window = tonumber(ARGV[6] or '0')
+local ahead = tonumber(ARGV[6] or '0')
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -37,19 +46,14 @@ if st[1] then
   if tokens == nil or ts == nil then
     return redis.error_reply('ERR ratelimit: corrupt token bucket state at ' .. KEYS[1])
   end
-  if charge > 0 then
-    local t0 = math.max(ts, now - window)
-    if t0 > ts then
-      tokens = math.min(tokens + (t0 - ts) * rate / period, burst)
-    end
-    if now > t0 then
-      tokens = tokens + (now - t0) * rate / period
-    end
-  elseif now > ts then
+  if now > ts then
     tokens = tokens + (now - ts) * rate / period
   end
-elseif charge > 0 then
-  tokens = window * rate / period
+  if tokens > burst then
+    tokens = burst
+  end
+else
+  charge = 0 -- a missing key lost its state or expired full: nothing to charge
 end
 if charge > 0 then
   tokens = math.max(tokens - charge, -burst)
@@ -59,6 +63,13 @@ if tokens > burst then
 end
 
 local granted = math.min(n, math.floor(tokens))
+local due = 0
+if granted < 1 and ahead > 0 then
+  granted = math.min(n, math.floor(tokens + ahead))
+  if granted > 0 then
+    due = math.ceil((1 - tokens) * period / rate)
+  end
+end
 if granted < 0 then
   granted = 0
 end
@@ -72,8 +83,12 @@ if granted > 0 or charge > 0 then
     redis.call('DEL', KEYS[1])
   end
 end
-local retry = 0
+local retry = due
 if granted == 0 then
-  retry = math.ceil((1 - tokens) * period / rate)
+  if ahead > 0 then
+    retry = math.ceil((1 - ahead - tokens) * period / rate)
+  else
+    retry = math.ceil((1 - tokens) * period / rate)
+  end
 end
 return {granted, math.max(math.floor(tokens), 0), retry, reset}

@@ -21,12 +21,11 @@ import (
 type Bucket struct {
 	level float64 // tokens at at, possibly fractional
 	at    int64   // ns on the owner's clock of the last update
-	since int64   // ns: when the bucket was made, the start of the owed span
 	owed  int64   // tokens admitted and not yet charged to Redis
 }
 
 // New returns an empty bucket made at now (ns on the owner's clock).
-func New(now int64) *Bucket { return &Bucket{at: now, since: now} }
+func New(now int64) *Bucket { return &Bucket{at: now} }
 
 // Take spends n tokens at now if the bucket holds them, after earning rate
 // tokens per second since its last update, up to burst. It returns
@@ -54,11 +53,8 @@ func (b *Bucket) Take(now int64, n int, rate, burst float64) (ok bool, retry tim
 // one earned meanwhile.
 func (b *Bucket) Drain(now int64) { b.level, b.at = 0, now }
 
-// Owed returns the tokens admitted and not yet charged, and how long ago
-// (at now) the bucket was made: the span they were admitted in.
-func (b *Bucket) Owed(now int64) (tokens int64, over time.Duration) {
-	return b.owed, time.Duration(max(now-b.since, 0))
-}
+// Owed returns the tokens admitted and not yet charged.
+func (b *Bucket) Owed() int64 { return b.owed }
 
 // Charged records that tokens of the owed ones were charged to Redis.
 func (b *Bucket) Charged(tokens int64) { b.owed = max(b.owed-tokens, 0) }

@@ -32,15 +32,15 @@ func TestBucketStartsEmptyAndEarnsAtItsRate(t *testing.T) {
 		if ok != s.ok || retry != s.retry {
 			t.Fatalf("step %d (%s): Take = %v, %v; want %v, %v", i, s.reason, ok, retry, s.ok, s.retry)
 		}
-		if owed, _ := b.Owed(s.at); owed != s.owed {
+		if owed := b.Owed(); owed != s.owed {
 			t.Fatalf("step %d (%s): owed %d, want %d", i, s.reason, owed, s.owed)
 		}
 	}
-	if owed, over := b.Owed(2000 * ms); owed != 6 || over != 2*time.Second {
-		t.Fatalf("Owed = %d over %v, want 6 over 2s", owed, over)
+	if owed := b.Owed(); owed != 6 {
+		t.Fatalf("Owed = %d, want 6", owed)
 	}
 	b.Charged(4)
-	if owed, _ := b.Owed(0); owed != 2 {
+	if owed := b.Owed(); owed != 2 {
 		t.Fatalf("owed %d after charging 4 of 6, want 2", owed)
 	}
 	if got := b.Refund(5, 5); got != 2 {
