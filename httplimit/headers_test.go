@@ -97,10 +97,10 @@ func TestRateLimitHeaders(t *testing.T) {
 			`"t.l";q=10;w=2`, ``, 0},
 		{"saturated durations stay non-negative",
 			tiers.Result{Tier: "free", Limits: []tiers.LimitResult{
-				{Name: "lifetime", Limit: ratelimit.Per(1, 366*24*time.Hour).WithBurst(1000), Checked: true,
+				{Name: "lifetime", Limit: ratelimit.Per(1, 366*24*time.Hour).WithBurst(99), Checked: true,
 					Decision: ratelimit.Decision{Allowed: true, Remaining: 1, ResetAfter: math.MaxInt64}},
 			}}, false,
-			`"free.lifetime";q=1000;w=31622400000`, `"free.lifetime";r=1;t=31622400`, 31622400},
+			`"free.lifetime";q=99;w=3130617600`, `"free.lifetime";r=1;t=31622400`, 31622400},
 	}
 	for _, tt := range tests {
 		h := http.Header{}

@@ -21,12 +21,12 @@ default_tier: free
 tiers:
   free:
     limits:
-      lifetime: {rate: 1, period: 366d, burst: 1000}
+      lifetime: {rate: 1, period: 366d, burst: 99}
 `
 	number := regexp.MustCompile(`[qwrt]=(-?[0-9]+)`)
 	backends(t, func(t *testing.T, rdb redis.Scripter) {
 		h := httplimit.New(limiterFrom(t, rdb, cfg))(hello)
-		for i := range 300 {
+		for i := range 99 {
 			rec := do(h, request{remote: "203.0.113.7:1"})
 			if rec.Code != http.StatusOK {
 				t.Fatalf("request %d: %d", i, rec.Code)
