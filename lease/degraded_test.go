@@ -377,23 +377,26 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 // denies at most 0.5% of the requests that the exact bucket admits.
 func TestHotKeyRoundTrips(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs for 18 s; skipped with -short")
+		t.Skip("runs for 22 s; skipped with -short")
 	}
 	lim := ratelimit.PerSecond(1000).WithBurst(1000)
 	for _, c := range []struct {
 		name    string
 		gap     time.Duration // per caller; 32 callers
+		d       time.Duration
 		opts    []lease.Option
 		maxPerK float64
 	}{
-		{"demand=0.8x", 40 * time.Millisecond, nil, 10},
-		{"demand=10x", 3200 * time.Microsecond, nil, 100},
-		{"demand=10x/ahead", 3200 * time.Microsecond, []lease.Option{lease.WithGrantAhead(true)}, 10},
+		// 10 s at 0.8×: 8,000 decisions, so that the first leases, sized
+		// before the demand estimate settles, do not dominate.
+		{"demand=0.8x", 40 * time.Millisecond, 10 * time.Second, nil, 10},
+		{"demand=10x", 3200 * time.Microsecond, 6 * time.Second, nil, 100},
+		{"demand=10x/ahead", 3200 * time.Microsecond, 6 * time.Second, []lease.Option{lease.WithGrantAhead(true)}, 10},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv := redistest.Start(t)
 			ls := defaultInstances(t, srv, 4, lim, c.opts...)
-			arr := paced(ls, "hot", []int{13, 10, 6, 3}, c.gap, 6*time.Second, 0, nil)
+			arr := paced(ls, "hot", []int{13, 10, 6, 3}, c.gap, c.d, 0, nil)
 			var calls int64
 			for _, l := range ls {
 				calls += l.Stats().RedisCalls
