@@ -6,7 +6,10 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"golang.org/x/time/rate"
+
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"github.com/distributedratelimiter/ratelimit/internal/redistest"
 	"github.com/distributedratelimiter/ratelimit/lease"
 )
@@ -56,4 +59,54 @@ func BenchmarkAllow(b *testing.B) {
 			b.ReportMetric(float64(l.Stats().RedisCalls-calls)*1000/float64(b.N), "calls/1k")
 		})
 	}
+}
+
+// BenchmarkXTimeRateAllow is golang.org/x/time/rate's Allow on one limiter
+// that never denies, beside BenchmarkAllow/key=hot so that one run gives
+// both: a mutex-guarded in-process limiter, the reference for the hit
+// path's cost and for how it scales with -cpu.
+func BenchmarkXTimeRateAllow(b *testing.B) {
+	l := rate.NewLimiter(rate.Inf, 1)
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if !l.Allow() {
+				b.Error("denied")
+				return
+			}
+		}
+	})
+}
+
+// BenchmarkAllowLocal is the hit path alone, on an in-memory bucket that
+// grants whatever is asked: no Redis, no refill cost in the loop.
+func BenchmarkAllowLocal(b *testing.B) {
+	l, err := lease.New(nil, ratelimit.PerSecond(1<<36).WithBurst(1<<36), lease.WithBucket(endlessBucket{}))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close(context.Background())
+	ctx := context.Background()
+	_, _ = l.Allow(ctx, "hot")
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if d, err := l.Allow(ctx, "hot"); err != nil || !d.Allowed {
+				b.Errorf("%+v %v", d, err)
+				return
+			}
+		}
+	})
+}
+
+// endlessBucket grants every token asked for.
+type endlessBucket struct{}
+
+func (endlessBucket) TakeUpTo(_ context.Context, _ string, lim ratelimit.Limit, n int, _ algorithms.Charge) (algorithms.Grant, error) {
+	return algorithms.Grant{Granted: n, Remaining: lim.Burst}, nil
+}
+
+func (endlessBucket) GiveBack(_ context.Context, _ string, lim ratelimit.Limit, n int) (int, error) {
+	return lim.Burst, nil
 }

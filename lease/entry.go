@@ -24,11 +24,13 @@ type grant struct {
 // entry is the local state of one key.
 //
 // The protocol between its fields:
-//   - tokens is the only field the hit path writes (a compare-and-swap
-//     that never goes below zero); it reads low and CASes refilling. Only
-//     refills (add), refunds (add), the janitor (expire) and eviction (kill)
-//     raise or lower it otherwise, each with mu held, so that tokens plus
-//     what the grants say was spent always equals granted - removed.
+//   - tokens, and the cells of striped once a key is hot, are the only
+//     fields the hit path writes (a compare-and-swap that never goes below
+//     zero); it reads low and CASes refilling. Only refills (add), refunds
+//     (add), the janitor (expire), eviction (kill) and the slow path's
+//     gathering of the cells (gather) raise or lower them otherwise, each
+//     with mu held, so that their sum plus what the grants say was spent
+//     always equals granted - removed.
 //   - refilling is raised by whoever starts a refill (the hit path at the
 //     low watermark, the slow path) and lowered only by that refill when it
 //     ends.
@@ -47,17 +49,18 @@ type grant struct {
 //     release and kill take from them, all with mu held; the hit path never
 //     sees them.
 type entry struct {
-	tokens      atomic.Int64 // leased tokens not yet served; dead once evicted
-	remote      atomic.Int64 // tokens Redis had left at the last grant; -1 before
-	deniedUntil atomic.Int64 // ns on the limiter's clock: remembered Redis denial
-	denials     atomic.Int64 // local denials, for the demand estimate
-	refilling   atomic.Bool  // a refill is in flight
-	low         atomic.Int32 // a hit that leaves this many or fewer starts a refill
-	degraded    atomic.Bool  // Redis is slow or failing for this key
-	probeAt     atomic.Int64 // ns: a degraded key tries Redis again from then on
-	fallbacks   atomic.Int64 // decisions of the failure policy, for activity
-	sched       atomic.Int64 // tokens granted ahead, not yet due; written with mu held
-	refillAfter atomic.Int64 // ns: no background refill before (a partial grant ahead)
+	tokens      atomic.Int64            // leased tokens not yet served; dead once evicted
+	striped     atomic.Pointer[stripes] // a hot key's tokens beyond tokens; nil until hot
+	remote      atomic.Int64            // tokens Redis had left at the last grant; -1 before
+	deniedUntil atomic.Int64            // ns on the limiter's clock: remembered Redis denial
+	denials     atomic.Int64            // local denials, for the demand estimate
+	refilling   atomic.Bool             // a refill is in flight
+	low         atomic.Int32            // a hit that leaves this many or fewer starts a refill
+	degraded    atomic.Bool             // Redis is slow or failing for this key
+	probeAt     atomic.Int64            // ns: a degraded key tries Redis again from then on
+	fallbacks   atomic.Int64            // decisions of the failure policy, for activity
+	sched       atomic.Int64            // tokens granted ahead, not yet due; written with mu held
+	refillAfter atomic.Int64            // ns: no background refill before (a partial grant ahead)
 
 	key string // client key; its Redis key is made when needed (Limiter.rkey)
 
@@ -103,21 +106,42 @@ func (e *entry) take(n int64) (left int64, ok bool) {
 	}
 }
 
-// add puts n tokens into the counter as a grant made at now, and reports
-// false if the entry is dead, in which case the caller must give them
-// back. Called with mu held.
+// add puts n tokens into the counter as a grant made at now, spreading
+// them over the stripes of a hot key (striping it once a single grant
+// reaches stripeMin), and reports false if the entry is dead, in which
+// case the caller must give them back. Called with mu held: kill, the only
+// writer of dead, holds it too, and the hit path only takes, so plain adds
+// are safe.
 func (e *entry) add(n, now int64) bool {
-	for {
-		cur := e.tokens.Load()
-		if cur < 0 {
-			return false
-		}
-		if e.tokens.CompareAndSwap(cur, cur+n) {
-			e.granted += n
-			e.grants = append(e.grants, grant{at: now, end: e.granted})
-			return true
-		}
+	if e.tokens.Load() < 0 {
+		return false
 	}
+	home := n
+	st := e.striped.Load()
+	if st == nil && n >= stripeMin {
+		st = newStripes()
+		e.striped.Store(st)
+	}
+	if st != nil {
+		home = st.spread(n)
+	}
+	e.tokens.Add(home)
+	e.granted += n
+	e.grants = append(e.grants, grant{at: now, end: e.granted})
+	return true
+}
+
+// gather moves the tokens of a hot key's stripes into its own counter, so
+// that a request for more than one stripe holds can be served, and reports
+// whether it moved any. Called with mu held.
+func (e *entry) gather() bool {
+	st := e.striped.Load()
+	if st == nil || e.tokens.Load() < 0 {
+		return false
+	}
+	moved := st.drain()
+	e.tokens.Add(moved)
+	return moved > 0
 }
 
 // served returns how many tokens of this entry callers have spent, a
@@ -137,8 +161,15 @@ func (e *entry) demand() int64 {
 	return e.served() + e.denials.Load() + e.fallbacks.Load()
 }
 
-// held returns the leased tokens in the counter, not yet spent.
-func (e *entry) held() int64 { return max(e.tokens.Load(), 0) }
+// held returns the leased tokens in the counter and its stripes, not yet
+// spent.
+func (e *entry) held() int64 {
+	h := max(e.tokens.Load(), 0)
+	if st := e.striped.Load(); st != nil {
+		h += st.sum()
+	}
+	return h
+}
 
 // holding returns every leased token not yet spent: those in the counter
 // and those granted ahead, not yet due.
@@ -184,13 +215,14 @@ func (e *entry) release(now int64, interval float64) (next int64) {
 // expire takes back the unspent tokens of grants made at or before cutoff
 // and returns how many it took. Called with mu held.
 func (e *entry) expire(cutoff int64) int64 {
+	if e.tokens.Load() < 0 {
+		return 0
+	}
+	e.gather() // one counter to take back from
 	var took int64
 	for len(e.grants) > 0 {
 		cur := e.tokens.Load()
-		if cur < 0 {
-			return took
-		}
-		outflow := e.granted - cur
+		outflow := e.granted - e.held()
 		g := e.grants[0]
 		if g.end <= outflow {
 			e.grants = e.grants[1:] // fully spent
@@ -219,6 +251,9 @@ func (e *entry) kill() int64 {
 	left := e.tokens.Swap(dead)
 	if left < 0 {
 		return 0
+	}
+	if st := e.striped.Load(); st != nil {
+		left += st.kill()
 	}
 	e.removed += left
 	e.grants = nil

@@ -156,16 +156,29 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 	}
 	if v, ok := l.entries.Load(key); ok {
 		e := v.(*entry)
-		if left, ok := e.take(int64(n)); ok {
-			l.hits.Add(1)
-			if left <= int64(e.low.Load()) && e.refilling.CompareAndSwap(false, true) {
-				l.startRefill(e)
+		if st := e.striped.Load(); st != nil {
+			// A hot key: take from this goroutine's stripe. What it left,
+			// times the stripes, stands for what the key has left.
+			if left, ok := st.take(int64(n)); ok {
+				return l.hit(e, left*int64(len(st.cells))), nil
 			}
-			return l.allowed(e, left, ratelimit.SourceLocal), nil
+		}
+		if left, ok := e.take(int64(n)); ok {
+			return l.hit(e, left), nil
 		}
 		return l.slow(ctx, key, e, n)
 	}
 	return l.slow(ctx, key, nil, n)
+}
+
+// hit is the decision of a request served on the hit path, which left
+// about left tokens; it starts a refill at the low watermark.
+func (l *Limiter) hit(e *entry, left int64) ratelimit.Decision {
+	l.hits.Add(1)
+	if left <= int64(e.low.Load()) && e.refilling.CompareAndSwap(false, true) {
+		l.startRefill(e)
+	}
+	return l.allowed(e, left, ratelimit.SourceLocal)
 }
 
 // allowed is the decision of a request served from local tokens, leased
@@ -184,7 +197,7 @@ func (l *Limiter) allowed(e *entry, left int64, src ratelimit.Source) ratelimit.
 
 // denied is the decision of a request denied until retry has passed.
 func (l *Limiter) denied(e *entry, retry time.Duration, src ratelimit.Source) ratelimit.Decision {
-	rem := max(e.tokens.Load(), 0) + max(e.remote.Load(), 0)
+	rem := e.held() + max(e.remote.Load(), 0)
 	rem = min(rem, int64(l.lim.Burst))
 	return ratelimit.Decision{
 		Limit:      l.lim,
@@ -230,10 +243,19 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 				return l.uncached(ctx, key, n)
 			}
 		}
-		// 1. Local take.
+		// 1. Local take, the stripes of a hot key gathered first.
 		if left, ok := e.take(int64(n)); ok {
 			l.stats.allowedSlow[src].Add(1)
 			return l.allowed(e, left, src), nil
+		}
+		if st := e.striped.Load(); st != nil && st.sum() > 0 {
+			e.mu.Lock()
+			e.gather()
+			e.mu.Unlock()
+			if left, ok := e.take(int64(n)); ok {
+				l.stats.allowedSlow[src].Add(1)
+				return l.allowed(e, left, src), nil
+			}
 		}
 		now := l.now()
 		if e.sched.Load() > 0 {
@@ -317,6 +339,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 func (l *Limiter) takeDue(e *entry, n int, now int64) (left int64, ok bool, wait time.Duration) {
 	e.mu.Lock()
 	next := e.release(now, l.interval)
+	e.gather() // release may have spread the tokens over a hot key's stripes
 	ahead := e.sched.Load()
 	e.mu.Unlock()
 	if left, ok := e.take(int64(n)); ok {
@@ -324,7 +347,7 @@ func (l *Limiter) takeDue(e *entry, n int, now int64) (left int64, ok bool, wait
 		return left, true, 0
 	}
 	l.lowAhead(e, ahead, now)
-	short := int64(n) - max(e.tokens.Load(), 0)
+	short := int64(n) - e.held()
 	if next == 0 || short > ahead {
 		return 0, false, 0
 	}
@@ -336,7 +359,7 @@ func (l *Limiter) takeDue(e *entry, n int, now int64) (left int64, ok bool, wait
 // lowAhead starts a background refill of e when the tokens it still has
 // to come, ahead, are at or below its low watermark.
 func (l *Limiter) lowAhead(e *entry, ahead, now int64) {
-	if ahead+max(e.tokens.Load(), 0) <= int64(e.low.Load()) &&
+	if ahead+e.held() <= int64(e.low.Load()) &&
 		now >= e.refillAfter.Load() && now >= e.deniedUntil.Load() &&
 		e.refilling.CompareAndSwap(false, true) {
 		l.startRefill(e)

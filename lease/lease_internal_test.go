@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -772,5 +773,71 @@ func TestRefundIsCappedByWhatWasAdmitted(t *testing.T) {
 	}
 	if admitted != lim.Burst {
 		t.Fatalf("admitted %d after the refunds, want the burst %d: a refund put back more than was admitted", admitted, lim.Burst)
+	}
+}
+
+// TestStripesConserveTokens: a hot key's tokens split over stripes are
+// taken concurrently by many goroutines, gathered by the slow path, taken
+// back by expiry and by eviction, and every token is accounted exactly
+// once: served + held + removed == granted, and no more than was granted
+// is ever admitted.
+func TestStripesConserveTokens(t *testing.T) {
+	e := newEntry("k", 0)
+	e.mu.Lock()
+	e.add(1000, 0) // a hot grant: striped
+	e.mu.Unlock()
+	if e.striped.Load() == nil {
+		t.Fatal("a grant of 1,000 tokens did not stripe the key")
+	}
+	var served atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 400; i++ {
+				n := int64(1 + i%3)
+				if st := e.striped.Load(); st != nil {
+					if _, ok := st.take(n); ok {
+						served.Add(n)
+						continue
+					}
+				}
+				if _, ok := e.take(n); ok {
+					served.Add(n)
+					continue
+				}
+				e.mu.Lock()
+				e.gather()
+				e.mu.Unlock()
+				if _, ok := e.take(n); ok {
+					served.Add(n)
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() { // refills and expiry while callers take
+		defer wg.Done()
+		for i := 1; i <= 50; i++ {
+			e.mu.Lock()
+			e.add(100, int64(i))
+			e.expire(int64(i - 10))
+			e.mu.Unlock()
+		}
+	}()
+	wg.Wait()
+	e.mu.Lock()
+	left := e.kill()
+	got, granted, removed := served.Load(), e.granted, e.removed
+	e.mu.Unlock()
+	if granted != 1000+50*100 {
+		t.Fatalf("granted %d, want %d", granted, 1000+50*100)
+	}
+	if got+removed != granted {
+		t.Fatalf("served %d + removed %d (of which %d by eviction) = %d, want granted %d", got, removed, left, got+removed, granted)
+	}
+	if _, ok := e.striped.Load().take(1); ok || e.held() != 0 {
+		t.Fatalf("a dead entry served a token or holds %d", e.held())
 	}
 }
