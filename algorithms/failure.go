@@ -30,8 +30,9 @@ func WithFailurePolicy(p ratelimit.FailurePolicy) Option {
 }
 
 // WithInstances sets how many instances enforce the limit together, for
-// ratelimit.FailLocal: each then admits rate/n and burst/n per key while
-// Redis is down. Default: 1. Values below 1 keep the default.
+// ratelimit.FailLocal: each then admits rate/n per key, with a burst of
+// burst/n that it must earn first, while Redis is down. Default: 1. Values
+// below 1 keep the default.
 func WithInstances(n int) Option {
 	return optionFunc(func(c *config) {
 		if n >= 1 {
@@ -42,9 +43,10 @@ func WithInstances(n int) Option {
 
 // WithCircuitBreaker turns the circuit breaker on or off. When on (the
 // default), five consecutive failed Redis calls, or half of the last 20,
-// suspend Redis calls for about half a second, after which one probe
-// tests Redis again; meanwhile the failure policy decides at once, with no
-// timeout to wait for.
+// spanning at least 250 ms (one stall never opens it), suspend Redis calls
+// for about a quarter of a second, after which one probe tests Redis
+// again; meanwhile the failure policy decides at once, with no timeout to
+// wait for.
 func WithCircuitBreaker(on bool) Option {
 	return optionFunc(func(c *config) { c.breakerOff = !on })
 }

@@ -15,7 +15,10 @@ import (
 )
 
 // DefaultTimeout is the deadline of one Redis call when WithTimeout is not
-// given.
+// given: when Redis counts as failed rather than slow. A loaded machine
+// stalls tens of milliseconds at times, and a stall is not an outage;
+// callers that need an answer sooner set their own deadline, which is
+// honoured and never taken for a Redis failure.
 const DefaultTimeout = 250 * time.Millisecond
 
 // Limiter is the per-request ("direct") limiter: every AllowN runs one
@@ -91,7 +94,7 @@ func WithKeyspace(ks ratelimit.Keyspace) Option {
 }
 
 // WithTimeout bounds each Redis call, independently of how long the
-// caller's context would allow. Default: DefaultTimeout (50 ms). Zero or
+// caller's context would allow. Default: DefaultTimeout (250 ms). Zero or
 // negative means the caller's context alone bounds the call.
 func WithTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.timeout = d })

@@ -6,24 +6,30 @@
 //
 // Each key this instance sees has an entry holding the tokens Redis leased
 // to it. [Limiter.AllowN] looks the entry up and takes n tokens with one
-// compare-and-swap that never goes below zero:
+// compare-and-swap that never goes below zero (on a hot key, from the
+// caller's stripe of the key's tokens, so that cores do not contend):
 //
 //   - hit: tokens were there. The request is admitted with no lock, no
 //     allocation, no Redis call and no clock read.
 //   - low watermark: the hit left the batch at or below its low watermark
-//     (two Redis round trips of local demand, at least a quarter of the
+//     (two Redis round trips of local demand, at least an eighth of the
 //     batch). A refill starts in the background, so a steady caller never
 //     finds the batch empty.
-//   - empty: the caller joins the key's refill (one per key and instance,
-//     deduplicated with singleflight), bounded by its context and the
-//     maximum wait, then takes its tokens.
+//   - empty: the slow path, whose steps are named in the code: gather a hot
+//     key's stripes and release tokens granted ahead that fell due; a
+//     remembered denial; a degraded key decided by the failure policy at
+//     once; an inline refill for a quiet key, on the caller's goroutine;
+//     otherwise the caller joins the key's refill (one per key and
+//     instance, deduplicated with singleflight), waiting at most
+//     [DefaultMaxWait] (250 ms) and its context.
 //   - denied: Redis granted nothing. The script's retry-after is
 //     remembered, so until then the key is denied locally, costing no Redis
 //     call.
 //
-// A refill runs token_bucket_take_up_to.lua: one atomic script that takes as
-// many tokens as the bucket holds, up to the lease size. It runs under the
-// limiter's own timeout, not the first caller's context, so one caller's
+// A refill runs token_bucket_take_up_to.lua: one atomic script that charges
+// what a fallback admitted (see below), then takes as many tokens as the
+// bucket holds, up to the lease size. It runs under the limiter's own
+// timeout (1 s), not the first caller's context, so one caller's
 // cancellation does not fail the others waiting on it.
 //
 // # Lease size
@@ -31,12 +37,20 @@
 // The lease size adapts per key. An exponentially weighted moving average of
 // the key's local demand (admissions and denials per second) says how many
 // tokens one span of demand needs; the span is 50 ms or four Redis round
-// trips, whichever is longer. The size is then capped by the accuracy
-// budget (a fraction of the burst, 5% by default) and, when the Redis bucket
-// is below half full, shrinks in proportion to what it holds, down to one.
+// trips, whichever is longer.
+//
+//   - While the Redis bucket is at least half full, a lease covers up to
+//     twenty spans (1 s, at most half the lease TTL), at most a quarter of
+//     what Redis has left: tokens taken from a bucket that full deny no one.
+//   - Below that, it covers one span, capped by the accuracy budget (a
+//     fraction of the burst, 5% by default), and shrinks in proportion to
+//     what the bucket holds, down to one.
+//   - With [WithGrantAhead], a hot key whose bucket is empty leases a share
+//     of the refill rate instead: tokens not yet earned, served on their
+//     schedule, never early.
+//
 // A key with little traffic therefore leases one token per request and
-// behaves exactly like the per-request limiter, while a hot key leases
-// large batches while its bucket is full.
+// behaves exactly like the per-request limiter.
 //
 // # Accuracy
 //
@@ -44,20 +58,33 @@
 // never admit more than the Redis bucket handed out. A janitor runs every
 // TTL/4 and takes back the unspent tokens of every grant older than
 // 0.75 × TTL, giving them back to Redis; so no token is served more than
-// the lease TTL after it was granted, and over any interval T all instances
-// together admit at most burst + rate × (T + TTL), plus at most the
-// unspent tokens they held when it began. Unspent tokens also
-// return to Redis when their key is evicted for idleness and on
-// [Limiter.Close]. docs/accuracy.md has the argument and the measurements.
+// the lease TTL (2 s) after it was granted, and over any interval T all
+// instances together admit at most burst + rate × (T + TTL), plus at most
+// the unspent tokens they held when it began. Unspent tokens also return
+// to Redis when their key is evicted for idleness and on [Limiter.Close].
+//
+// # When Redis is slow or down
+//
+// A refill still out after the maximum wait marks its key degraded, as
+// does a refill that failed: the failure policy decides the key's requests
+// at once (after its leased tokens), and the key tries Redis again in the
+// background at most every 100 ms; the first refill that succeeds ends it.
+// The default policy, ratelimit.FailLocal, limits the key with a local
+// bucket that starts empty and earns at the share of the limit Redis
+// recently granted this instance, and its admissions are charged to Redis
+// by the next refill, so that a pause shifts admissions in time instead of
+// adding to them. docs/accuracy.md states the bound in each mode, with the
+// measurements.
 //
 // The price of leasing is false denials: a request can be denied while
-// tokens sit in another instance's lease. The accuracy budget bounds that:
-// each instance holds at most budget × burst tokens.
+// tokens sit in another instance's lease. The accuracy budget and the
+// sizing above bound that.
 //
 // # Memory
 //
 // At most WithMaxKeys keys are tracked; beyond the cap a key is checked
 // with one Redis call, and idle keys are evicted by the janitor. A tracked
-// key costs about 320 bytes of heap (measured; 176 of them the entry),
-// plus the key string.
+// key costs about 400 bytes of heap (measured by TestMemoryBytesPerKey;
+// 248 of them the entry), plus the key string; a hot key's stripes add up
+// to 1 KiB.
 package lease

@@ -12,10 +12,13 @@ import (
 )
 
 // WithFailurePolicy sets what the limiter decides for a key whose leased
-// tokens are spent while Redis cannot answer. Default: ratelimit.FailLocal,
-// which keeps serving leased tokens until they expire, then limits each
-// key locally at this instance's share of the limit (see WithInstances).
-// The zero value keeps the default.
+// tokens are spent while Redis is slow (a refill out longer than the
+// maximum wait) or cannot answer. Default: ratelimit.FailLocal, which keeps
+// serving leased tokens until they expire, then limits each key locally
+// with a bucket that starts empty and earns at the share of the limit
+// Redis recently granted this instance for it (WithInstances for a key
+// with no such history); the next refill charges what it admitted to
+// Redis. The zero value keeps the default.
 func WithFailurePolicy(p ratelimit.FailurePolicy) Option {
 	return optionFunc(func(c *config) {
 		if p != 0 {
@@ -25,10 +28,11 @@ func WithFailurePolicy(p ratelimit.FailurePolicy) Option {
 }
 
 // WithInstances sets how many instances are expected to enforce the limit
-// together. Under ratelimit.FailLocal each instance then admits rate/n and
-// burst/n per key while Redis is down, so that all together stay near the
-// limit. Default: 1, which lets each instance admit the whole limit. Values
-// below 1 keep the default.
+// together, for keys with no history of grants from Redis: under
+// ratelimit.FailLocal such a key is limited at rate/n, with a burst of
+// burst/n to earn first, while Redis cannot answer. Keys with history use
+// the share Redis granted them instead. Default: 1. Values below 1 keep the
+// default.
 func WithInstances(n int) Option {
 	return optionFunc(func(c *config) {
 		if n >= 1 {
@@ -39,9 +43,10 @@ func WithInstances(n int) Option {
 
 // WithCircuitBreaker turns the circuit breaker on or off. When on (the
 // default), five consecutive failed Redis calls, or half of the last 20,
-// suspend Redis calls for a cool-down of about half a second, after which
-// one probe call tests Redis again: meanwhile the failure policy decides at once,
-// with no Redis timeout to wait for.
+// spanning at least 250 ms, suspend Redis calls for a cool-down of about a
+// quarter of a second, after which one probe call tests Redis again:
+// meanwhile the failure policy decides at once, with no Redis timeout to
+// wait for. One stall never opens it.
 func WithCircuitBreaker(on bool) Option {
 	return optionFunc(func(c *config) { c.breakerOff = !on })
 }
