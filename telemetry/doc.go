@@ -19,6 +19,9 @@
 //   - [ObserveLease] reports a leasing limiter's running totals (tokens
 //     leased, served, returned, expired; refills, waits, keys...) and its
 //     accuracy (tokens held against the accuracy budget).
+//   - [Factory] does both for every limiter of a tiers.Limiter: it
+//     observes the leasing ones and wraps the others, named by tier and
+//     limit.
 //   - [NewRedisHook] returns a go-redis hook that counts, times and,
 //     optionally, traces the calls of the limiter's Lua scripts.
 //
@@ -36,19 +39,21 @@
 //
 //	d, err := tl.Allow(ctx, key) // use tl wherever lim was used
 //
-// For a tiers.Limiter, wrap each limiter its Factory makes, with the
-// Spec's tier and limit names:
+// For a tiers.Limiter, one call instruments the limiters of every limit:
 //
-//	factory := func(s tiers.Spec) (ratelimit.Limiter, error) {
-//		l, err := direct(s)
-//		if err != nil {
-//			return nil, err
-//		}
-//		return telemetry.Wrap(l, telemetry.WithTier(s.Tier), telemetry.WithLimitName(s.Limit.Name))
-//	}
+//	plans, err := tiers.New(telemetry.Factory(tiers.Redis(rdb, nil)), cfg)
 //
 // The tiers.Limiter closes each limiter it no longer uses; closing a
-// [Limiter] stops its reporting and closes the limiter it wraps.
+// [Limiter] (or a limiter from Factory) stops its reporting and closes the
+// limiter it wraps.
+//
+// # Decisions of the failure policy
+//
+// When Redis cannot answer, the failure policy decides. Those decisions
+// count once, in ratelimit.decisions with ratelimit.source=fallback, by
+// result: allowed (FailOpen, or FailLocal within this instance's share)
+// or denied (FailLocal over it, or FailClosed, whose store error is not
+// also counted as a failed check).
 //
 // # Attributes
 //

@@ -18,6 +18,7 @@ import (
 	"github.com/distributedratelimiter/ratelimit/lease"
 	"github.com/distributedratelimiter/ratelimit/reject"
 	"github.com/distributedratelimiter/ratelimit/telemetry"
+	"github.com/distributedratelimiter/ratelimit/tiers"
 )
 
 // printMetrics collects reader's metrics and prints the non-zero data
@@ -178,4 +179,95 @@ func ExampleObserveLease() {
 	// ratelimit.decisions{ratelimit.result=denied,ratelimit.source=redis,ratelimit.tier=pro} 2
 	// ratelimit.lease.tokens.budget{ratelimit.tier=pro} 10
 	// ratelimit.lease.tokens.held{ratelimit.tier=pro} 24
+}
+
+// Factory reports the metrics of every limiter of a tiers.Limiter, named
+// by tier and limit: here a leased per-second limit and a per-request
+// daily quota (an embedded Redis with a stopped clock stands in for a
+// real one, so that nothing refills).
+func ExampleFactory() {
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	defer mp.Shutdown(context.Background())
+
+	mr, err := miniredis.Run()
+	if err != nil {
+		panic(err)
+	}
+	defer mr.Close()
+	mr.SetTime(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+
+	cfg, err := tiers.Parse("plans.yaml", []byte(`
+default_tier: free
+tiers:
+  free:
+    limits:
+      second: {rate: 5, period: 1s, burst: 10, lease: true}
+      day:    {rate: 1000, period: 24h, algorithm: fixed_window}
+`))
+	if err != nil {
+		panic(err)
+	}
+	// Redis calls bounded by a second, for a busy test machine.
+	factory := tiers.Redis(rdb, []algorithms.Option{algorithms.WithTimeout(time.Second)}, lease.WithMaxWait(time.Second))
+	plans, err := tiers.New(telemetry.Factory(factory, telemetry.WithMeterProvider(mp)), cfg)
+	if err != nil {
+		panic(err)
+	}
+	defer plans.Close(context.Background())
+
+	ctx := context.Background()
+	for range 12 { // a burst of 10 passes "second", and then "day"
+		if _, err := plans.Allow(ctx, "alice"); err != nil {
+			panic(err)
+		}
+	}
+	// Decisions summed over ratelimit.source (leased or from Redis).
+	printMetrics(reader, telemetry.MetricCircuitState)
+	printTotals(reader, telemetry.MetricDecisions, telemetry.AttrSource)
+	// Output:
+	// ratelimit.circuit.state{ratelimit.circuit.state=closed,ratelimit.limit=second,ratelimit.tier=free} 1
+	// ratelimit.decisions{ratelimit.limit=day,ratelimit.result=allowed,ratelimit.tier=free} 10
+	// ratelimit.decisions{ratelimit.limit=second,ratelimit.result=allowed,ratelimit.tier=free} 10
+	// ratelimit.decisions{ratelimit.limit=second,ratelimit.result=denied,ratelimit.tier=free} 2
+}
+
+// printTotals collects reader's metrics and prints the non-zero totals of
+// the int64 counter name, summed over the attribute drop, one a line,
+// sorted.
+func printTotals(reader *sdkmetric.ManualReader, name string, drop attribute.Key) {
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		panic(err)
+	}
+	totals := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			data, ok := m.Data.(metricdata.Sum[int64])
+			if m.Name != name || !ok {
+				continue
+			}
+			for _, p := range data.DataPoints {
+				var kvs []string
+				for _, kv := range p.Attributes.ToSlice() {
+					if kv.Key != drop {
+						kvs = append(kvs, string(kv.Key)+"="+kv.Value.String())
+					}
+				}
+				totals[fmt.Sprintf("%s{%s}", name, strings.Join(kvs, ","))] += p.Value
+			}
+		}
+	}
+	var lines []string
+	for k, v := range totals {
+		if v != 0 {
+			lines = append(lines, fmt.Sprintf("%s %d", k, v))
+		}
+	}
+	slices.Sort(lines)
+	for _, l := range lines {
+		fmt.Println(l)
+	}
 }

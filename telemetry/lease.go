@@ -69,16 +69,13 @@ type leaseObserver struct {
 	budgetG  metric.Int64ObservableGauge
 	keys     metric.Int64ObservableGauge
 	circuitG metric.Int64ObservableGauge
-	fallback metric.Int64ObservableCounter
 	decided  metric.Int64ObservableCounter // nil unless WithLeaseDecisions
 	outcomes [6][]metric.ObserveOption     // see leaseOutcomes
 	opts     []metric.ObserveOption
 	states   [3][]metric.ObserveOption // closed, open, half-open
-	policies [3][]metric.ObserveOption // open, closed, local
 
-	mu          sync.Mutex // protects last, lastFail and lastOutcome
+	mu          sync.Mutex // protects last and lastOutcome
 	last        []int64    // largest value reported per counter
-	lastFail    [3]int64   // largest fallback counts reported: open, closed, local
 	lastOutcome [6]int64   // largest decision counts reported, as leaseOutcomes
 }
 
@@ -113,11 +110,15 @@ func leaseOutcomeCounts(s *lease.Stats) [6]int64 {
 //
 // The circuit breaker's state comes from Stats().Breaker, or from the
 // [WithCircuitState] function if given. Decisions of the failure policy
-// (Stats().FailOpen, FailClosed, FailLocal) are counted by policy.
+// are decisions like the others: with WithLeaseDecisions they count in
+// ratelimit.decisions with ratelimit.source=fallback
+// (Stats().FallbackAllowed and FallbackDenied, FailClosed denials
+// included), and nowhere else.
 //
 // It reads [WithMeterProvider], [WithTier], [WithLimitName],
-// [WithAccuracyBudget] and [WithCircuitState]. Observing several limiters
-// on one provider needs distinct tier or limit names: their gauges would
+// [WithAttributes], [WithAccuracyBudget], [WithCircuitState] and
+// [WithLeaseDecisions]. Observing several limiters on one provider needs
+// distinct attributes (tier, limit or WithAttributes): their gauges would
 // otherwise overwrite each other. Unregister the returned registration
 // when the limiter is closed.
 func ObserveLease(l LeaseStats, opts ...Option) (metric.Registration, error) {
@@ -132,13 +133,10 @@ func ObserveLease(l LeaseStats, opts ...Option) (metric.Registration, error) {
 		circuit: c.circuit,
 		last:    make([]int64, len(leaseCounters)),
 	}
-	base := baseAttrs(c.tier, c.limit)
+	base := c.baseAttrs()
 	o.opts = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(base...))}
 	for i, s := range [3]string{CircuitClosed, CircuitOpen, CircuitHalfOpen} {
 		o.states[i] = []metric.ObserveOption{metric.WithAttributeSet(withAttrs(base, AttrCircuitState.String(s)))}
-	}
-	for i, p := range [3]string{FallbackOpen, FallbackClosed, FallbackLocal} {
-		o.policies[i] = []metric.ObserveOption{metric.WithAttributeSet(withAttrs(base, AttrFallbackPolicy.String(p)))}
 	}
 	for i, rs := range leaseOutcomes {
 		set := withAttrs(base, AttrResult.String(rs[0]), AttrSource.String(rs[1]))
@@ -167,10 +165,7 @@ func ObserveLease(l LeaseStats, opts ...Option) (metric.Registration, error) {
 	o.circuitG, err = m.Int64ObservableGauge(MetricCircuitState, metric.WithUnit(unitState),
 		metric.WithDescription("1 for the circuit breaker's current state, 0 for the others."))
 	errs = append(errs, err)
-	o.fallback, err = m.Int64ObservableCounter(MetricLeaseFallbacks, metric.WithUnit(unitDecision),
-		metric.WithDescription("Decisions made by the failure policy because Redis could not answer, by policy."))
-	errs = append(errs, err)
-	insts = append(insts, o.held, o.budgetG, o.keys, o.circuitG, o.fallback)
+	insts = append(insts, o.held, o.budgetG, o.keys, o.circuitG)
 	if c.leaseDecisions {
 		o.decided, err = m.Int64ObservableCounter(MetricDecisions,
 			metric.WithUnit(unitDecision),
@@ -194,16 +189,11 @@ func (o *leaseObserver) observe(_ context.Context, obs metric.Observer) error {
 	// a derived total (TokensServed) can dip for a moment. Counters must
 	// not decrease: each reports the largest value it has seen.
 	vals := make([]int64, len(leaseCounters))
-	var fails [3]int64
 	o.mu.Lock()
 	for i, lc := range leaseCounters {
 		v := max(lc.field(&s), o.last[i])
 		o.last[i] = v
 		vals[i] = v
-	}
-	for i, v := range [3]int64{s.FailOpen, s.FailClosed, s.FailLocal} {
-		o.lastFail[i] = max(v, o.lastFail[i])
-		fails[i] = o.lastFail[i]
 	}
 	outcomes := leaseOutcomeCounts(&s)
 	for i, v := range outcomes {
@@ -222,9 +212,6 @@ func (o *leaseObserver) observe(_ context.Context, obs metric.Observer) error {
 	obs.ObserveInt64(o.held, s.TokensHeld, o.opts...)
 	obs.ObserveInt64(o.budgetG, o.budget, o.opts...)
 	obs.ObserveInt64(o.keys, s.Keys, o.opts...)
-	for i, v := range fails {
-		obs.ObserveInt64(o.fallback, v, o.policies[i]...)
-	}
 	state := s.Breaker
 	if o.circuit != nil {
 		state = o.circuit()

@@ -61,7 +61,7 @@ type Limiter struct {
 	hist     metric.Float64Histogram
 	histOpts [numSlots][]metric.RecordOption
 
-	decisions, errs, fallbacks metric.Int64ObservableCounter
+	decisions, errs metric.Int64ObservableCounter
 
 	obs observeOpts
 	reg metric.Registration
@@ -111,14 +111,17 @@ func init() {
 type observeOpts struct {
 	decisions [numSlots - numErrors][]metric.ObserveOption
 	errs      [numErrors][]metric.ObserveOption
-	fallback  [2][]metric.ObserveOption // open, closed
 }
 
 // Wrap returns a Limiter that records the decisions of l. It creates its
 // instruments and registers their callback on the meter of the
 // [WithMeterProvider] provider, and returns the errors of doing so. It
-// reads WithMeterProvider, [WithTier], [WithLimitName] and
-// [WithSampleEvery].
+// reads WithMeterProvider, [WithTier], [WithLimitName], [WithAttributes]
+// and [WithSampleEvery].
+//
+// Decisions of the failure policy count once, as ratelimit.decisions with
+// ratelimit.source=fallback: a FailClosed denial, which also returns a
+// store error, counts as denied by the fallback, not as a failed check.
 //
 // The Limiter's RefundN forwards to l if l is a [ratelimit.Refunder];
 // otherwise it fails with an error matching
@@ -144,7 +147,7 @@ func Wrap(l ratelimit.Limiter, opts ...Option) (*Limiter, error) {
 		t.sampleMask = int64(1)<<bits.Len(uint(c.sampleEvery-1)) - 1
 	}
 
-	base := baseAttrs(c.tier, c.limit)
+	base := c.baseAttrs()
 	for r := range numResults {
 		for s := range numSources {
 			set := withAttrs(base, AttrResult.String(results[r]), AttrSource.String(sources[s]))
@@ -158,48 +161,44 @@ func Wrap(l ratelimit.Limiter, opts ...Option) (*Limiter, error) {
 		t.obs.errs[e] = []metric.ObserveOption{metric.WithAttributeSet(set)}
 		t.histOpts[slotErrors+e] = []metric.RecordOption{metric.WithAttributeSet(set)}
 	}
-	for i, p := range [2]string{FallbackOpen, FallbackClosed} {
-		set := withAttrs(base, AttrFallbackPolicy.String(p))
-		t.obs.fallback[i] = []metric.ObserveOption{metric.WithAttributeSet(set)}
-	}
 
 	m := c.meter()
-	var errs [5]error
+	var errs [4]error
 	t.decisions, errs[0] = m.Int64ObservableCounter(MetricDecisions,
 		metric.WithUnit(unitDecision),
 		metric.WithDescription("Rate-limit decisions, by result (allowed, denied, shadowed) and source (local, redis, fallback)."))
 	t.errs, errs[1] = m.Int64ObservableCounter(MetricDecisionErrors,
 		metric.WithUnit(unitError),
 		metric.WithDescription("Checks that could not decide, by error type."))
-	t.fallbacks, errs[2] = m.Int64ObservableCounter(MetricFallbackDecisions,
-		metric.WithUnit(unitDecision),
-		metric.WithDescription("Decisions made by the failure policy because Redis could not be reached: open (admitted) or closed (denied)."))
-	t.hist, errs[3] = m.Float64Histogram(MetricDecisionDuration,
+	t.hist, errs[2] = m.Float64Histogram(MetricDecisionDuration,
 		metric.WithUnit(unitSeconds),
 		metric.WithDescription("Time to decide, for a random sample of decisions and failed checks."),
 		metric.WithExplicitBucketBoundaries(decisionBuckets...))
-	if err := errors.Join(errs[:4]...); err != nil {
+	if err := errors.Join(errs[:3]...); err != nil {
 		return nil, fmt.Errorf("ratelimit: telemetry instruments: %w", err)
 	}
-	t.reg, errs[4] = m.RegisterCallback(t.observe, t.decisions, t.errs, t.fallbacks)
-	if errs[4] != nil {
-		return nil, fmt.Errorf("ratelimit: telemetry callback: %w", errs[4])
+	t.reg, errs[3] = m.RegisterCallback(t.observe, t.decisions, t.errs)
+	if errs[3] != nil {
+		return nil, fmt.Errorf("ratelimit: telemetry callback: %w", errs[3])
 	}
 	return t, nil
 }
 
-// baseAttrs returns the tier and limit attributes that are set.
-func baseAttrs(tier, limit string) []attribute.KeyValue {
-	var kv []attribute.KeyValue
-	if tier != "" {
-		kv = append(kv, AttrTier.String(tier))
+// baseAttrs returns the attributes of c's WithAttributes, then the tier
+// and limit attributes that are set.
+func (c *config) baseAttrs() []attribute.KeyValue {
+	kv := append([]attribute.KeyValue(nil), c.attrs...)
+	if c.tier != "" {
+		kv = append(kv, AttrTier.String(c.tier))
 	}
-	if limit != "" {
-		kv = append(kv, AttrLimit.String(limit))
+	if c.limit != "" {
+		kv = append(kv, AttrLimit.String(c.limit))
 	}
 	return kv
 }
 
+// withAttrs returns the set of base and kv; of two values of one key, the
+// last wins.
 func withAttrs(base []attribute.KeyValue, kv ...attribute.KeyValue) attribute.Set {
 	all := make([]attribute.KeyValue, 0, len(base)+len(kv))
 	return attribute.NewSet(append(append(all, base...), kv...)...)
@@ -262,9 +261,9 @@ func (l *Limiter) end(ctx context.Context, st *stripe, start time.Time, allowed 
 		elapsed = time.Since(start)
 	}
 	slot := slotErrors
-	if err != nil {
+	if err != nil && (allowed || src != ratelimit.SourceFallback) {
 		slot += errorType(err)
-	} else {
+	} else { // a decision; a FailClosed denial comes with a store error
 		slot = min(int(src), numSources-1)
 		if !allowed {
 			slot += slotDenied
@@ -384,7 +383,6 @@ func (l *Limiter) observe(_ context.Context, o metric.Observer) error {
 	for i := range l.stripes {
 		calls += l.stripes[i].calls.Load()
 	}
-	fallbackClosed := sum[slotDenied+int(ratelimit.SourceFallback)]
 
 	// Allowed-and-local is what the other outcomes leave of the calls;
 	// denied excludes what was shadowed since. A check in progress counts
@@ -419,7 +417,5 @@ func (l *Limiter) observe(_ context.Context, o metric.Observer) error {
 	for e := range numErrors {
 		o.ObserveInt64(l.errs, sum[slotErrors+e], l.obs.errs[e]...)
 	}
-	o.ObserveInt64(l.fallbacks, sum[slotAllowed+int(ratelimit.SourceFallback)], l.obs.fallback[0]...)
-	o.ObserveInt64(l.fallbacks, fallbackClosed, l.obs.fallback[1]...)
 	return nil
 }

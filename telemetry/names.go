@@ -10,10 +10,17 @@ const ScopeName = "github.com/distributedratelimiter/ratelimit"
 // attributes, and what to alert on. A test pins them: renaming one breaks
 // dashboards and alerts.
 const (
-	// Decisions, recorded by a [Limiter].
-	MetricDecisions         = "ratelimit.decisions"
-	MetricDecisionDuration  = "ratelimit.decision.duration"
-	MetricDecisionErrors    = "ratelimit.decision.errors"
+	// Decisions, recorded by a [Limiter] (and by [ObserveLease] with
+	// [WithLeaseDecisions]). Decisions of the failure policy are those
+	// with ratelimit.source=fallback.
+	MetricDecisions        = "ratelimit.decisions"
+	MetricDecisionDuration = "ratelimit.decision.duration"
+	MetricDecisionErrors   = "ratelimit.decision.errors"
+
+	// MetricFallbackDecisions is no longer reported: it repeated
+	// ratelimit.decisions{ratelimit.source=fallback}.
+	//
+	// Deprecated: count ratelimit.decisions with ratelimit.source=fallback.
 	MetricFallbackDecisions = "ratelimit.fallback.decisions"
 
 	// Redis calls, recorded by a [RedisHook].
@@ -36,7 +43,14 @@ const (
 	MetricLeaseEvictions      = "ratelimit.lease.evictions"
 	MetricLeaseOverflows      = "ratelimit.lease.overflows"
 	MetricLeaseGiveBackErrors = "ratelimit.lease.giveback.errors"
-	MetricLeaseFallbacks      = "ratelimit.lease.fallbacks"
+
+	// MetricLeaseFallbacks is no longer reported: it counted by policy
+	// the decisions that ratelimit.decisions{ratelimit.source=fallback}
+	// counts.
+	//
+	// Deprecated: observe with [WithLeaseDecisions] and count
+	// ratelimit.decisions with ratelimit.source=fallback.
+	MetricLeaseFallbacks = "ratelimit.lease.fallbacks"
 
 	// MetricCircuitState is observed by [ObserveLease]: the lease
 	// limiter's circuit breaker, or the one [WithCircuitState] reports.
@@ -60,10 +74,10 @@ const (
 	// invalid, closed or other. The key is OpenTelemetry's general
 	// error.type.
 	AttrErrorType attribute.Key = "error.type"
-	// AttrFallbackPolicy is, on ratelimit.fallback.decisions, open (a
-	// fallback decision admitted) or closed (it denied); on
-	// ratelimit.lease.fallbacks, the failure policy that decided: open,
-	// closed or local.
+	// AttrFallbackPolicy was the attribute of the metrics that
+	// MetricFallbackDecisions and MetricLeaseFallbacks name.
+	//
+	// Deprecated: no metric carries it any more.
 	AttrFallbackPolicy attribute.Key = "ratelimit.fallback.policy"
 	// AttrScript is the short name of one of the algorithms package's Lua
 	// scripts, as algorithms.ScriptName gives it.
@@ -93,6 +107,8 @@ const (
 )
 
 // Values of [AttrFallbackPolicy].
+//
+// Deprecated: no metric carries them any more.
 const (
 	FallbackOpen   = "open"
 	FallbackClosed = "closed"

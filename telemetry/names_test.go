@@ -25,7 +25,6 @@ func TestMetricNames(t *testing.T) {
 		"ratelimit.decisions":             {"{decision}", counter},
 		"ratelimit.decision.duration":     {"s", histogram},
 		"ratelimit.decision.errors":       {"{error}", counter},
-		"ratelimit.fallback.decisions":    {"{decision}", counter},
 		"ratelimit.redis.calls":           {"{call}", counter},
 		"ratelimit.redis.duration":        {"s", histogram},
 		"ratelimit.lease.tokens.leased":   {"{token}", counter},
@@ -43,7 +42,6 @@ func TestMetricNames(t *testing.T) {
 		"ratelimit.lease.evictions":       {"{key}", counter},
 		"ratelimit.lease.overflows":       {"{request}", counter},
 		"ratelimit.lease.giveback.errors": {"{call}", counter},
-		"ratelimit.lease.fallbacks":       {"{decision}", counter},
 		"ratelimit.circuit.state":         {"{state}", gauge},
 	}
 

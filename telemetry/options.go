@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -15,8 +16,9 @@ import (
 // it times, when [WithSampleEvery] is not given.
 const DefaultSampleEvery = 64
 
-// An Option configures [Wrap], [ObserveLease] or [NewRedisHook]. Each
-// option's doc says which of them read it; the others ignore it.
+// An Option configures [Wrap], [ObserveLease], [Factory] or
+// [NewRedisHook]. Each option's doc says which of them read it; the others
+// ignore it. A nil Option is skipped.
 type Option interface{ apply(*config) }
 
 type optionFunc func(*config)
@@ -28,6 +30,7 @@ type config struct {
 	tp          trace.TracerProvider // nil: no spans
 	tier        string
 	limit       string
+	attrs       []attribute.KeyValue // WithAttributes, before tier and limit
 	sampleEvery int
 	budget      float64 // 0: ask the limiter, else lease.DefaultAccuracyBudget
 	circuit     func() string
@@ -38,7 +41,9 @@ type config struct {
 func newConfig(opts []Option) config {
 	c := config{sampleEvery: DefaultSampleEvery}
 	for _, o := range opts {
-		o.apply(&c)
+		if o != nil {
+			o.apply(&c)
+		}
 	}
 	if c.mp == nil {
 		c.mp = otel.GetMeterProvider()
@@ -58,7 +63,7 @@ func (c *config) meter() metric.Meter {
 // otel.SetMeterProvider, and then forwards to it. A nil provider keeps the
 // default. With the no-op provider (go.opentelemetry.io/otel/metric/noop)
 // a [Limiter] only forwards calls and counts nothing. Read by Wrap,
-// ObserveLease and NewRedisHook.
+// ObserveLease, Factory and NewRedisHook.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(c *config) {
 		if mp != nil {
@@ -78,14 +83,15 @@ func WithTracerProvider(tp trace.TracerProvider) Option {
 // WithTier sets the value of the ratelimit.tier attribute on every metric
 // of a [Limiter] or of a lease observation. Default: "" (the attribute is
 // left out). Tier names should be few and fixed, never client keys. Read by
-// Wrap and ObserveLease.
+// Wrap and ObserveLease; [Factory] sets it to each Spec's tier.
 func WithTier(name string) Option {
 	return optionFunc(func(c *config) { c.tier = name })
 }
 
 // WithLimitName sets the value of the ratelimit.limit attribute, to tell
 // apart several limits of one tier (each its own limiter). Default: "" (the
-// attribute is left out). Read by Wrap and ObserveLease.
+// attribute is left out). Read by Wrap and ObserveLease; [Factory] sets it
+// to each Spec's limit name.
 func WithLimitName(name string) Option {
 	return optionFunc(func(c *config) { c.limit = name })
 }
@@ -96,7 +102,7 @@ func WithLimitName(name string) Option {
 // rounded up to a power of two; a check is timed when its stripe's count
 // of checks reaches a multiple of n. Default:
 // DefaultSampleEvery (64). 1 times every decision; zero or negative times
-// none. Read by Wrap.
+// none. Read by Wrap and Factory.
 func WithSampleEvery(n int) Option {
 	return optionFunc(func(c *config) { c.sampleEvery = n })
 }
@@ -106,7 +112,7 @@ func WithSampleEvery(n int) Option {
 // ratelimit.lease.tokens.budget gauge, when the limiter cannot say
 // itself (it has no AccuracyBudget() float64 method). Default:
 // lease.DefaultAccuracyBudget. Values outside (0, 1] keep the default.
-// Read by ObserveLease.
+// Read by ObserveLease and Factory.
 func WithAccuracyBudget(f float64) Option {
 	return optionFunc(func(c *config) {
 		if f > 0 && f <= 1 {
@@ -171,6 +177,19 @@ func cleanVersion(v string) string {
 // WithLeaseDecisions makes [ObserveLease] report ratelimit.decisions from
 // the leasing limiter's own decision counts, so the limiter needs no [Wrap]
 // and its hit path no extra call. Default: off (count decisions with Wrap).
+// [Factory] always observes its leasing limiters so.
 func WithLeaseDecisions() Option {
 	return optionFunc(func(c *config) { c.leaseDecisions = true })
+}
+
+// WithAttributes adds attributes to every metric of a [Limiter] or of a
+// lease observation, such as the name of one of several tiers.Limiters in
+// one process, or of an instance when several share a meter provider.
+// Default: none. Keys of this package (ratelimit.tier, ratelimit.result,
+// ...) take precedence over the same keys given here. Like tier names,
+// values must be few and fixed: never a client key. Later calls add to
+// earlier ones. Read by Wrap, ObserveLease and Factory.
+func WithAttributes(kv ...attribute.KeyValue) Option {
+	kv = append([]attribute.KeyValue(nil), kv...)
+	return optionFunc(func(c *config) { c.attrs = append(c.attrs, kv...) })
 }
