@@ -17,7 +17,11 @@ const (
 	maxDuration     = time.Minute // a simulation
 	maxHTTPDuration = time.Hour   // -http: serve at most this long
 	maxInstances    = 16
-	defaultTimeout  = 50 * time.Millisecond // algorithms.DefaultTimeout, lease.DefaultRefillTimeout
+	maxTimeout      = 10 * time.Second
+	// httpKeyspace is the -keyspace of -http by default: two demo
+	// processes against one -redis share their limits unless told apart.
+	httpKeyspace = "http"
+	maxKeyspace  = 32 // bytes of a -keyspace name
 )
 
 // Modes of the simulation.
@@ -43,8 +47,9 @@ type options struct {
 	config      string   // path of a tiers YAML file; "" is the embedded one
 	redis       []string // addresses; none starts miniredis
 	allowRemote bool
-	http        string // listen address; "" runs the simulation
-	timeout     time.Duration
+	http        string        // listen address; "" runs the simulation
+	keyspace    string        // -keyspace; "" is a random one per run (simulation only)
+	timeout     time.Duration // 0: the packages' defaults
 	metrics     string
 	metricsAddr string
 }
@@ -73,7 +78,9 @@ most checks answered from local tokens) and per-request limits (-mode direct:
 one Redis script per check), prints a live view each second and then compares
 admissions with an ideal single bucket, Redis calls and latency.
 
-With -http it serves a small API behind the HTTP middleware instead.
+With -http it serves a small API behind the HTTP middleware instead. Its keys
+live under -keyspace (default "http"), so several demo processes given the same
+-redis and -keyspace enforce one limit together.
 
 Redis: an embedded miniredis by default; -redis for a real server or Cluster.
 Only loopback addresses are used unless -allow-remote is given.
@@ -94,7 +101,10 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&redisAddrs, "redis", "", "Redis `address`, or a comma-separated list of Cluster nodes (default: an embedded miniredis)")
 	fs.BoolVar(&o.allowRemote, "allow-remote", false, "allow non-loopback addresses in -redis, -http and -metrics-addr")
 	fs.StringVar(&o.http, "http", "", "serve an HTTP API on `address` (such as 127.0.0.1:8080) instead of simulating")
-	fs.DurationVar(&o.timeout, "timeout", defaultTimeout, "deadline of each Redis call")
+	fs.StringVar(&o.keyspace, "keyspace", "", "`name` of the Redis namespace of -http (default \""+httpKeyspace+"\"): demo processes with the same -redis and -keyspace share their limits. "+
+		"The simulation uses a random one per run")
+	fs.DurationVar(&o.timeout, "timeout", 0, "bound of each Redis call and of a caller's wait for a lease refill, at most 10s "+
+		"(default: the packages' own, 250ms; a lease refill may take 1s in the background)")
 	fs.StringVar(&o.metrics, "metrics", metricsOff, "`exporter` of OpenTelemetry metrics: off, stdout (printed at the end), prometheus")
 	fs.StringVar(&o.metricsAddr, "metrics-addr", "127.0.0.1:9464", "`address` of the Prometheus /metrics endpoint")
 	fs.Usage = func() {
@@ -145,8 +155,18 @@ func (o *options) validate(set map[string]bool) error {
 	if o.instances < 1 || o.instances > maxInstances {
 		return fmt.Errorf("-instances %d: must be between 1 and %d", o.instances, maxInstances)
 	}
-	if o.timeout <= 0 || o.timeout > 10*time.Second {
-		return fmt.Errorf("-timeout %v: must be positive and at most 10s", o.timeout)
+	if o.timeout < 0 || o.timeout > maxTimeout || set["timeout"] && o.timeout == 0 {
+		return fmt.Errorf("-timeout %v: must be positive and at most %v", o.timeout, maxTimeout)
+	}
+	if set["keyspace"] {
+		if o.http == "" {
+			return fmt.Errorf("-keyspace applies to -http: the simulation keeps each run's keys apart, to compare them with exact buckets")
+		}
+		if !validKeyspace(o.keyspace) {
+			return fmt.Errorf("-keyspace %q: want 1 to %d letters, digits, '-', '_' or '.'", o.keyspace, maxKeyspace)
+		}
+	} else if o.http != "" {
+		o.keyspace = httpKeyspace
 	}
 	switch o.metrics {
 	case metricsOff, metricsStdout, metricsPrometheus:
@@ -191,6 +211,21 @@ func checkAddr(flagName, addr string, allowRemote bool) error {
 	}
 	return fmt.Errorf("%s %q: %s; the demo uses only this machine (127.0.0.1, ::1, localhost) "+
 		"unless -allow-remote is given", flagName, addr, what)
+}
+
+// validKeyspace reports whether name is a -keyspace name.
+func validKeyspace(name string) bool {
+	if len(name) == 0 || len(name) > maxKeyspace {
+		return false
+	}
+	for _, c := range []byte(name) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '-', c == '_', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func isLoopback(host string) bool {

@@ -26,6 +26,10 @@ func TestRunBadFlags(t *testing.T) {
 		{[]string{"-instances", "0"}, 2, "-instances 0: must be between 1 and 16"},
 		{[]string{"-instances", "17"}, 2, "-instances 17"},
 		{[]string{"-timeout", "0s"}, 2, "-timeout 0s"},
+		{[]string{"-timeout", "-1s"}, 2, "-timeout -1s"},
+		{[]string{"-keyspace", "shop"}, 2, "-keyspace applies to -http"},
+		{[]string{"-http", "127.0.0.1:0", "-keyspace", "a b"}, 2, `-keyspace "a b": want 1 to 32 letters`},
+		{[]string{"-http", "127.0.0.1:0", "-keyspace", ""}, 2, `-keyspace "": want 1 to 32`},
 		{[]string{"-metrics", "statsd"}, 2, `-metrics "statsd": want off, stdout or prometheus`},
 		{[]string{"-redis", "localhost"}, 2, `-redis "localhost": want host:port`},
 		{[]string{"-redis", "127.0.0.1:http"}, 2, `bad port "http"`},
@@ -50,8 +54,8 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if o.mode != modeBoth || o.duration != defaultDuration || o.instances != 3 || o.timeout != defaultTimeout ||
-		o.metrics != metricsOff || len(o.redis) != 0 || o.untilStop {
+	if o.mode != modeBoth || o.duration != defaultDuration || o.instances != 3 || o.timeout != 0 ||
+		o.metrics != metricsOff || len(o.redis) != 0 || o.untilStop || o.keyspace != "" {
 		t.Errorf("defaults = %+v", o)
 	}
 	if got := o.modes(); len(got) != 2 || got[0] != modeLease || got[1] != modeDirect {
@@ -70,8 +74,12 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Errorf("-allow-remote: %v", err)
 	}
-	if !o.untilStop || o.duration != maxHTTPDuration {
-		t.Errorf("-http without -duration: untilStop %v, duration %v", o.untilStop, o.duration)
+	if !o.untilStop || o.duration != maxHTTPDuration || o.keyspace != httpKeyspace {
+		t.Errorf("-http without -duration: untilStop %v, duration %v, keyspace %q", o.untilStop, o.duration, o.keyspace)
+	}
+	o, err = parseFlags([]string{"-http", "localhost:0", "-keyspace", "shop-1.v2_x"}, io.Discard)
+	if err != nil || o.keyspace != "shop-1.v2_x" {
+		t.Errorf("-keyspace: %+v, %v", o, err)
 	}
 	o, err = parseFlags([]string{"-http", "localhost:0", "-duration", "20m"}, io.Discard)
 	if err != nil || o.untilStop || o.duration != 20*time.Minute {

@@ -28,7 +28,8 @@ func serveHTTP(ctx context.Context, o options, cfg tiers.Config, cfgName string,
 	if o.mode == modeDirect {
 		mode, cfg = modeDirect, withoutLease(cfg)
 	}
-	base, err := ratelimit.NewKeyspace("demo:" + runID() + ":h:")
+	prefix := "demo:" + o.keyspace + ":"
+	base, err := ratelimit.NewKeyspace(prefix)
 	if err != nil {
 		return err
 	}
@@ -37,7 +38,7 @@ func serveHTTP(ctx context.Context, o options, cfg tiers.Config, cfgName string,
 		return err
 	}
 	defer rdb.Close()
-	lim, err := newLimiter(rdb, cfg, base, o, m)
+	lim, err := newLimiter(rdb, cfg, base, o, m, 0)
 	if err != nil {
 		return err
 	}
@@ -46,11 +47,6 @@ func serveHTTP(ctx context.Context, o options, cfg tiers.Config, cfgName string,
 		defer cancel()
 		lim.Close(cctx)
 	}()
-	if err := m.observe(); err != nil {
-		return err
-	}
-	defer m.endMode()
-
 	ln, err := net.Listen("tcp", o.http)
 	if err != nil {
 		return fmt.Errorf("-http: %w", err)
@@ -60,7 +56,7 @@ func serveHTTP(ctx context.Context, o options, cfg tiers.Config, cfgName string,
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 
-	printTry(w, "http://"+ln.Addr().String(), cfg, cfgName, st, mode)
+	printTry(w, "http://"+ln.Addr().String(), cfg, cfgName, st, mode, o, prefix)
 	until := fmt.Sprintf("for %v", o.duration)
 	if o.untilStop {
 		until = fmt.Sprintf("until Ctrl-C (at most %v)", o.duration)
@@ -110,11 +106,19 @@ func newAPI(lim *tiers.Limiter) http.Handler {
 	return mux
 }
 
-// printTry prints the plans and curl commands for a client of each tier.
-func printTry(w io.Writer, url string, cfg tiers.Config, cfgName string, st *store, mode string) {
+// printTry prints the plans, where the limits live, and curl commands for
+// a client of each tier.
+func printTry(w io.Writer, url string, cfg tiers.Config, cfgName string, st *store, mode string, o options, prefix string) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "ratelimit demo API on %s (-mode %s, %v)\n", url, mode, st)
 	printPlans(&b, cfg, cfgName)
+	if st.embedded() {
+		fmt.Fprintf(&b, "Limits:   in this process's embedded Redis; with -redis, every demo process given the same\n"+
+			"          -redis and -keyspace %s shares them\n", o.keyspace)
+	} else {
+		fmt.Fprintf(&b, "Limits:   shared by every demo process with this -redis and -keyspace %s (Redis keys %s*)\n",
+			o.keyspace, prefix)
+	}
 	hello := url + "/hello"
 	b.WriteString("Try:\n")
 	// One listed key per tier, and one the config does not list.

@@ -36,6 +36,17 @@ type idealResult struct {
 	// falseDenials counts the requests denied although every limit, charged
 	// with the requests actually admitted, had a token for them.
 	falseDenials int64
+	// causes splits falseDenials by the limit that denied and where it
+	// decided.
+	causes map[cause]int64
+}
+
+// cause is where a false denial came from: the limit that denied, and
+// whether it asked Redis (ratelimit.SourceRedis) or answered from what the
+// instance holds or remembers (ratelimit.SourceLocal).
+type cause struct {
+	limit string
+	src   ratelimit.Source
 }
 
 // replay compares the events of every client with exact token buckets
@@ -57,7 +68,16 @@ func replay(p plan, evs [][]event) []idealResult {
 	})
 	walk(p, evs, func(c client, ev event, fits bool) bool {
 		if fits && ev.res == resDenied {
-			out[c.tier].falseDenials++
+			r := &out[c.tier]
+			r.falseDenials++
+			if r.causes == nil {
+				r.causes = map[cause]int64{}
+			}
+			k := cause{src: ev.src}
+			if ev.by >= 0 && int(ev.by) < len(c.limits) {
+				k.limit = c.limits[ev.by].Name
+			}
+			r.causes[k]++
 		}
 		return ev.res == resAdmitted
 	})

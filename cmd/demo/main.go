@@ -16,13 +16,18 @@
 // Redis calls per 1,000 decisions and decision latency.
 //
 // With -http it serves a small API behind the httplimit middleware
-// instead, keyed by the X-API-Key header.
+// instead, keyed by the X-API-Key header, with its Redis keys under
+// -keyspace, so that several processes can share the limits.
 //
 // Usage:
 //
 //	go run ./cmd/demo [-mode both|lease|direct] [-duration 10s] [-instances 3]
 //	    [-config tiers.yaml] [-redis 127.0.0.1:6379] [-http 127.0.0.1:8080]
-//	    [-metrics off|stdout|prometheus]
+//	    [-keyspace http] [-timeout 250ms] [-metrics off|stdout|prometheus]
+//
+// Two processes, one Redis, one limit: start two -http servers with the
+// same -redis and -keyspace; a client's requests to either count against
+// the same limits.
 package main
 
 import (
@@ -34,6 +39,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -63,13 +69,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "demo: %v\nRun 'go run ./cmd/demo -h' for the flags.\n", err)
 		return 2
 	}
-	redis.SetLogger(quietLogger{})
+	quietRedis.Do(func() { redis.SetLogger(quietLogger{}) })
 	if err := start(ctx, o, stdout); err != nil {
 		fmt.Fprintf(stderr, "demo: %v\n", err)
 		return 1
 	}
 	return 0
 }
+
+// quietRedis silences go-redis's logger once: run may run concurrently
+// (two demo servers in one test).
+var quietRedis sync.Once
 
 func start(ctx context.Context, o options, stdout io.Writer) error {
 	cfg, cfgName, err := loadConfig(o.config)
@@ -144,22 +154,18 @@ func runMode(ctx context.Context, mode, run string, o options, cfg tiers.Config,
 			l.Close(cctx)
 		}
 	}()
-	for range o.instances {
+	for i := range o.instances {
 		rdb, err := st.client(ctx, counter, m.hook())
 		if err != nil {
 			return modeResult{}, err
 		}
 		defer rdb.Close()
-		l, err := newLimiter(rdb, cfg, base, o, m)
+		l, err := newLimiter(rdb, cfg, base, o, m, i+1)
 		if err != nil {
 			return modeResult{}, err
 		}
 		lims = append(lims, l)
 	}
-	if err := m.observe(); err != nil {
-		return modeResult{}, err
-	}
-	defer m.endMode()
 
 	fmt.Fprintf(w, "\n%s\n", modeLines[mode])
 	t := newTally(len(p.tiers))
@@ -208,6 +214,7 @@ func printHeader(w io.Writer, o options, cfg tiers.Config, cfgName string, st *s
 	if !anyLease(cfg) && o.mode != modeDirect {
 		b.WriteString("Note: no limit in the config sets lease: true, so -mode lease runs like -mode direct.\n")
 	}
+	b.WriteString(viewLegend)
 	io.WriteString(w, b.String())
 }
 

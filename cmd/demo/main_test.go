@@ -21,7 +21,7 @@ import (
 // row is one line of the summary table.
 type row struct {
 	requests, admitted, ideal int64
-	overAdm, per1k            float64
+	vsIdeal, per1k            float64
 }
 
 // summaryRows parses the summary table of out, by "tier mode".
@@ -45,7 +45,7 @@ func summaryRows(t *testing.T, out string) map[string]row {
 			return v
 		}
 		rows[f[0]+" "+f[1]] = row{requests: int64(num(f[2])), admitted: int64(num(f[3])), ideal: int64(num(f[4])),
-			overAdm: num(f[5]), per1k: num(f[7])}
+			vsIdeal: num(f[5]), per1k: num(f[7])}
 	}
 	return rows
 }
@@ -60,7 +60,8 @@ func TestRunBoth(t *testing.T) {
 		t.Fatalf("run = %d, stderr:\n%s", code, errOut.String())
 	}
 	s := out.String()
-	for _, want := range []string{"embedded miniredis", "-mode lease:", "-mode direct:", "avg", "Leasing:", "false-den"} {
+	for _, want := range []string{"embedded miniredis", "Live view: a line a second", `"!3"`, "-mode lease:", "-mode direct:",
+		"avg", "Leasing against per-request checks", "false-den"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -73,13 +74,20 @@ func TestRunBoth(t *testing.T) {
 			t.Errorf("no %q row", k)
 		case r.requests == 0 || r.admitted == 0 || r.admitted > r.requests || r.ideal > r.requests:
 			t.Errorf("%s: %+v", k, r)
-		case r.overAdm > 25:
-			t.Errorf("%s: over-admission %v%%", k, r.overAdm)
+		case r.vsIdeal > 25:
+			t.Errorf("%s: over-admission %v%%", k, r.vsIdeal)
 		}
 	}
-	// The heavy free clients are denied; pro is under its limit.
-	if f := rows["free direct"]; f.admitted >= f.requests || f.ideal >= f.requests {
-		t.Errorf("free direct admitted %d of %d (ideal %d), want denials", f.admitted, f.requests, f.ideal)
+	// The heavy free clients are denied where exact buckets deny them (a
+	// loaded machine may send fewer requests than their bursts); pro is
+	// under its limit.
+	for _, k := range []string{"free lease", "free direct"} {
+		if f := rows[k]; f.ideal < f.requests && f.admitted >= f.requests {
+			t.Errorf("%s admitted %d of %d (ideal %d), want denials", k, f.admitted, f.requests, f.ideal)
+		}
+	}
+	if f := rows["free lease"]; f.ideal >= f.requests {
+		t.Errorf("free lease: ideal %d of %d requests, want the heavy clients over their limit", f.ideal, f.requests)
 	}
 	if p := rows["pro direct"]; p.ideal != p.requests {
 		t.Errorf("pro direct: ideal %d of %d requests, want all", p.ideal, p.requests)
@@ -105,7 +113,7 @@ func TestRunRealServer(t *testing.T) {
 	if !strings.Contains(out.String(), "Redis at "+mr.Addr()) || summaryRows(t, out.String())["pro lease"].admitted == 0 {
 		t.Errorf("output:\n%s", out.String())
 	}
-	if strings.Contains(out.String(), "Leasing:") {
+	if strings.Contains(out.String(), "Leasing against") {
 		t.Error("one mode should print no comparison")
 	}
 	if len(mr.Keys()) == 0 {
@@ -162,7 +170,11 @@ func TestMetricsStdout(t *testing.T) {
 	if summary < 0 || metrics < summary {
 		t.Fatalf("want the metrics after the summary:\n%.3000s", s)
 	}
-	for _, want := range []string{`"ratelimit.decisions"`, `"ratelimit.redis.calls"`, `"ratelimit.lease.refills"`} {
+	// Each simulated instance's limiters are told apart by demo.instance,
+	// so that their gauges (the circuit state among them) do not overwrite
+	// each other.
+	for _, want := range []string{`"ratelimit.decisions"`, `"ratelimit.redis.calls"`, `"ratelimit.lease.refills"`,
+		`"ratelimit.circuit.state"`, `"demo.instance"`} {
 		if !strings.Contains(s[metrics:], want) {
 			t.Errorf("metrics lack %s", want)
 		}
@@ -197,7 +209,7 @@ func TestAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	ks, _ := ratelimit.NewKeyspace("test:")
-	lim, err := newLimiter(rdb, cfg, ks, options{timeout: 2 * time.Second, instances: 1}, nil)
+	lim, err := newLimiter(rdb, cfg, ks, options{timeout: 2 * time.Second, instances: 1}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +284,7 @@ func runAgainst(t *testing.T, redisAddr, banner string) {
 	rows := summaryRows(t, out.String())
 	l, d := rows["all lease"], rows["all direct"]
 	if !strings.Contains(out.String(), banner) || l.admitted == 0 || d.admitted == 0 || !(l.per1k < d.per1k) ||
-		strings.Contains(out.String(), "failed") {
+		strings.Contains(out.String(), "checks failed, ") {
 		t.Errorf("output:\n%s", out.String())
 	}
 }

@@ -8,38 +8,31 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"reflect"
 	"sync/atomic"
 	"time"
 
 	promclient "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/prometheus"
 	"go.opentelemetry.io/otel/exporters/stdout/stdoutmetric"
-	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
-	"github.com/distributedratelimiter/ratelimit"
-	"github.com/distributedratelimiter/ratelimit/lease"
 	"github.com/distributedratelimiter/ratelimit/telemetry"
 	"github.com/distributedratelimiter/ratelimit/tiers"
 )
 
 // metrics exports the telemetry package's OpenTelemetry metrics through
 // the SDK (-metrics): to stdout when the demo ends, or on a Prometheus
-// /metrics endpoint while it runs. A nil *metrics is off: it wraps
-// nothing. Not safe for concurrent use; the demo builds its limiters one
-// at a time.
+// /metrics endpoint while it runs. A nil *metrics is off: it instruments
+// nothing.
 type metrics struct {
 	w    io.Writer
 	kind string
 	mp   *sdkmetric.MeterProvider
 	hk   *telemetry.RedisHook
 	srv  *http.Server // Prometheus endpoint
-
-	leases []*leaseGroup // this mode's leasing limiters, by tier and limit
-	regs   []metric.Registration
 
 	out     bytes.Buffer // stdout: the exports, printed at shutdown
 	discard atomic.Bool  // stdout: drop exports (the one Shutdown makes)
@@ -88,46 +81,23 @@ func newMetrics(o options, w io.Writer) (*metrics, error) {
 	return m, nil
 }
 
-// instrument wraps l, the limiter of spec s, to record its decisions, and
-// keeps leasing limiters for observe.
-func (m *metrics) instrument(s tiers.Spec, l ratelimit.Limiter) (ratelimit.Limiter, error) {
+// factory returns f with every limiter it makes instrumented
+// (telemetry.Factory), with instance, when positive, as the demo.instance
+// attribute: the simulated instances share one meter provider, and their
+// gauges must not overwrite each other. A nil *metrics returns f.
+func (m *metrics) factory(f tiers.Factory, instance int) tiers.Factory {
 	if m == nil {
-		return l, nil
+		return f
 	}
-	if ll, ok := l.(*lease.Limiter); ok {
-		m.group(s).ls = append(m.group(s).ls, ll)
+	opts := []telemetry.Option{telemetry.WithMeterProvider(m.mp)}
+	if instance > 0 {
+		opts = append(opts, telemetry.WithAttributes(attrInstance.Int(instance)))
 	}
-	return telemetry.Wrap(l, telemetry.WithMeterProvider(m.mp),
-		telemetry.WithTier(s.Tier), telemetry.WithLimitName(s.Limit.Name))
+	return telemetry.Factory(f, opts...)
 }
 
-func (m *metrics) group(s tiers.Spec) *leaseGroup {
-	for _, g := range m.leases {
-		if g.tier == s.Tier && g.limit == s.Limit.Name {
-			return g
-		}
-	}
-	g := &leaseGroup{tier: s.Tier, limit: s.Limit.Name}
-	m.leases = append(m.leases, g)
-	return g
-}
-
-// observe reports the running totals of this mode's leasing limiters,
-// summed over the instances, until endMode.
-func (m *metrics) observe() error {
-	if m == nil {
-		return nil
-	}
-	for _, g := range m.leases {
-		reg, err := telemetry.ObserveLease(g, telemetry.WithMeterProvider(m.mp),
-			telemetry.WithTier(g.tier), telemetry.WithLimitName(g.limit))
-		if err != nil {
-			return err
-		}
-		m.regs = append(m.regs, reg)
-	}
-	return nil
-}
+// attrInstance tells the simulated instances apart in the metrics.
+const attrInstance attribute.Key = "demo.instance"
 
 // flush exports the metrics now, before the limiters of a mode close
 // (closing stops their reporting); label names the moment.
@@ -139,17 +109,6 @@ func (m *metrics) flush(label string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	m.mp.ForceFlush(ctx)
-}
-
-// endMode stops observing this mode's leasing limiters.
-func (m *metrics) endMode() {
-	if m == nil {
-		return
-	}
-	for _, r := range m.regs {
-		r.Unregister()
-	}
-	m.regs, m.leases = nil, nil
 }
 
 // hook returns the go-redis hook that records script calls, or nil.
@@ -189,31 +148,3 @@ func (e exportWriter) Write(p []byte) (int, error) {
 	}
 	return e.m.out.Write(p)
 }
-
-// leaseGroup is the leasing limiters of one limit, one per instance, seen
-// as one for telemetry.ObserveLease: their totals are summed, as a fleet
-// would report them.
-type leaseGroup struct {
-	tier, limit string
-	ls          []*lease.Limiter
-}
-
-var _ telemetry.LeaseStats = (*leaseGroup)(nil)
-
-// Stats returns the sum of every int64 field of the limiters' Stats.
-func (g *leaseGroup) Stats() lease.Stats {
-	var sum lease.Stats
-	sv := reflect.ValueOf(&sum).Elem()
-	for _, l := range g.ls {
-		v := reflect.ValueOf(l.Stats())
-		for i := range v.NumField() {
-			if f := sv.Field(i); f.Kind() == reflect.Int64 && f.CanSet() {
-				f.SetInt(f.Int() + v.Field(i).Int())
-			}
-		}
-	}
-	return sum
-}
-
-// Limit returns the limit the limiters enforce.
-func (g *leaseGroup) Limit() ratelimit.Limit { return g.ls[0].Limit() }

@@ -1,27 +1,43 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"github.com/distributedratelimiter/ratelimit"
 )
 
 // stats summarizes the requests of one tier, or of all, in one mode.
 type stats struct {
 	requests, admitted, denied, failed, fallback int64
 	ideal, falseDenials                          int64
+	causes                                       map[cause]int64
 	calls                                        int64 // Redis script calls
 	p50, p99                                     time.Duration
 }
 
-// overAdmission is (admitted − ideal) / ideal in percent, when positive.
-func (s stats) overAdmission() float64 {
-	if s.ideal == 0 || s.admitted <= s.ideal {
+// vsIdeal is (admitted − ideal) / ideal in percent: above 0 admitted
+// more than exact buckets would, below 0 fewer.
+func (s stats) vsIdeal() float64 {
+	if s.ideal == 0 {
 		return 0
 	}
 	return 100 * float64(s.admitted-s.ideal) / float64(s.ideal)
+}
+
+// falseShare is the false denials in percent of the requests.
+func (s stats) falseShare() float64 {
+	if s.requests == 0 {
+		return 0
+	}
+	return 100 * float64(s.falseDenials) / float64(s.requests)
 }
 
 // callsPer1k is the Redis calls per 1,000 decisions.
@@ -69,7 +85,7 @@ func summarize(mode string, elapsed time.Duration, p plan, evs [][]event, calls 
 	}
 	for t := range r.tiers {
 		s := &r.tiers[t]
-		s.ideal, s.falseDenials = ideal[t].admitted, ideal[t].falseDenials
+		s.ideal, s.falseDenials, s.causes = ideal[t].admitted, ideal[t].falseDenials, ideal[t].causes
 		s.calls = calls[t]
 		s.p50, s.p99 = percentiles(lats[t])
 		allLats = append(allLats, lats[t]...)
@@ -81,11 +97,20 @@ func summarize(mode string, elapsed time.Duration, p plan, evs [][]event, calls 
 		a.fallback += s.fallback
 		a.ideal += s.ideal
 		a.falseDenials += s.falseDenials
+		for k, n := range s.causes {
+			if a.causes == nil {
+				a.causes = map[cause]int64{}
+			}
+			a.causes[cause{limit: name(p.tiers[t], k.limit), src: k.src}] += n
+		}
 	}
 	r.all.calls = total
 	r.all.p50, r.all.p99 = percentiles(allLats)
 	return r
 }
+
+// name is the name of limit of tier in a list of several tiers' causes.
+func name(tier, limit string) string { return tier + "." + limit }
 
 // percentiles returns the 50th and 99th percentiles of ds (nearest rank);
 // it sorts ds.
@@ -102,7 +127,8 @@ func percentiles(ds []time.Duration) (p50, p99 time.Duration) {
 }
 
 // printSummary writes the table of every mode, side by side per tier, the
-// comparison of the modes, and what the columns mean.
+// causes of the false denials, the comparison of the modes, and what the
+// columns mean.
 func printSummary(w io.Writer, p plan, rs []modeResult, instances int, embedded bool) {
 	if len(rs) == 0 {
 		return
@@ -111,10 +137,10 @@ func printSummary(w io.Writer, p plan, rs []modeResult, instances int, embedded 
 	el := rs[0].elapsed
 	fmt.Fprintf(&b, "\nSummary: %d instances, %.1fs per mode, the same schedule of requests in each mode\n", instances, el.Seconds())
 	fmt.Fprintf(&b, "%-6s %-6s %8s %8s %8s %8s %9s %8s %8s %8s\n",
-		"tier", "mode", "requests", "admitted", "ideal", "over-adm", "false-den", "Redis/1k", "p50", "p99")
+		"tier", "mode", "requests", "admitted", "ideal", "vs-ideal", "false-den", "Redis/1k", "p50", "p99")
 	row := func(name string, r modeResult, s stats) {
-		fmt.Fprintf(&b, "%-6s %-6s %8d %8d %8d %7.1f%% %9d %8.0f %8s %8s\n",
-			clip(name, 6), r.mode, s.requests, s.admitted, s.ideal, s.overAdmission(), s.falseDenials,
+		fmt.Fprintf(&b, "%-6s %-6s %8d %8d %8d %+7.1f%% %9d %8.0f %8s %8s\n",
+			clip(name, 6), r.mode, s.requests, s.admitted, s.ideal, s.vsIdeal(), s.falseDenials,
 			s.callsPer1k(), fmtDur(s.p50), fmtDur(s.p99))
 	}
 	for t, name := range p.tiers {
@@ -127,6 +153,17 @@ func printSummary(w io.Writer, p plan, rs []modeResult, instances int, embedded 
 			row("all", r, r.all)
 		}
 	}
+	causes := ""
+	for t, name := range p.tiers {
+		for _, r := range rs {
+			if s := r.tiers[t]; s.falseDenials > 0 {
+				causes += wrap(fmt.Sprintf("  %-6s %-6s ", clip(name, 6), r.mode), describeCauses(s.causes), summaryWidth)
+			}
+		}
+	}
+	if causes != "" {
+		b.WriteString("False denials by the limit that denied, and where it decided:\n" + causes)
+	}
 	for _, r := range rs {
 		if r.elapsed.Round(100*time.Millisecond) != el.Round(100*time.Millisecond) {
 			fmt.Fprintf(&b, "(%s ran %.1fs: interrupted)\n", r.mode, r.elapsed.Seconds())
@@ -137,7 +174,7 @@ func printSummary(w io.Writer, p plan, rs []modeResult, instances int, embedded 
 		}
 	}
 	if len(rs) == 2 && rs[0].mode == modeLease && rs[1].mode == modeDirect {
-		b.WriteString(compare(rs[0].all, rs[1].all))
+		b.WriteString(compare(p, rs[0], rs[1]))
 	}
 	b.WriteString(legend)
 	if embedded {
@@ -146,11 +183,42 @@ func printSummary(w io.Writer, p plan, rs []modeResult, instances int, embedded 
 	io.WriteString(w, b.String())
 }
 
+// Where a denial was decided, as the causes list it.
+var whereNames = map[ratelimit.Source]string{
+	ratelimit.SourceRedis:    "by Redis",
+	ratelimit.SourceLocal:    "remembered",
+	ratelimit.SourceFallback: "failure policy",
+}
+
+// describeCauses lists causes, the largest first, such as "378 all-free
+// remembered, 114 second by Redis".
+func describeCauses(causes map[cause]int64) string {
+	keys := slices.Collect(maps.Keys(causes))
+	slices.SortFunc(keys, func(a, b cause) int {
+		if c := cmp.Compare(causes[b], causes[a]); c != 0 {
+			return c
+		}
+		return cmp.Or(cmp.Compare(a.limit, b.limit), cmp.Compare(a.src, b.src))
+	})
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		where, ok := whereNames[k.src]
+		if !ok {
+			where = k.src.String()
+		}
+		parts[i] = fmt.Sprintf("%d %s %s", causes[k], k.limit, where)
+	}
+	return strings.Join(parts, ", ")
+}
+
 const legend = `
 ideal      admissions of exact token buckets (burst + rate × t, every limit of the tier at
-           once) fed the same requests in the same order; over-adm = (admitted − ideal) / ideal
-false-den  denied although every limit, charged with the real admissions, had a token
-           (direct has some too: requests racing for one token, refunds still in flight)
+           once) fed the same requests in the same order; vs-ideal = (admitted − ideal) / ideal
+false-den  requests denied although every limit of theirs, in exact buckets charged with the
+           requests actually admitted, had a token: counted so for both modes. "by Redis": the
+           Redis bucket was short (tokens in other instances' leases, or taken by a check whose
+           refund was still on its way); "remembered": the instance answered from a Redis
+           denial it remembers, without asking again
 Redis/1k   EVAL/EVALSHA per 1,000 decisions, counted by a hook on every instance's Redis
            client: checks, lease refills, refunds and give-backs
 `
@@ -159,22 +227,80 @@ const miniredisNote = `miniredis  runs in this process and interprets Lua in Go:
            its CPU time. With a real Redis (-redis) a direct check costs a round trip per limit.
 `
 
-// compare says what leasing bought, from the totals of a lease run l and
-// a direct run d of the same requests.
-func compare(l, d stats) string {
-	calls := fmt.Sprintf("%.1f× fewer Redis calls", d.callsPer1k()/l.callsPer1k())
-	if l.callsPer1k() == 0 {
-		calls = "no Redis calls"
-	} else if l.callsPer1k() >= d.callsPer1k() {
-		calls = "no fewer Redis calls"
+// compare is the headline: what leasing changed against per-request checks
+// of the same requests, l and d: Redis calls and latency, and what it cost
+// in exactness, with the reasons.
+func compare(p plan, l, d modeResult) string {
+	var b strings.Builder
+	la, da := l.all, d.all
+	calls := fmt.Sprintf("%.1f× fewer", da.callsPer1k()/la.callsPer1k())
+	switch {
+	case la.callsPer1k() == 0:
+		calls = "none"
+	case la.callsPer1k() >= da.callsPer1k():
+		calls = "no fewer"
 	}
-	return fmt.Sprintf("\nLeasing: %s (%.0f vs %.0f per 1,000 decisions),\n"+
-		"         p50 %s vs %s, p99 %s vs %s,\n"+
-		"         %.1f%% over the ideal (direct %.1f%%), %d false denials (direct %d).\n"+
-		"It pays on hot keys and on keys over their limit (a denial is remembered until a token\n"+
-		"is due); a key with under ~30 checks/s on an instance leases one token per check.\n",
-		calls, l.callsPer1k(), d.callsPer1k(), fmtDur(l.p50), fmtDur(d.p50), fmtDur(l.p99), fmtDur(d.p99),
-		l.overAdmission(), d.overAdmission(), l.falseDenials, d.falseDenials)
+	b.WriteString("\nLeasing against per-request checks, on the same requests:\n")
+	fmt.Fprintf(&b, "  Redis calls    %.0f vs %.0f per 1,000 decisions (%s)", la.callsPer1k(), da.callsPer1k(), calls)
+	if len(p.tiers) > 1 {
+		var per []string
+		for t, name := range p.tiers {
+			per = append(per, fmt.Sprintf("%s %.0f vs %.0f", name, l.tiers[t].callsPer1k(), d.tiers[t].callsPer1k()))
+		}
+		fmt.Fprintf(&b, ": %s", strings.Join(per, ", "))
+	}
+	fmt.Fprintf(&b, "\n  latency        p50 %s vs %s, p99 %s vs %s\n", fmtDur(la.p50), fmtDur(da.p50), fmtDur(la.p99), fmtDur(da.p99))
+	fmt.Fprintf(&b, "  admitted       %+.1f%% vs %+.1f%% of what exact buckets admit (%d of %d, %d of %d)\n",
+		la.vsIdeal(), da.vsIdeal(), la.admitted, la.ideal, da.admitted, da.ideal)
+	fmt.Fprintf(&b, "  false denials  %d vs %d (%.1f%% vs %.1f%% of the requests)\n",
+		la.falseDenials, da.falseDenials, la.falseShare(), da.falseShare())
+	if da.falseDenials > 0 || la.falseDenials > 0 {
+		b.WriteString(whyFalse)
+		if math.Abs(la.vsIdeal()) < 1 {
+			b.WriteString("Here the tokens behind them served later requests, as the admitted totals show: leasing\n" +
+				"changed which requests were denied more than how many were admitted.\n")
+		}
+	}
+	b.WriteString(whenLeasingPays)
+	return b.String()
+}
+
+// whyFalse explains the false denials of each mode.
+const whyFalse = `Per-request checks deny falsely when two requests race for a token, and while a refund is
+on its way: a plan's check takes from each limit in turn and gives back when a later limit
+denies. Leasing adds two causes. A token leased to one instance, or refunded into its lease,
+is not there for the other instances until it is spent or given back; and an instance that
+Redis denied remembers the denial until a lease's worth of tokens is due, so that a key over
+its limit costs one Redis call per lease, not one per request ("remembered" above).
+`
+
+// whenLeasingPays says where the calls are saved.
+const whenLeasingPays = `Leasing pays on keys hot at an instance and on keys over their limit; a key with under ~30
+checks/s on an instance leases one token per check, as many calls as checking per request.
+`
+
+// summaryWidth is the widest line of the summary.
+const summaryWidth = 96
+
+// wrap writes text after prefix, broken at spaces into lines of at most
+// width columns, the later ones indented as far as the prefix.
+func wrap(prefix, text string, width int) string {
+	var b strings.Builder
+	indent := strings.Repeat(" ", utf8.RuneCountInString(prefix))
+	line := prefix
+	for i, word := range strings.Fields(text) {
+		if i > 0 && utf8.RuneCountInString(line)+1+utf8.RuneCountInString(word) > width {
+			b.WriteString(line + "\n")
+			line = indent + word
+			continue
+		}
+		if i > 0 {
+			line += " "
+		}
+		line += word
+	}
+	b.WriteString(line + "\n")
+	return b.String()
 }
 
 // fmtDur writes d with three significant digits at most: 850ns, 1.2µs,

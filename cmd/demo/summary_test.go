@@ -104,8 +104,8 @@ func TestSummarize(t *testing.T) {
 	if free.requests != 5 || free.admitted != 4 || free.denied != 1 || free.ideal != 3 || free.fallback != 1 {
 		t.Errorf("free = %+v", free)
 	}
-	if got := free.overAdmission(); got < 33.3 || got > 33.4 {
-		t.Errorf("free over-admission = %.2f%%, want 33.3%% (4 admitted, ideal 3)", got)
+	if got := free.vsIdeal(); got < 33.3 || got > 33.4 {
+		t.Errorf("free vs ideal = %.2f%%, want +33.3%% (4 admitted, ideal 3)", got)
 	}
 	if free.callsPer1k() != 8000 {
 		t.Errorf("free calls/1k = %v, want 8000 (40 calls, 5 decisions)", free.callsPer1k())
@@ -113,8 +113,11 @@ func TestSummarize(t *testing.T) {
 	if free.p50 != 3*time.Microsecond || free.p99 != 5*time.Microsecond {
 		t.Errorf("free p50, p99 = %v, %v; want 3µs, 5µs", free.p50, free.p99)
 	}
-	if pro.overAdmission() != 0 || pro.falseDenials != 1 || pro.ideal != 2 {
-		t.Errorf("pro = %+v (over-admission %v)", pro, pro.overAdmission())
+	if pro.vsIdeal() != -50 || pro.falseDenials != 1 || pro.ideal != 2 {
+		t.Errorf("pro = %+v (vs ideal %v)", pro, pro.vsIdeal())
+	}
+	if c := (cause{limit: "second", src: ratelimit.SourceRedis}); pro.causes[c] != 1 || r.all.causes[cause{"pro.second", c.src}] != 1 {
+		t.Errorf("causes: pro %v, all %v; want the one false denial, by second, from Redis", pro.causes, r.all.causes)
 	}
 	if r.all.requests != 7 || r.all.calls != 51 || r.all.ideal != 5 || r.all.falseDenials != 1 {
 		t.Errorf("all = %+v", r.all)
@@ -140,7 +143,8 @@ func TestPercentiles(t *testing.T) {
 func TestPrintSummary(t *testing.T) {
 	p := plan{tiers: []string{"free", "pro"}}
 	l := modeResult{mode: modeLease, elapsed: 10 * time.Second, tiers: []stats{
-		{requests: 1000, admitted: 110, ideal: 100, falseDenials: 4, calls: 200, p50: 800, p99: 2 * ms},
+		{requests: 1000, admitted: 110, ideal: 100, falseDenials: 4, calls: 200, p50: 800, p99: 2 * ms,
+			causes: map[cause]int64{{"all", ratelimit.SourceLocal}: 3, {"second", ratelimit.SourceRedis}: 1}},
 		{requests: 1000, admitted: 1000, ideal: 1000, calls: 300, p50: 900, p99: ms},
 	}, all: stats{requests: 2000, admitted: 1110, ideal: 1100, falseDenials: 4, calls: 500, p50: 850, p99: 2 * ms}}
 	d := modeResult{mode: modeDirect, elapsed: 10 * time.Second, tiers: []stats{
@@ -151,22 +155,53 @@ func TestPrintSummary(t *testing.T) {
 	printSummary(&b, p, []modeResult{l, d}, 3, true)
 	out := b.String()
 	for _, want := range []string{
-		"free   lease      1000      110      100    10.0%         4      200    800ns    2.0ms",
-		"free   direct     1000      100      100     0.0%         0     1500    250µs    3.0ms",
-		"all    direct     2000     1100     1100     0.0%         0     1250    245µs    3.0ms",
-		"Leasing: 5.0× fewer Redis calls (250 vs 1250 per 1,000 decisions),",
-		"p50 850ns vs 245µs, p99 2.0ms vs 3.0ms,",
-		"0.9% over the ideal (direct 0.0%), 4 false denials (direct 0).",
+		"free   lease      1000      110      100   +10.0%         4      200    800ns    2.0ms",
+		"free   direct     1000      100      100    +0.0%         0     1500    250µs    3.0ms",
+		"all    direct     2000     1100     1100    +0.0%         0     1250    245µs    3.0ms",
+		"  free   lease  3 all remembered, 1 second by Redis\n",
+		"  Redis calls    250 vs 1250 per 1,000 decisions (5.0× fewer): free 200 vs 1500, pro 300 vs 1000\n",
+		"  latency        p50 850ns vs 245µs, p99 2.0ms vs 3.0ms\n",
+		"  admitted       +0.9% vs +0.0% of what exact buckets admit (1110 of 1100, 1100 of 1100)\n",
+		"  false denials  4 vs 0 (0.2% vs 0.0% of the requests)\n",
+		"Leasing adds two causes", "as the admitted totals show",
 		"false-den", "miniredis",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("summary lacks %q:\n%s", want, out)
 		}
 	}
+	if strings.Contains(out, "  free   direct") {
+		t.Errorf("causes listed for a mode without false denials:\n%s", out)
+	}
 	for i, line := range strings.Split(out, "\n") {
 		if n := len([]rune(line)); n > 100 {
 			t.Errorf("line %d has %d columns:\n%s", i, n, line)
 		}
+	}
+}
+
+func TestWrap(t *testing.T) {
+	got := wrap("  ab ", "one two three four", 13)
+	if want := "  ab one two\n     three\n     four\n"; got != want {
+		t.Errorf("wrap = %q, want %q", got, want)
+	}
+}
+
+// TestReplayCauses checks that false denials are split by the limit that
+// denied and where it decided.
+func TestReplayCauses(t *testing.T) {
+	own := tiers.Client("second", ratelimit.PerSecond(10).WithBurst(5))
+	all := tiers.Shared("all", ratelimit.PerSecond(1).WithBurst(5))
+	p := plan{tiers: []string{"free"}, clients: []client{{key: "a", limits: []tiers.Limit{own, all}}}}
+	e := evs([]time.Duration{0, 1, 2, 3}, "addd") // every limit has tokens: 3 false denials
+	e[1].by, e[1].src = 1, ratelimit.SourceLocal
+	e[2].by, e[2].src = 1, ratelimit.SourceLocal
+	e[3].by, e[3].src = 0, ratelimit.SourceRedis
+	got := replay(p, [][]event{e})[0]
+	want := map[cause]int64{{"all", ratelimit.SourceLocal}: 2, {"second", ratelimit.SourceRedis}: 1}
+	if got.falseDenials != 3 || len(got.causes) != 2 || got.causes[cause{"all", ratelimit.SourceLocal}] != 2 ||
+		got.causes[cause{"second", ratelimit.SourceRedis}] != 1 {
+		t.Errorf("replay = %+v, want causes %v", got, want)
 	}
 }
 

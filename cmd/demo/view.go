@@ -9,6 +9,13 @@ import (
 	"time"
 )
 
+// viewLegend explains the live view before it is shown.
+const viewLegend = `Live view: a line a second per mode. decisions/s is the checks of all instances together,
+Redis calls/s the Lua scripts they ran (checks, lease refills, refunds, give-backs), and
+"<tier> adm/den" the requests of that tier admitted/denied per second, such as 102/164;
+a "!3" after it means 3 checks failed with an error (Redis too slow or down) in that second.
+`
+
 // view prints what one mode's run does, once a second: decisions and
 // Redis calls per second, and per tier the requests admitted and denied
 // per second. On a terminal it redraws one line in place; otherwise it

@@ -3,6 +3,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -27,6 +28,11 @@ type event struct {
 	lat      time.Duration // how long the check took
 	res      uint8
 	fallback bool // decided by the failure policy: Redis did not answer
+	// Of a denial: the index, in the client's limits, of the limit that
+	// denied, and where that limit decided (ratelimit.SourceLocal: from
+	// what the instance holds or remembers, without asking Redis).
+	by  int8
+	src ratelimit.Source
 }
 
 // tally counts decisions per tier while the load runs, for the live view.
@@ -84,6 +90,10 @@ func runLoad(ctx context.Context, p plan, insts []*tiers.Limiter, d time.Duratio
 func work(ctx context.Context, lim *tiers.Limiter, c client, every, phase time.Duration, maxN int,
 	start time.Time, t *tally) []event {
 	evs := make([]event, 0, maxN)
+	end := time.Duration(math.MaxInt64)
+	if dl, ok := ctx.Deadline(); ok {
+		end = dl.Sub(start)
+	}
 	timer := time.NewTimer(phase)
 	defer timer.Stop()
 	next := phase
@@ -96,10 +106,10 @@ func work(ctx context.Context, lim *tiers.Limiter, c client, every, phase time.D
 		t0 := time.Since(start)
 		res, err := lim.Check(ctx, c.key, c.ask, 1)
 		t1 := time.Since(start)
-		if err != nil && ctx.Err() != nil {
+		if err != nil && (ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) && t1 >= end) {
 			return evs // the run ended during the check: not a failure
 		}
-		ev := event{at: (t0 + t1) / 2, lat: t1 - t0, fallback: res.Decision.Source == ratelimit.SourceFallback}
+		ev := event{at: (t0 + t1) / 2, lat: t1 - t0, fallback: res.Decision.Source == ratelimit.SourceFallback, by: -1}
 		switch {
 		case err != nil:
 			ev.res = resFailed
@@ -109,6 +119,13 @@ func work(ctx context.Context, lim *tiers.Limiter, c client, every, phase time.D
 			t.admitted[c.tier].Add(1)
 		default:
 			ev.res = resDenied
+			ev.src = res.Decision.Source
+			for i := len(res.Limits) - 1; i >= 0; i-- {
+				if res.Limits[i].Checked {
+					ev.by = int8(i)
+					break
+				}
+			}
 			t.denied[c.tier].Add(1)
 		}
 		evs = append(evs, ev)
