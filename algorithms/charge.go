@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -23,6 +24,16 @@ type Charge struct {
 	// from the bucket, which may go into debt, down to minus one burst.
 	// Zero or negative charges nothing.
 	Tokens int64
+	// Over is the span the tokens were spent in, ending now: what the
+	// bucket earned over it is not capped at the burst before the charge
+	// is paid, since the fallback spent it as it came. Seen is what the
+	// caller last saw the bucket hold before that span began (a Grant's
+	// Remaining; negative for nothing seen): when the key is missing
+	// (Redis lost its state, or the key expired), the bucket is rebuilt as
+	// holding Seen + what it earned over Over; with nothing seen it is full
+	// and nothing is charged.
+	Over time.Duration
+	Seen int64
 	// Ahead allows a grant ahead: when the bucket holds less than one
 	// whole token, up to Ahead tokens not yet earned may be granted, in
 	// debt. The Grant's RetryAfter then says when the first of them is
@@ -33,6 +44,19 @@ type Charge struct {
 
 // tokens returns the charge ARGV for c: at most ratelimit.MaxRate.
 func (c Charge) tokens() int64 { return min(max(c.Tokens, 0), ratelimit.MaxRate) }
+
+// rebuild returns the since_us and hint ARGV for c: Over in µs, cut to the
+// span that earns the charge plus two bursts (a longer one changes
+// nothing, the result being capped at the burst) and to MaxPeriod, and
+// Seen, at most the burst, or -1 for none.
+func (c Charge) rebuild(lim ratelimit.Limit) (sinceUS, seen int64) {
+	useful := lim.DurationFor(int(min(c.tokens()+2*int64(lim.Burst), ratelimit.MaxRate))).Microseconds() + 1
+	sinceUS = min(max(c.Over.Microseconds(), 0), useful, ratelimit.MaxPeriod.Microseconds())
+	if c.Seen < 0 {
+		return sinceUS, -1
+	}
+	return sinceUS, min(c.Seen, int64(lim.Burst))
+}
 
 // ahead returns the ahead ARGV for c: at most one burst.
 func (c Charge) ahead(lim ratelimit.Limit) int64 { return min(max(c.Ahead, 0), int64(lim.Burst)) }
@@ -51,7 +75,8 @@ func ChargeTakeUpTo(ctx context.Context, rdb redis.Scripter, rkey string, lim ra
 	}
 	argv := args(lim, n)
 	if tokens, ahead := c.tokens(), c.ahead(lim); tokens > 0 || ahead > 0 {
-		argv = append(argv, tokens, ahead)
+		since, seen := c.rebuild(lim)
+		argv = append(argv, tokens, ahead, since, seen)
 	}
 	r, err := parseReply(tokenBucketTakeUpToScript.Run(ctx, rdb, []string{rkey}, argv...))
 	if err != nil {
@@ -74,13 +99,27 @@ func (m TokenBucketModel) ChargeTakeUpTo(s TokenBucketState, nowUS int64, n int,
 func (m TokenBucketModel) chargeTakeUpTo(s TokenBucketState, nowUS int64, n int, c Charge) (TokenBucketState, reply) {
 	rate, period, burst := limitArgs(m.Limit)
 	charge := c.tokens()
-	fcharge := float64(charge)
-	tokens := m.current(s, nowUS)
-	if s.TS == 0 {
-		charge, fcharge = 0, 0 // lost or expired full: not charged
+	since, seen := c.rebuild(m.Limit)
+	var tokens float64
+	switch {
+	case s.TS != 0 && charge > 0:
+		tokens = s.Tokens
+		t0 := max(s.TS, nowUS-since)
+		if t0 > s.TS {
+			tokens = math.Min(tokens+float64(float64(t0-s.TS)*rate/period), burst)
+		}
+		if nowUS > t0 {
+			tokens = tokens + float64(float64(nowUS-t0)*rate/period)
+		}
+	case s.TS != 0:
+		tokens = m.current(s, nowUS)
+	case charge > 0 && seen >= 0:
+		tokens = float64(seen) + float64(float64(since)*rate/period)
+	default:
+		tokens, charge = burst, 0 // lost or expired, nothing to rebuild from
 	}
 	if charge > 0 {
-		tokens = math.Max(tokens-fcharge, -burst)
+		tokens = math.Max(tokens-float64(charge), -burst)
 	}
 	if tokens > burst {
 		tokens = burst

@@ -123,7 +123,7 @@ func (b *localBuckets) take(key string, now int64, n int) (bool, time.Duration) 
 				break
 			}
 		}
-		fb = fallback.New(now)
+		fb = fallback.New(now, -1)
 		b.m[key] = fb
 		b.n.Store(int64(len(b.m)))
 	}

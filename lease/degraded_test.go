@@ -245,6 +245,13 @@ func TestKilledRedisKeepsTheBound(t *testing.T) {
 	if resumed < 0 || resumed > time.Second {
 		t.Errorf("limiting from Redis resumed %v after the restart, want within 1s", resumed)
 	}
+	// Over the whole run: a restarted Redis lost its state; the first
+	// instance's charge rebuilds it from what it last saw, capped at the
+	// burst, and the others' charges then leave it in debt
+	// (docs/accuracy.md). Logged, not asserted: it is not a bound.
+	total, _, _ := tallyOf(arr, 0, time.Hour)
+	want := ideal(arr, lim)
+	t.Logf("whole run: admitted %d, ideal %d (%+.2f%%)", total, want, 100*float64(total-want)/float64(want))
 	_, lateErrs, lateFallbacks := tallyOf(arr, restartedAt+time.Second, time.Hour)
 	if lateErrs != 0 || lateFallbacks != 0 {
 		t.Errorf("more than 1s after the restart: %d errors, %d fallback decisions; want none", lateErrs, lateFallbacks)

@@ -90,7 +90,7 @@ func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decisi
 	now := l.now()
 	e.mu.Lock()
 	if e.fb == nil {
-		e.fb = fallback.New(now)
+		e.fb = fallback.New(now, e.remote.Load())
 	}
 	ok, retry := e.fb.Take(now, n, rate, burst)
 	e.mu.Unlock()

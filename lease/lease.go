@@ -545,7 +545,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	rate := e.rate
 	var c algorithms.Charge
 	if e.fb != nil {
-		c.Tokens = e.fb.Owed()
+		c.Tokens, c.Over, c.Seen = e.fb.Owed(start)
 	}
 	e.mu.Unlock()
 
@@ -591,7 +591,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	if e.fb != nil {
 		e.fb.Charged(c.Tokens)
 		l.stats.charged.Add(c.Tokens)
-		if e.fb.Owed() == 0 {
+		if owed, _, _ := e.fb.Owed(end); owed == 0 {
 			e.fb = nil // Redis answers and nothing is owed: back to leasing
 		} else {
 			e.fb.Drain(end) // the rest is charged by the next refill

@@ -4,7 +4,8 @@
 --
 -- KEYS[1]  the bucket, as in token_bucket_take.lua
 -- ARGV     rate, period_us, burst, n (positive integers);
---          optional charge, ahead (non-negative integers, default 0)
+--          optional charge, ahead, since_us (non-negative integers,
+--          default 0) and hint (an integer, default -1)
 -- returns  {granted (0..n), remaining (whole tokens, 0 when in debt),
 --          retry_after_us, reset_after_us}
 --          retry_after_us is the time until one token is available when
@@ -20,11 +21,16 @@
 -- instead of one token per call.
 --
 -- A charge is a count of tokens that a fallback admitted while Redis could
--- not be asked. They are taken from the bucket, which may go into debt,
--- down to -burst, for later requests to pay off. A missing key is not
--- charged: it lost its state (a restart, a flush) or expired full (it would
--- have earned more than the fallback spent), and is a full bucket as for
--- any take. A state with a charge is written even when nothing is granted.
+-- not be asked, over the last since_us. They are spent as if taken as they
+-- were earned: what the bucket earned over since_us is not capped at the
+-- burst before the charge is paid, and the bucket may go into debt, down to
+-- -burst, for later requests to pay off. A missing key lost its state (a
+-- restart, a flush) or expired: with a hint (what the caller last saw the
+-- bucket hold before the fallback began; -1 for none) it is rebuilt as
+-- holding hint + what it earned over since_us, so that a restart does not
+-- hand out a fresh burst on top of what the fallbacks admitted; without
+-- one it is a full bucket and nothing is charged. A state with a charge is
+-- written even when nothing is granted.
 --
 -- Same bucket and time rules as token_bucket_take.lua; mirrored by
 -- TokenBucketModel.ChargeTakeUpTo in charge.go.
@@ -34,6 +40,8 @@ local burst = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local charge = tonumber(ARGV[5] or '0')
 local ahead = tonumber(ARGV[6] or '0')
+local since = tonumber(ARGV[7] or '0')
+local hint = tonumber(ARGV[8] or '-1')
 
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -46,14 +54,28 @@ if st[1] then
   if tokens == nil or ts == nil then
     return redis.error_reply('ERR ratelimit: corrupt token bucket state at ' .. KEYS[1])
   end
-  if now > ts then
-    tokens = tokens + (now - ts) * rate / period
+  if charge > 0 then
+    -- Earned before the fallback began: capped; since then: not, for the
+    -- fallback spent it as it came.
+    local t0 = math.max(ts, now - since)
+    if t0 > ts then
+      tokens = math.min(tokens + (t0 - ts) * rate / period, burst)
+    end
+    if now > t0 then
+      tokens = tokens + (now - t0) * rate / period
+    end
+  else
+    if now > ts then
+      tokens = tokens + (now - ts) * rate / period
+    end
+    if tokens > burst then
+      tokens = burst
+    end
   end
-  if tokens > burst then
-    tokens = burst
-  end
+elseif charge > 0 and hint >= 0 then
+  tokens = hint + since * rate / period
 else
-  charge = 0 -- a missing key lost its state or expired full: nothing to charge
+  charge = 0 -- lost or expired full, and nothing to rebuild it from
 end
 if charge > 0 then
   tokens = math.max(tokens - charge, -burst)

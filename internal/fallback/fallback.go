@@ -21,11 +21,14 @@ import (
 type Bucket struct {
 	level float64 // tokens at at, possibly fractional
 	at    int64   // ns on the owner's clock of the last update
+	since int64   // ns: when the bucket was made, the start of the owed span
+	seen  int64   // what Redis was last seen to hold when it was made; -1 for nothing
 	owed  int64   // tokens admitted and not yet charged to Redis
 }
 
-// New returns an empty bucket made at now (ns on the owner's clock).
-func New(now int64) *Bucket { return &Bucket{at: now} }
+// New returns an empty bucket made at now (ns on the owner's clock), when
+// Redis was last seen to hold seen tokens for the key (-1 for never).
+func New(now, seen int64) *Bucket { return &Bucket{at: now, since: now, seen: seen} }
 
 // Take spends n tokens at now if the bucket holds them, after earning rate
 // tokens per second since its last update, up to burst. It returns
@@ -53,8 +56,13 @@ func (b *Bucket) Take(now int64, n int, rate, burst float64) (ok bool, retry tim
 // one earned meanwhile.
 func (b *Bucket) Drain(now int64) { b.level, b.at = 0, now }
 
-// Owed returns the tokens admitted and not yet charged.
-func (b *Bucket) Owed() int64 { return b.owed }
+// Owed returns the tokens admitted and not yet charged, how long before
+// now the bucket was made (the span they were admitted in) and what Redis
+// was last seen to hold before it (-1 for nothing): what a charge needs to
+// rebuild a bucket that Redis lost meanwhile.
+func (b *Bucket) Owed(now int64) (tokens int64, over time.Duration, seen int64) {
+	return b.owed, time.Duration(max(now-b.since, 0)), b.seen
+}
 
 // Charged records that tokens of the owed ones were charged to Redis.
 func (b *Bucket) Charged(tokens int64) { b.owed = max(b.owed-tokens, 0) }

@@ -10,7 +10,7 @@ import (
 // and owes exactly what it admitted.
 func TestBucketStartsEmptyAndEarnsAtItsRate(t *testing.T) {
 	const ms = int64(time.Millisecond)
-	b := New(0)
+	b := New(0, -1)
 	steps := []struct {
 		at     int64
 		n      int
@@ -32,15 +32,15 @@ func TestBucketStartsEmptyAndEarnsAtItsRate(t *testing.T) {
 		if ok != s.ok || retry != s.retry {
 			t.Fatalf("step %d (%s): Take = %v, %v; want %v, %v", i, s.reason, ok, retry, s.ok, s.retry)
 		}
-		if owed := b.Owed(); owed != s.owed {
+		if owed, _, _ := b.Owed(s.at); owed != s.owed {
 			t.Fatalf("step %d (%s): owed %d, want %d", i, s.reason, owed, s.owed)
 		}
 	}
-	if owed := b.Owed(); owed != 6 {
-		t.Fatalf("Owed = %d, want 6", owed)
+	if owed, over, seen := b.Owed(2000 * ms); owed != 6 || over != 2*time.Second || seen != -1 {
+		t.Fatalf("Owed = %d over %v, seen %d; want 6 over 2s, seen -1", owed, over, seen)
 	}
 	b.Charged(4)
-	if owed := b.Owed(); owed != 2 {
+	if owed, _, _ := b.Owed(0); owed != 2 {
 		t.Fatalf("owed %d after charging 4 of 6, want 2", owed)
 	}
 	if got := b.Refund(5, 5); got != 2 {
