@@ -102,7 +102,8 @@ func WithTimeout(d time.Duration) Option {
 
 // NewLimiter returns a per-request Limiter enforcing lim through rdb, which
 // may be any go-redis client: standalone, Sentinel (failover) or Cluster.
-// It fails with [ratelimit.ErrInvalidLimit] when lim is invalid.
+// It fails with [ratelimit.ErrInvalidLimit] when lim is invalid, or does not
+// suit the algorithm (see [CalendarWindow.Validate]).
 //
 // For the tightest deadlines build the client with ContextTimeoutEnabled:
 // then calls run on the caller's goroutine. Otherwise each call runs on a
@@ -112,10 +113,17 @@ func NewLimiter(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limit
 		return nil, err
 	}
 	c := newConfig(opts)
+	alg := c.alg
+	if p, ok := alg.(preparer); ok {
+		var err error
+		if alg, err = p.prepare(lim, c.clock); err != nil {
+			return nil, err
+		}
+	}
 	return &Limiter{
 		rdb:     rdb,
 		lim:     lim,
-		alg:     c.alg,
+		alg:     alg,
 		ks:      c.ks,
 		timeout: c.timeout,
 		direct:  rcall.HonorsContext(rdb),
@@ -125,6 +133,13 @@ func NewLimiter(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limit
 		clock:   c.clock,
 		start:   c.clock.Now(),
 	}, nil
+}
+
+// A preparer is an Algorithm that NewLimiter prepares for the Limiter:
+// it checks the limit against its own parameters and takes the Limiter's
+// clock, as [CalendarWindow] does.
+type preparer interface {
+	prepare(lim ratelimit.Limit, clk ratelimit.Clock) (Algorithm, error)
 }
 
 // Limit returns the limit the Limiter enforces.

@@ -12,6 +12,9 @@ var scriptNames = map[string]string{
 	fixedWindowRefundScript.Hash():   "fixed_window_refund",
 	slidingWindowScript.Hash():       "sliding_window",
 	slidingWindowRefundScript.Hash(): "sliding_window_refund",
+
+	calendarWindowScript.Hash():       "calendar_window",
+	calendarWindowRefundScript.Hash(): "calendar_window_refund",
 }
 
 // ScriptName returns the short name of the package's embedded Lua script

@@ -303,6 +303,12 @@ func (c Config) validate(is *issues) *issues {
 					if tl.Name == l.Name && tl.Scope == PerTier {
 						is.add(lf, nil, "limit %q of tier %q is shared by the tier and cannot be overridden", l.Name, t.Name)
 					}
+					if cal, isCal := tl.Algorithm.(algorithms.CalendarWindow); isCal && tl.Name == l.Name && l.Algorithm == nil {
+						// It inherits the calendar (see Override).
+						inherited := l
+						inherited.Algorithm = cal
+						validateCalendar(is, lf, cal, inherited)
+					}
 				}
 			}
 		}
@@ -363,7 +369,20 @@ func validateLimit(is *issues, f string, l Limit) bool {
 	if l.Scope != PerClient && l.Scope != PerTier {
 		fail(f+".scope", nil, "unknown scope %v", l.Scope)
 	}
+	if cal, isCal := l.Algorithm.(algorithms.CalendarWindow); isCal && ok {
+		validateCalendar(is, f, cal, l)
+	}
 	return ok
+}
+
+// validateCalendar reports the problems of l, run by cal, under field f.
+func validateCalendar(is *issues, f string, cal algorithms.CalendarWindow, l Limit) {
+	if err := cal.Validate(l.Limit); err != nil {
+		is.add(f+".period", err, "%v", err)
+	}
+	if l.Lease {
+		is.add(f+".lease", nil, "a calendar quota (%v) cannot lease: leasing runs the token bucket", cal)
+	}
 }
 
 // validName checks a tier or limit name.

@@ -71,6 +71,10 @@ func readConfigFile(path string) ([]byte, error) {
 //	        scope: client         # optional: client (default) or tier
 //	        algorithm: gcra       # optional: token_bucket, gcra, fixed_window, sliding_window
 //	        lease: false          # optional: lease tokens locally (see Factory)
+//	      day:                    # a calendar quota
+//	        rate: 1000            # requests per calendar day
+//	        period: day           # day, week (from Monday) or month (from the 1st)
+//	        timezone: Europe/Paris # optional: an IANA zone; default UTC
 //	clients:                      # optional: client key -> tier
 //	  key-123: pro
 //	overrides:                    # optional: client key -> custom limits
@@ -85,6 +89,14 @@ func readConfigFile(path string) ([]byte, error) {
 // errors. The error joins one [*ConfigError] per problem, each naming the
 // file, line, column and field, in file order; after 100 problems a last
 // one counts the rest.
+//
+// A period of day, week or month (not a duration such as 1d, which counts
+// in windows of 24 hours from the Unix epoch) makes a calendar quota: the
+// limit runs [algorithms.CalendarWindow] in the zone that timezone names
+// (time.LoadLocation; the program needs the tz database, from the system
+// or by importing time/tzdata). Its algorithm may only be calendar_window,
+// its burst only its rate, and it cannot lease; timezone is refused with
+// any other period, as are an unknown zone, an empty one and "Local".
 //
 // A config from an untrusted source cannot make Parse allocate more than a
 // bounded multiple of its size: data may hold at most [MaxConfigSize]
@@ -410,10 +422,25 @@ func (r *reader) limits(n *yaml.Node, field string) []Limit {
 func (r *reader) limit(name string, n *yaml.Node, field string) Limit {
 	l := Limit{Name: name}
 	var hasRate, hasPeriod, hasBurst bool
+	var (
+		calendar                   algorithms.CalendarPeriod // a calendar period: day, week, month
+		tzNode, burstNode, algNode *yaml.Node                // timezone, burst, algorithm
+		calendarAlg                bool                      // algorithm: calendar_window
+	)
 	r.fields(n, field, map[string]func(*yaml.Node, string){
-		"rate":   func(v *yaml.Node, f string) { l.Limit.Rate, hasRate = r.int(v, f), true },
-		"period": func(v *yaml.Node, f string) { l.Limit.Period, hasPeriod = r.duration(v, f), true },
-		"burst":  func(v *yaml.Node, f string) { l.Limit.Burst, hasBurst = r.int(v, f), true },
+		"rate": func(v *yaml.Node, f string) { l.Limit.Rate, hasRate = r.int(v, f), true },
+		"period": func(v *yaml.Node, f string) {
+			hasPeriod = true
+			if v.Kind == yaml.ScalarNode && v.Tag == "!!str" {
+				if p, err := algorithms.ParseCalendarPeriod(v.Value); err == nil {
+					calendar, l.Limit.Period = p, p.Nominal()
+					return
+				}
+			}
+			l.Limit.Period = r.duration(v, f)
+		},
+		"burst":    func(v *yaml.Node, f string) { l.Limit.Burst, hasBurst, burstNode = r.int(v, f), true, v },
+		"timezone": func(v *yaml.Node, f string) { tzNode = v },
 		"scope": func(v *yaml.Node, f string) {
 			switch s := r.str(v, f); s {
 			case "client":
@@ -431,12 +458,18 @@ func (r *reader) limit(name string, n *yaml.Node, field string) Limit {
 			if r.is.skip[f] {
 				return
 			}
+			algNode = v
+			if s == (algorithms.CalendarWindow{}).Name() {
+				calendarAlg = true // needs a calendar period, and its time zone
+				return
+			}
 			a, err := algorithms.ByName(s)
 			if err != nil {
-				names := make([]string, len(algorithms.All))
-				for i, a := range algorithms.All {
-					names[i] = a.Name()
+				names := make([]string, 0, len(algorithms.All)+1)
+				for _, a := range algorithms.All {
+					names = append(names, a.Name())
 				}
+				names = append(names, (algorithms.CalendarWindow{}).Name())
 				r.fail(v, f, nil, "unknown algorithm %q (want one of %s)", s, strings.Join(names, ", "))
 				return
 			}
@@ -452,12 +485,64 @@ func (r *reader) limit(name string, n *yaml.Node, field string) Limit {
 			r.fail(n, field+".period", ratelimit.ErrInvalidLimit, "missing required field period")
 		}
 	}
+	r.calendar(&l, field, calendar, tzNode, burstNode, algNode, calendarAlg)
 	if !hasBurst {
 		// Burst is Rate: any problem with it is Rate's, reported there.
 		l.Limit.Burst = l.Limit.Rate
 		r.is.skip[field+".burst"] = true
 	}
 	return l
+}
+
+// calendar makes l, whose period was p (0: a duration), a calendar quota:
+// the CalendarWindow of p in the zone that tz names (UTC if nil). burst
+// and alg are the nodes of the limit's burst and algorithm, or nil;
+// calendarAlg says whether the algorithm was calendar_window.
+func (r *reader) calendar(l *Limit, field string, p algorithms.CalendarPeriod, tz, burst, alg *yaml.Node, calendarAlg bool) {
+	if p == 0 {
+		if tz != nil {
+			r.fail(tz, field+".timezone", nil, "a timezone applies only to a calendar period: period must be day, week or month")
+		}
+		if calendarAlg {
+			r.fail(alg, field+".algorithm", nil, "the calendar_window algorithm needs a calendar period: period must be day, week or month")
+		}
+		return
+	}
+	cal := algorithms.CalendarWindow{Period: p}
+	if tz != nil {
+		name := r.str(tz, field+".timezone")
+		if r.is.skip[field+".timezone"] {
+			return
+		}
+		loc, err := loadZone(name)
+		if err != nil {
+			r.fail(tz, field+".timezone", nil, "%v", err)
+			return
+		}
+		cal.Location = loc
+	}
+	if l.Algorithm != nil {
+		r.fail(alg, field+".algorithm", nil, "period %s is a calendar quota, run by the calendar_window algorithm, not %s", p, l.Algorithm.Name())
+		return
+	}
+	if burst != nil && !r.is.skip[field+".burst"] && l.Limit.Burst != l.Limit.Rate {
+		r.fail(burst, field+".burst", nil, "a calendar quota admits rate requests per %s: leave burst out, or make it equal to rate (%d)", p, l.Limit.Rate)
+		return
+	}
+	l.Algorithm = cal
+}
+
+// loadZone loads the IANA time zone name. Empty and "Local" are refused:
+// the first is a mistake, the second would differ from machine to machine.
+func loadZone(name string) (*time.Location, error) {
+	if name == "" || name == "Local" {
+		return nil, fmt.Errorf("time zone %q: want an IANA name such as Europe/Paris, America/New_York or UTC", name)
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("unknown time zone %q (want an IANA name such as Europe/Paris, America/New_York or UTC)", name)
+	}
+	return loc, nil
 }
 
 func (r *reader) str(n *yaml.Node, field string) string {
@@ -492,12 +577,12 @@ func (r *reader) bool(n *yaml.Node, field string) bool {
 
 func (r *reader) duration(n *yaml.Node, field string) time.Duration {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-		r.fail(n, field, nil, "must be a duration with a unit, such as 1s, 1m, 24h or 1d; got %q", n.Value)
+		r.fail(n, field, nil, "must be a duration with a unit, such as 1s, 1m, 24h or 1d, or a calendar period: day, week or month; got %q", n.Value)
 		return 0
 	}
 	d, err := parseDuration(n.Value)
 	if err != nil {
-		r.fail(n, field, nil, "must be a duration with a unit, such as 1s, 1m, 24h or 1d; got %q", n.Value)
+		r.fail(n, field, nil, "must be a duration with a unit, such as 1s, 1m, 24h or 1d, or a calendar period: day, week or month; got %q", n.Value)
 		return 0
 	}
 	return d

@@ -52,7 +52,9 @@ type algorithmReporter interface {
 }
 
 // specKey identifies a limiter by everything that shapes it. (Algorithm
-// is keyed by name: an Algorithm value need not be comparable.)
+// is keyed by name, and by its String if it has one, as
+// algorithms.CalendarWindow does to say its period and zone: an
+// Algorithm value need not be comparable.)
 type specKey struct {
 	tier, name string
 	scope      Scope
@@ -137,6 +139,9 @@ func (l *Limiter) build(cfg Config, old *snapshot) (s *snapshot, created []ratel
 		k := specKey{tier: tierName, name: lim.Name, scope: lim.Scope, lim: lim.Limit, lease: lim.Lease}
 		if lim.Algorithm != nil {
 			k.alg = lim.Algorithm.Name()
+			if s, ok := lim.Algorithm.(fmt.Stringer); ok {
+				k.alg += " " + s.String()
+			}
 		}
 		x, ok := s.limiters[k]
 		if !ok && old != nil {
