@@ -61,6 +61,7 @@ type entry struct {
 	fallbacks   atomic.Int64            // decisions of the failure policy, for activity
 	sched       atomic.Int64            // tokens granted ahead, not yet due; written with mu held
 	refillAfter atomic.Int64            // ns: no background refill before (a partial grant ahead)
+	owes        atomic.Bool             // fb != nil: a refill must charge what it admitted; written with mu held
 
 	key string // client key; its Redis key is made when needed (Limiter.rkey)
 

@@ -91,6 +91,7 @@ func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decisi
 	e.mu.Lock()
 	if e.fb == nil {
 		e.fb = fallback.New(now, e.remote.Load())
+		e.owes.Store(true)
 	}
 	ok, retry := e.fb.Take(now, n, rate, burst)
 	e.mu.Unlock()

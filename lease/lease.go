@@ -283,8 +283,9 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			return ratelimit.Decision{}, err
 		}
 		l.stats.waits.Add(1)
-		// 4. Inline refill.
-		if !inlined && e.low.Load() == 0 && e.refilling.CompareAndSwap(false, true) {
+		// 4. Inline refill (not while a charge is owed: only a background
+		// refill carries it).
+		if !inlined && e.low.Load() == 0 && !e.owes.Load() && e.refilling.CompareAndSwap(false, true) {
 			err := l.refillInline(ctx, e, int64(n))
 			if err != nil {
 				return l.refillFailed(ctx, e, key, n, err)
@@ -383,7 +384,7 @@ func (l *Limiter) refillInline(ctx context.Context, e *entry, n int64) error {
 	defer e.refilling.Store(false)
 	cctx, cancel := l.callerContext(ctx)
 	defer cancel()
-	err := l.refill(cctx, e, n, l.cfg.maxWait, false)
+	err := l.refill(cctx, e, n, l.cfg.maxWait, false, false)
 	if errors.Is(err, context.DeadlineExceeded) && rcall.CallerDone(ctx) == nil {
 		return ErrRefillWait // the maximum wait ended it, not the caller
 	}
@@ -502,12 +503,21 @@ func (l *Limiter) uncached(ctx context.Context, key string, n int) (ratelimit.De
 // startRefill starts a background refill of e; the caller has set
 // e.refilling.
 func (l *Limiter) startRefill(e *entry) {
-	if l.closed.Load() {
+	if l.closed.Load() || !l.enter() {
 		e.refilling.Store(false)
 		return
 	}
 	l.stats.prefetches.Add(1)
-	l.group.DoChan(e.key, l.refillFunc(e, 0))
+	ch := l.group.DoChan(e.key, l.refillFunc(e, 0))
+	go func() {
+		defer l.bg.Done()
+		<-ch
+		// The function that ran cleared refilling when it ended; but a
+		// call that joined one whose function had already returned
+		// (singleflight forgets a key only after that) ran none, and
+		// would leave the key marked refilling for good.
+		e.refilling.Store(false)
+	}()
 	// Let the refill goroutine send its request now rather than after this
 	// goroutine's time slice: on a busy process that is what keeps the
 	// refill ahead of the batch running out.
@@ -524,7 +534,7 @@ func (l *Limiter) refillFunc(e *entry, need int64) func() (any, error) {
 			return nil, ratelimit.ErrClosed
 		}
 		defer l.bg.Done()
-		return nil, l.refill(l.ctx, e, need, l.cfg.refillTimeout, l.direct)
+		return nil, l.refill(l.ctx, e, need, l.cfg.refillTimeout, l.direct, true)
 	}
 }
 
@@ -533,7 +543,11 @@ func (l *Limiter) refillFunc(e *entry, need int64) func() (any, error) {
 // admitted meanwhile. On success Redis is no longer degraded for e; when
 // Redis could not answer, e is degraded and tries again after
 // fallbackHold.
-func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time.Duration, direct bool) error {
+//
+// Only a background refill (settle set) carries the charge: an inline one
+// may be abandoned at the maximum wait and still run in Redis later, and a
+// charge applied that way would be charged again.
+func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time.Duration, direct, settle bool) error {
 	start := l.now()
 	if need == 0 && (start < e.deniedUntil.Load() || start < e.refillAfter.Load()) {
 		return nil // a prefetch while Redis said there is nothing more yet
@@ -544,7 +558,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	e.lastDemand, e.lastRefill = demand, start
 	rate := e.rate
 	var c algorithms.Charge
-	if e.fb != nil {
+	if e.fb != nil && settle {
 		c.Tokens, c.Over, c.Seen = e.fb.Owed(start)
 	}
 	e.mu.Unlock()
@@ -593,6 +607,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 		l.stats.charged.Add(c.Tokens)
 		if owed, _, _ := e.fb.Owed(end); owed == 0 {
 			e.fb = nil // Redis answers and nothing is owed: back to leasing
+			e.owes.Store(false)
 		} else {
 			e.fb.Drain(end) // the rest is charged by the next refill
 		}

@@ -472,7 +472,9 @@ func TestRefillErrorAndWaitBounds(t *testing.T) {
 		// it; in the 0.75 s that follow, at most three probes (cool-down
 		// 0.2 s to 0.3 s, every other call) reach Redis.
 		s := l.Stats()
-		if s.Breaker != "open" || s.RefillErrors != 10 || s.RedisCalls < 5 || s.RedisCalls > 8 {
+		// A retry may join the previous one in singleflight instead of
+		// making its own call: 8 to 10 refill errors.
+		if s.Breaker != "open" || s.RefillErrors < 8 || s.RefillErrors > 10 || s.RedisCalls < 5 || s.RedisCalls > 8 {
 			t.Fatalf("stats %+v: want the breaker open and refused refills making no Redis call", s)
 		}
 	})
