@@ -93,3 +93,23 @@ func Wait(ctx context.Context, l Limiter, key string, n int) (Decision, error) {
 type Refunder interface {
 	RefundN(ctx context.Context, key string, n int) error
 }
+
+// An Inspector tells what a key has left without spending it, and gives a
+// key its full limit again: for a support desk, tests, dashboards, or a
+// customer who upgraded. Limiters that can implement it; callers check
+// with a type assertion.
+//
+// Both validate the key as AllowN does and fail with the same errors
+// ([ErrInvalidKey], [ErrClosed], [ErrStore], ctx's).
+type Inspector interface {
+	// Peek returns the Decision a request for one token would get now,
+	// without spending it: Allowed reports whether one token is
+	// available, Remaining is the whole tokens left, RetryAfter the time
+	// until one is (zero if Allowed), ResetAfter the time until the key
+	// is full. Each implementation says how fresh the answer is.
+	Peek(ctx context.Context, key string) (Decision, error)
+
+	// Reset gives key its whole burst again. Each implementation says
+	// when instances stop spending the key's old state.
+	Reset(ctx context.Context, key string) error
+}

@@ -268,6 +268,14 @@ var calendarOps = []calendarOp{
 		func(m CalendarWindowModel, s CalendarWindowState, now int64, n int, _ [4]int64) (CalendarWindowState, reply) {
 			return m.refund(s, now, n)
 		}, noStale, func(r reply) bool { return r[3] > 0 }},
+	{"peek", calendarWindowPeekScript, false,
+		func(m CalendarWindowModel, s CalendarWindowState, now int64, _ int, _ [4]int64) (CalendarWindowState, reply) {
+			return s, m.peek(s, now)
+		}, noStale, func(reply) bool { return false }},
+	{"reset", resetScript, false,
+		func(m CalendarWindowModel, _ CalendarWindowState, _ int64, _ int, _ [4]int64) (CalendarWindowState, reply) {
+			return CalendarWindowState{}, reply{int64(m.Limit.Burst), 0, 0, 0}
+		}, noStale, func(reply) bool { return false }},
 }
 
 func noStale(reply) (int64, bool) { return 0, false }

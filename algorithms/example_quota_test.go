@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
 )
 
@@ -49,4 +50,36 @@ func ExampleCalendarWindow() {
 	// allowed, 0 left, resets in 12h0m0s
 	// denied, retry in 12h0m0s
 	// allowed, 1 left, resets in 24h0m0s
+}
+
+func ExampleLimiter_Peek() {
+	_, rdb, stop := embeddedRedis()
+	defer stop()
+
+	l, err := algorithms.NewLimiter(rdb, ratelimit.PerHour(10))
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	if _, err := l.AllowN(ctx, "user:42", 10); err != nil {
+		panic(err)
+	}
+	// A support desk looks at the key: Peek spends nothing.
+	d, err := l.Peek(ctx, "user:42")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("available %v, %d left, next in %v, full in %v\n", d.Allowed, d.Remaining, d.RetryAfter, d.ResetAfter)
+	// The customer upgraded: give the key its whole limit again.
+	if err := l.Reset(ctx, "user:42"); err != nil {
+		panic(err)
+	}
+	d, err = l.Peek(ctx, "user:42")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Printf("available %v, %d left, next in %v, full in %v\n", d.Allowed, d.Remaining, d.RetryAfter, d.ResetAfter)
+	// Output:
+	// available false, 0 left, next in 6m0s, full in 1h0m0s
+	// available true, 10 left, next in 0s, full in 0s
 }

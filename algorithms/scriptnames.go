@@ -15,6 +15,13 @@ var scriptNames = map[string]string{
 
 	calendarWindowScript.Hash():       "calendar_window",
 	calendarWindowRefundScript.Hash(): "calendar_window_refund",
+
+	tokenBucketPeekScript.Hash():    "token_bucket_peek",
+	gcraPeekScript.Hash():           "gcra_peek",
+	fixedWindowPeekScript.Hash():    "fixed_window_peek",
+	slidingWindowPeekScript.Hash():  "sliding_window_peek",
+	calendarWindowPeekScript.Hash(): "calendar_window_peek",
+	resetScript.Hash():              "reset",
 }
 
 // ScriptName returns the short name of the package's embedded Lua script
