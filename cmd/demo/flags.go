@@ -95,7 +95,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.mode, "mode", modeBoth, "which `mode` to run: lease, direct, or both (lease, then direct, same workload)")
 	fs.DurationVar(&o.duration, "duration", defaultDuration,
 		"how long each mode runs, at most 1m (-http: until Ctrl-C by default, at most 1h)")
-	fs.IntVar(&o.instances, "instances", 3, "`number` of simulated instances, each with its own Redis client and limiters (1-"+strconv.Itoa(maxInstances)+")")
+	fs.IntVar(&o.instances, "instances", 3, "`number` of simulated instances, each with its own Redis client and limiters (1-"+strconv.Itoa(maxInstances)+"); "+
+		"with -http, how many processes share the limits (each limits at its share while Redis is down)")
 	fs.StringVar(&o.config, "config", "", "tiers YAML `file` (default: the embedded cmd/demo/tiers.yaml)")
 	var redisAddrs string
 	fs.StringVar(&redisAddrs, "redis", "", "Redis `address`, or a comma-separated list of Cluster nodes (default: an embedded miniredis)")
