@@ -94,6 +94,18 @@ type Refunder interface {
 	RefundN(ctx context.Context, key string, n int) error
 }
 
+// A Settler settles the cost of a request that AllowN(ctx, key, reserved)
+// admitted with an estimate, once its actual cost is known (the tokens an
+// LLM call used, the rows a batch job wrote): it gives back reserved −
+// actual tokens when the request cost less, and spends actual − reserved
+// more when it cost more, even into debt that later requests of the key
+// pay off, so that a client cannot overspend by under-estimating. reserved
+// 0 charges a cost that nothing reserved. Limiters that can settle
+// implement it; each states its bound on what debt lets through.
+type Settler interface {
+	SettleN(ctx context.Context, key string, reserved, actual int) error
+}
+
 // An Inspector tells what a key has left without spending it, and gives a
 // key its full limit again: for a support desk, tests, dashboards, or a
 // customer who upgraded. Limiters that can implement it; callers check

@@ -276,6 +276,10 @@ var calendarOps = []calendarOp{
 		func(m CalendarWindowModel, _ CalendarWindowState, _ int64, _ int, _ [4]int64) (CalendarWindowState, reply) {
 			return CalendarWindowState{}, reply{int64(m.Limit.Burst), 0, 0, 0}
 		}, noStale, func(reply) bool { return false }},
+	{"charge", calendarWindowChargeScript, true,
+		func(m CalendarWindowModel, s CalendarWindowState, now int64, n int, b [4]int64) (CalendarWindowState, reply) {
+			return m.charge(s, now, n, b)
+		}, chargeStale, func(r reply) bool { return r[1] != 2 }},
 }
 
 func noStale(reply) (int64, bool) { return 0, false }
@@ -343,6 +347,9 @@ func calendarDifferential(t *testing.T, ops []calendarOp) {
 				n := 1
 				if rng.IntN(100) < 40 {
 					n = 1 + rng.IntN(tc.quota)
+				}
+				if o.name == "charge" {
+					n = chargeN(m.Limit, 1+rng.Int64N(3*int64(tc.quota)))
 				}
 				var skew int64
 				switch p := rng.IntN(100); {

@@ -172,6 +172,11 @@ var quotaScriptSources = map[*redis.Script]string{
 	fixedWindowPeekScript:      fixedWindowPeekSrc,
 	slidingWindowPeekScript:    slidingWindowPeekSrc,
 	resetScript:                resetSrc,
+	tokenBucketChargeScript:    tokenBucketChargeSrc,
+	gcraChargeScript:           gcraChargeSrc,
+	fixedWindowChargeScript:    fixedWindowChargeSrc,
+	slidingWindowChargeScript:  slidingWindowChargeSrc,
+	calendarWindowChargeScript: calendarWindowChargeSrc,
 }
 
 // skipNearWindowEnd skips t when the calendar window of the server's time

@@ -83,3 +83,44 @@ func ExampleLimiter_Peek() {
 	// available false, 0 left, next in 6m0s, full in 1h0m0s
 	// available true, 10 left, next in 0s, full in 0s
 }
+
+func ExampleLimiter_SettleN() {
+	_, rdb, stop := embeddedRedis()
+	defer stop()
+
+	// An LLM gateway: 1,000 tokens a minute per API key. A request's cost
+	// is known only once the model has answered.
+	l, err := algorithms.NewLimiter(rdb, ratelimit.PerMinute(1000))
+	if err != nil {
+		panic(err)
+	}
+	ctx := context.Background()
+	call := func(estimate, actual int) {
+		d, err := l.AllowN(ctx, "key:42", estimate)
+		if err != nil {
+			panic(err)
+		}
+		if !d.Allowed {
+			fmt.Printf("estimate %d: denied, retry in %v\n", estimate, d.RetryAfter)
+			return
+		}
+		// ... the model answers, using actual tokens ...
+		if err := l.SettleN(ctx, "key:42", estimate, actual); err != nil {
+			panic(err)
+		}
+		p, err := l.Peek(ctx, "key:42")
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("estimate %d, used %d: %d left, next token in %v\n", estimate, actual, p.Remaining, p.RetryAfter)
+	}
+	call(100, 40)  // over-estimated: 60 come back
+	call(100, 350) // under-estimated: 250 more are charged
+	call(100, 900) // the key goes into debt: 290 tokens owed
+	call(100, 100) // denied until the debt is paid off and 100 are earned
+	// Output:
+	// estimate 100, used 40: 960 left, next token in 0s
+	// estimate 100, used 350: 610 left, next token in 0s
+	// estimate 100, used 900: 0 left, next token in 17.46s
+	// estimate 100: denied, retry in 23.4s
+}

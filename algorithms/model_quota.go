@@ -1,10 +1,15 @@
 package algorithms
 
-import "github.com/distributedratelimiter/ratelimit"
+import (
+	"math"
+
+	"github.com/distributedratelimiter/ratelimit"
+)
 
 // This file holds the models of the quota operations: Peek (what a key has
-// left, spending nothing) and, in settle.go's terms, Charge. Reset needs no
-// model: it deletes the key, which is the zero state of every model.
+// left, spending nothing) and Charge (spending whatever it has left, for
+// Limiter.SettleN). Reset needs no model: it deletes the key, which is the
+// zero state of every model.
 
 // Peek returns what the bucket s holds at nowUS, as [TokenBucket]'s Peek
 // does: Allowed reports whether one token is available, RetryAfter is the
@@ -106,4 +111,119 @@ func (m CalendarWindowModel) peek(s CalendarWindowState, nowUS int64) reply {
 		return reply{1, remaining, 0, reset}
 	}
 	return reply{0, 0, reset, reset}
+}
+
+// maxRefillTicks returns ratelimit.MaxRefill in ticks of 1/Rate µs.
+func (m GCRAModel) maxRefillTicks() u128 {
+	return mul128(uint64(ratelimit.MaxRefill.Microseconds()), uint64(m.Limit.Rate))
+}
+
+// Charge spends n tokens of the bucket s at nowUS whatever it holds, as
+// [TokenBucket]'s Charge does: down to -Burst at the lowest, never raising
+// a bucket already lower. It returns the new state and the whole tokens
+// left (0 in debt). n must be positive; above 2 × Burst it counts as that.
+func (m TokenBucketModel) Charge(s TokenBucketState, nowUS int64, n int) (TokenBucketState, int) {
+	s, r := m.charge(s, nowUS, n)
+	return s, int(r[0])
+}
+
+func (m TokenBucketModel) charge(s TokenBucketState, nowUS int64, n int) (TokenBucketState, reply) {
+	_, _, burst := limitArgs(m.Limit)
+	n = chargeTokens(m.Limit, n)
+	tokens := m.current(s, nowUS)
+	tokens = math.Max(tokens-float64(n), math.Min(tokens, -burst))
+	next, reset := m.store(tokens, nowUS)
+	return next, reply{max(floorInt(tokens), 0), 0, 0, reset}
+}
+
+// Charge moves the TAT of s n emission intervals later at nowUS, as
+// [GCRA]'s Charge does: to 2 × Burst intervals ahead of now at the most,
+// and to ratelimit.MaxRefill, never back. It returns the new state and the
+// whole tokens left. n must be positive; above 2 × Burst it counts as
+// that.
+func (m GCRAModel) Charge(s GCRAState, nowUS int64, n int) (GCRAState, int) {
+	s, r := m.charge(s, nowUS, n)
+	return s, int(r[0])
+}
+
+func (m GCRAModel) charge(s GCRAState, nowUS int64, n int) (GCRAState, reply) {
+	rate, period := uint64(m.Limit.Rate), uint64(m.Limit.Period.Microseconds())
+	n = chargeTokens(m.Limit, n)
+	limit := mul128(uint64(m.Limit.Burst), period)
+	ceiling := mul128(2*uint64(m.Limit.Burst), period)
+	if mr := m.maxRefillTicks(); mr.less(ceiling) {
+		ceiling = mr
+	}
+	ahead, cost := m.ahead(s, nowUS), mul128(uint64(n), period)
+	after := ahead
+	switch {
+	case !ahead.less(ceiling): // already as far ahead: unchanged
+	case ceiling.sub(ahead).less(cost):
+		after = ceiling
+	default:
+		after = ahead.add(cost)
+	}
+	return m.store(after, nowUS), reply{wholeLeft(limit, after, period), 0, 0, after.ceilDiv(rate)}
+}
+
+// Charge adds n tokens to the count of the current window of s at nowUS,
+// as [FixedWindow]'s Charge does: up to 2 × Burst, never lowering it. It
+// returns the new state and the tokens the window has left (0 in debt).
+// n must be positive; above 2 × Burst it counts as that.
+func (m FixedWindowModel) Charge(s FixedWindowState, nowUS int64, n int) (FixedWindowState, int) {
+	s, r := m.charge(s, nowUS, n)
+	return s, int(r[0])
+}
+
+func (m FixedWindowModel) charge(s FixedWindowState, nowUS int64, n int) (FixedWindowState, reply) {
+	_, _, burst := limitArgs(m.Limit)
+	n = chargeTokens(m.Limit, n)
+	w, reset, count := m.count(s, nowUS)
+	if count < 2*burst {
+		count = math.Min(count+float64(n), 2*burst)
+	}
+	return FixedWindowState{Window: int64(w), Count: int64(count)}, reply{int64(math.Max(burst-count, 0)), 0, 0, int64(reset)}
+}
+
+// Charge adds n tokens to the count of the current window of s at nowUS,
+// as [SlidingWindow]'s Charge does: up to 2 × Burst, never lowering it. It
+// returns the new state and the whole tokens the estimate leaves (0 in
+// debt). n must be positive; above 2 × Burst it counts as that.
+func (m SlidingWindowModel) Charge(s SlidingWindowState, nowUS int64, n int) (SlidingWindowState, int) {
+	s, r := m.charge(s, nowUS, n)
+	return s, int(r[0])
+}
+
+func (m SlidingWindowModel) charge(s SlidingWindowState, nowUS int64, n int) (SlidingWindowState, reply) {
+	period, burst := m.Limit.Period.Microseconds(), int64(m.Limit.Burst)
+	n = chargeTokens(m.Limit, n)
+	w, elapsed, cur, prev := m.counts(s, nowUS)
+	if cur < 2*burst {
+		cur = min(cur+int64(n), 2*burst)
+	}
+	left := wholeLeft(mul128(uint64(burst), uint64(period)), m.used(elapsed, cur, prev), uint64(period))
+	return SlidingWindowState{Window: w, Count: cur, Prev: prev}, reply{left, 0, 0, 2*period - elapsed}
+}
+
+// Charge adds n tokens to the count of the window of s at nowUS, as
+// [CalendarWindow]'s Charge does: up to 2 × Burst, never lowering it. It
+// returns the new state and the tokens the window has left (0 in debt).
+// n must be positive; above 2 × Burst it counts as that.
+func (m CalendarWindowModel) Charge(s CalendarWindowState, nowUS int64, n int) (CalendarWindowState, int) {
+	s, r := m.charge(s, nowUS, n, m.table(nowUS))
+	return s, int(r[0])
+}
+
+// charge mirrors calendar_window_charge.lua, with its boundary table b.
+func (m CalendarWindowModel) charge(s CalendarWindowState, nowUS int64, n int, b [4]int64) (CalendarWindowState, reply) {
+	burst := int64(m.Limit.Burst)
+	n = chargeTokens(m.Limit, n)
+	w, ok := m.window(s, nowUS, b)
+	if !ok {
+		return s, reply{0, 2, nowUS, 0}
+	}
+	if w.Count < 2*burst {
+		w.Count = min(w.Count+int64(n), 2*burst)
+	}
+	return w, reply{max(burst-w.Count, 0), 0, 0, w.End - nowUS}
 }

@@ -15,7 +15,8 @@ import (
 )
 
 // The ops of the quota operations of each algorithm, as the differential
-// tests run them: check and refund (from diff_test.go), peek and reset.
+// tests run them: check and refund (from diff_test.go), peek, reset and
+// charge.
 // quotaOps[i][0] is the check.
 var (
 	tokenBucketQuotaOps = []op[TokenBucketState]{
@@ -24,6 +25,9 @@ var (
 			return s, TokenBucketModel{l}.peek(s, now)
 		}, false},
 		{"reset", resetScript, resetModel[TokenBucketState], false},
+		{"charge", tokenBucketChargeScript, func(l ratelimit.Limit, s TokenBucketState, now int64, n int) (TokenBucketState, reply) {
+			return TokenBucketModel{l}.charge(s, now, n)
+		}, false},
 	}
 	gcraQuotaOps = []op[GCRAState]{
 		gcraOps[0], gcraOps[1],
@@ -31,6 +35,9 @@ var (
 			return s, GCRAModel{l}.peek(s, now)
 		}, false},
 		{"reset", resetScript, resetModel[GCRAState], false},
+		{"charge", gcraChargeScript, func(l ratelimit.Limit, s GCRAState, now int64, n int) (GCRAState, reply) {
+			return GCRAModel{l}.charge(s, now, n)
+		}, false},
 	}
 	fixedWindowQuotaOps = []op[FixedWindowState]{
 		fixedWindowOps[0], fixedWindowOps[1],
@@ -38,6 +45,9 @@ var (
 			return s, FixedWindowModel{l}.peek(s, now)
 		}, false},
 		{"reset", resetScript, resetModel[FixedWindowState], false},
+		{"charge", fixedWindowChargeScript, func(l ratelimit.Limit, s FixedWindowState, now int64, n int) (FixedWindowState, reply) {
+			return FixedWindowModel{l}.charge(s, now, n)
+		}, false},
 	}
 	slidingWindowQuotaOps = []op[SlidingWindowState]{
 		slidingWindowOps[0], slidingWindowOps[1],
@@ -45,6 +55,9 @@ var (
 			return s, SlidingWindowModel{l}.peek(s, now)
 		}, false},
 		{"reset", resetScript, resetModel[SlidingWindowState], false},
+		{"charge", slidingWindowChargeScript, func(l ratelimit.Limit, s SlidingWindowState, now int64, n int) (SlidingWindowState, reply) {
+			return SlidingWindowModel{l}.charge(s, now, n)
+		}, false},
 	}
 )
 
@@ -128,13 +141,14 @@ func quotaDifferential[S comparable](t *testing.T, ops []op[S], exact bool) {
 				if wrote && next != zero {
 					expireAt = now + ceilInt(float64(want[3])/1000)*1000
 				}
+				prev := s
 				s = next
 				checkKey(t, mr, rkey, where, s != zero && expireAt > now, expireAt-now)
 				if o.name == "check" {
 					checkTimesOf(t, where, ops[0], cur, s, now, n, want, exact)
 				}
 				if o.name == "charge" {
-					checkDebt(t, where, ops, cur, s, now)
+					checkDebt(t, where, ops, cur, prev, s, now)
 				}
 			}
 		})
@@ -286,12 +300,16 @@ func realRedisOps[S comparable](t *testing.T, rdb *redis.Client, ks ratelimit.Ke
 // Limiter.SettleN does.
 func chargeN(lim ratelimit.Limit, tokens int64) int { return int(min(tokens, 2*int64(lim.Burst))) }
 
-// checkDebt checks that the key s is in debt of at most one burst: it
-// admits a whole burst again within twice its refill time (or two
-// windows).
-func checkDebt[S comparable](t *testing.T, where string, ops []op[S], lim ratelimit.Limit, s S, now int64) {
+// checkDebt checks that a charge left the key s in debt of at most one
+// burst: it admits a whole burst again within twice its refill time (or
+// two windows), unless the key was deeper in debt before the charge (prev),
+// under a larger burst.
+func checkDebt[S comparable](t *testing.T, where string, ops []op[S], lim ratelimit.Limit, prev, s S, now int64) {
 	t.Helper()
 	later := now + max(2*refillUS(lim), 2*lim.Period.Microseconds())
+	if _, r := ops[0].model(lim, prev, later, lim.Burst); r[0] != 1 {
+		return
+	}
 	if _, r := ops[0].model(lim, s, later, lim.Burst); r[0] != 1 {
 		t.Fatalf("%s: state %+v: the whole burst is denied %dµs later: %v", where, s, later-now, r)
 	}

@@ -22,6 +22,12 @@ var scriptNames = map[string]string{
 	slidingWindowPeekScript.Hash():  "sliding_window_peek",
 	calendarWindowPeekScript.Hash(): "calendar_window_peek",
 	resetScript.Hash():              "reset",
+
+	tokenBucketChargeScript.Hash():    "token_bucket_charge",
+	gcraChargeScript.Hash():           "gcra_charge",
+	fixedWindowChargeScript.Hash():    "fixed_window_charge",
+	slidingWindowChargeScript.Hash():  "sliding_window_charge",
+	calendarWindowChargeScript.Hash(): "calendar_window_charge",
 }
 
 // ScriptName returns the short name of the package's embedded Lua script
