@@ -153,11 +153,17 @@ func isWindow(alg algorithms.Algorithm) bool {
 		return false
 	}
 	switch alg.Name() {
-	case algorithms.FixedWindow.Name(), algorithms.SlidingWindow.Name():
+	case algorithms.FixedWindow.Name(), algorithms.SlidingWindow.Name(), calendarWindow:
 		return true
 	}
 	return false
 }
+
+// calendarWindow is the name of algorithms.CalendarWindow, whose windows
+// are calendar days, weeks or months: their length varies (a day of a
+// change to or from daylight-saving time has 23 or 25 hours), so more
+// quota comes exactly at the window's end, its ResetAfter.
+var calendarWindow = algorithms.CalendarWindow{}.Name()
 
 // quota returns the q and w of a limit run by alg (nil: a token bucket).
 //
@@ -239,6 +245,9 @@ func untilMore(p policy) (time.Duration, bool) {
 			return interval, true
 		}
 		return min(max(d.ResetAfter-time.Duration(later), 0), interval), true
+	}
+	if p.alg.Name() == calendarWindow {
+		return d.ResetAfter, true
 	}
 	if p.alg.Name() == algorithms.FixedWindow.Name() || d.ResetAfter <= l.Period {
 		return min(d.ResetAfter, l.Period), true
