@@ -401,9 +401,10 @@ func (l *Limiter) callerContext(ctx context.Context) (context.Context, context.C
 
 // refillFailed decides a request whose refill did not succeed.
 func (l *Limiter) refillFailed(ctx context.Context, e *entry, key string, n int, err error) (ratelimit.Decision, error) {
+	cerr := rcall.CallerDone(ctx)
 	switch {
-	case rcall.CallerDone(ctx) != nil:
-		return ratelimit.Decision{}, rcall.CallerDone(ctx)
+	case cerr != nil:
+		return ratelimit.Decision{}, cerr
 	case l.closed.Load() || errors.Is(err, ratelimit.ErrClosed):
 		return ratelimit.Decision{}, ratelimit.ErrClosed
 	case !unavailable(err):
