@@ -15,7 +15,6 @@ import (
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
-	"github.com/distributedratelimiter/ratelimit/lease"
 )
 
 // Limiter records the decisions of the [ratelimit.Limiter] it wraps: how
@@ -58,13 +57,11 @@ type Limiter struct {
 	shift      uint  // 64 - log2(len(stripes))
 	stripes    []stripe
 
-	hist     metric.Float64Histogram
-	histOpts [numSlots][]metric.RecordOption
-
+	hist            metric.Float64Histogram
 	decisions, errs metric.Int64ObservableCounter
-
-	obs observeOpts
-	reg metric.Registration
+	obs             seriesOptions[metric.ObserveOption]
+	rec             seriesOptions[metric.RecordOption] // shadowings are not timed
+	reg             metric.Registration
 
 	mu         sync.Mutex        // protects lastLocal and lastDenied
 	lastLocal  int64             // largest allowed-and-local count reported
@@ -77,40 +74,11 @@ var (
 	_ ratelimit.Refunder = (*Limiter)(nil)
 )
 
-// Slots of a stripe: decisions by result and source, then failed checks by
-// error type.
-const (
-	numSources = 4 // ratelimit.SourceRedis, SourceLocal, SourceFallback, and any other
-	numResults = 3 // allowed, denied, shadowed
-
-	slotAllowed  = 0
-	slotLocal    = slotAllowed + int(ratelimit.SourceLocal) // derived: calls - every other slot
-	slotDenied   = numSources
-	slotShadowed = 2 * numSources
-	slotErrors   = numResults * numSources
-	numErrors    = 6
-	numSlots     = slotErrors + numErrors
-)
-
-var (
-	results    = [numResults]string{ResultAllowed, ResultDenied, ResultShadowed}
-	sources    = [numSources]string{"redis", "local", "fallback", "unknown"}
-	errorTypes = [numErrors]string{ErrorStore, ErrorTimeout, ErrorCanceled, ErrorInvalid, ErrorClosed, ErrorOther}
-)
-
-func init() {
-	for s := range numSources - 1 {
-		if got := ratelimit.Source(s).String(); got != sources[s] {
-			panic(fmt.Sprintf("telemetry: ratelimit.Source(%d) is %q, want %q", s, got, sources[s]))
-		}
-	}
-}
-
-// observeOpts are the precomputed attribute sets of the observable
-// decision counters.
-type observeOpts struct {
-	decisions [numSlots - numErrors][]metric.ObserveOption
-	errs      [numErrors][]metric.ObserveOption
+// seriesOptions are the precomputed attribute sets of the decision
+// metrics' series, as options of one kind (observe or record).
+type seriesOptions[O any] struct {
+	decided [numResults][numSources][]O
+	failed  [numErrorKinds][]O
 }
 
 // Wrap returns a Limiter that records the decisions of l. It creates its
@@ -149,17 +117,16 @@ func Wrap(l ratelimit.Limiter, opts ...Option) (*Limiter, error) {
 
 	base := c.baseAttrs()
 	for r := range numResults {
-		for s := range numSources {
-			set := withAttrs(base, AttrResult.String(results[r]), AttrSource.String(sources[s]))
-			i := r*numSources + s
-			t.obs.decisions[i] = []metric.ObserveOption{metric.WithAttributeSet(set)}
-			t.histOpts[i] = []metric.RecordOption{metric.WithAttributeSet(set)}
+		for src := range numSources {
+			set := withAttrs(base, AttrResult.String(r.String()), AttrSource.String(ratelimit.Source(src).String()))
+			t.obs.decided[r][src] = []metric.ObserveOption{metric.WithAttributeSet(set)}
+			t.rec.decided[r][src] = []metric.RecordOption{metric.WithAttributeSet(set)}
 		}
 	}
-	for e := range numErrors {
-		set := withAttrs(base, AttrErrorType.String(errorTypes[e]))
-		t.obs.errs[e] = []metric.ObserveOption{metric.WithAttributeSet(set)}
-		t.histOpts[slotErrors+e] = []metric.RecordOption{metric.WithAttributeSet(set)}
+	for k := range numErrorKinds {
+		set := withAttrs(base, AttrErrorType.String(k.String()))
+		t.obs.failed[k] = []metric.ObserveOption{metric.WithAttributeSet(set)}
+		t.rec.failed[k] = []metric.RecordOption{metric.WithAttributeSet(set)}
 	}
 
 	m := c.meter()
@@ -255,50 +222,29 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (d ratelimit.De
 
 // end records an outcome other than the counted-in-advance allowed and
 // local one, and the duration of a timed check.
-func (l *Limiter) end(ctx context.Context, st *stripe, start time.Time, allowed bool, src ratelimit.Source, err error) {
+func (l *Limiter) end(ctx context.Context, c *counts, start time.Time, ok bool, src ratelimit.Source, err error) {
 	var elapsed time.Duration
 	if !start.IsZero() {
 		elapsed = time.Since(start)
 	}
-	slot := slotErrors
-	if err != nil && (allowed || src != ratelimit.SourceFallback) {
-		slot += errorType(err)
+	var opts []metric.RecordOption
+	if err != nil && (ok || src != ratelimit.SourceFallback) {
+		k := errorKindOf(err)
+		c.failed[k].Add(1)
+		opts = l.rec.failed[k]
 	} else { // a decision; a FailClosed denial comes with a store error
-		slot = min(int(src), numSources-1)
-		if !allowed {
-			slot += slotDenied
+		r, s := denied, sourceIndex(src)
+		if ok {
+			r = allowed
 		}
-	}
-	if slot != slotLocal {
-		st.n[slot].Add(1)
+		if r != allowed || s != local {
+			c.decided[r][s].Add(1)
+		}
+		opts = l.rec.decided[r][s]
 	}
 	if !start.IsZero() {
-		l.hist.Record(ctx, elapsed.Seconds(), l.histOpts[slot]...)
+		l.hist.Record(ctx, elapsed.Seconds(), opts...)
 	}
-}
-
-func sourceIndex(s ratelimit.Source) int {
-	if int(s) >= numSources-1 {
-		return numSources - 1
-	}
-	return int(s)
-}
-
-// errorType returns the index in errorTypes of err's kind.
-func errorType(err error) int {
-	switch {
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, lease.ErrRefillWait):
-		return 1
-	case errors.Is(err, context.Canceled):
-		return 2
-	case errors.Is(err, ratelimit.ErrStore):
-		return 0
-	case errors.Is(err, ratelimit.ErrInvalidKey), errors.Is(err, ratelimit.ErrInvalidN), errors.Is(err, ratelimit.ErrInvalidLimit):
-		return 3
-	case errors.Is(err, ratelimit.ErrClosed):
-		return 4
-	}
-	return 5
 }
 
 // RecordShadowed records that the request denied by d, a decision this
@@ -319,7 +265,7 @@ func (l *Limiter) RecordShadowed(d ratelimit.Decision) {
 	if l.off || d.Allowed {
 		return
 	}
-	l.stripe().n[slotShadowed+sourceIndex(d.Source)].Add(1)
+	l.stripe().decided[shadowed][sourceIndex(d.Source)].Add(1)
 }
 
 // A ShadowRecorder records requests that a rejection layer admitted
@@ -356,66 +302,4 @@ func (l *Limiter) Close(ctx context.Context) error {
 		err = errors.Join(err, c.Close(ctx))
 	}
 	return err
-}
-
-// observe is the callback of the observable counters.
-func (l *Limiter) observe(_ context.Context, o metric.Observer) error {
-	// Read order: shadowed, then the other outcomes, then calls. Each is
-	// counted after the one read after it (a check is counted in calls
-	// before its outcome, a denial before its shadowing), so every count
-	// read is covered by the ones read later and no difference below goes
-	// negative.
-	var sum [numSlots]int64
-	var calls int64
-	for i := range l.stripes {
-		for s := range numSources {
-			sum[slotShadowed+s] += l.stripes[i].n[slotShadowed+s].Load()
-		}
-	}
-	for i := range l.stripes {
-		for s := range slotShadowed {
-			sum[s] += l.stripes[i].n[s].Load()
-		}
-		for s := slotErrors; s < numSlots; s++ {
-			sum[s] += l.stripes[i].n[s].Load()
-		}
-	}
-	for i := range l.stripes {
-		calls += l.stripes[i].calls.Load()
-	}
-
-	// Allowed-and-local is what the other outcomes leave of the calls;
-	// denied excludes what was shadowed since. A check in progress counts
-	// as allowed and local, and a denial shadowed after a collection
-	// counted it as denied; so each of these two counts holds at its last
-	// reported value until the true count catches up, and never decreases.
-	others := calls
-	for s := range slotShadowed {
-		if s != slotLocal {
-			others -= sum[s]
-		}
-	}
-	for s := slotErrors; s < numSlots; s++ {
-		others -= sum[s]
-	}
-	l.mu.Lock()
-	l.lastLocal = max(others, l.lastLocal)
-	sum[slotLocal] = l.lastLocal
-	for s := range numSources {
-		d := max(sum[slotDenied+s]-sum[slotShadowed+s], l.lastDenied[s])
-		l.lastDenied[s] = d
-		sum[slotDenied+s] = d
-	}
-	l.mu.Unlock()
-
-	for i := range numResults * numSources {
-		if i%numSources == numSources-1 && sum[i] == 0 {
-			continue // report the unknown source only if it occurs
-		}
-		o.ObserveInt64(l.decisions, sum[i], l.obs.decisions[i]...)
-	}
-	for e := range numErrors {
-		o.ObserveInt64(l.errs, sum[slotErrors+e], l.obs.errs[e]...)
-	}
-	return nil
 }
