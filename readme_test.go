@@ -492,7 +492,7 @@ func Example_readmeTelemetry() {
 		}
 		for _, sm := range rm.ScopeMetrics {
 			for _, m := range sm.Metrics {
-				if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == telemetry.MetricDecisions {
+				if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "ratelimit.decisions" {
 					var n int64
 					for _, p := range sum.DataPoints {
 						n += p.Value

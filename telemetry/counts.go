@@ -25,13 +25,16 @@ const (
 
 // String returns the ratelimit.result value of r.
 func (r result) String() string {
-	return [numResults]string{ResultAllowed, ResultDenied, ResultShadowed}[r]
+	return [numResults]string{"allowed", "denied", "shadowed"}[r]
 }
 
 // numSources is the number of ratelimit.source values counted: every
 // ratelimit.Source the package knows, then one for any other, which
 // ratelimit.Source's String calls "unknown".
 const numSources = int(ratelimit.SourceFallback) + 2
+
+// sourceName returns the ratelimit.source value of the counts at index i.
+func sourceName(i int) string { return ratelimit.Source(i).String() }
 
 // sourceIndex returns the index of s's counts.
 func sourceIndex(s ratelimit.Source) int { return min(int(s), numSources-1) }
@@ -54,7 +57,7 @@ const (
 
 // String returns the error.type value of k.
 func (k errorKind) String() string {
-	return [numErrorKinds]string{ErrorStore, ErrorTimeout, ErrorCanceled, ErrorInvalid, ErrorClosed, ErrorOther}[k]
+	return [numErrorKinds]string{"store", "timeout", "canceled", "invalid", "closed", "other"}[k]
 }
 
 // errorKindOf returns the kind of err.

@@ -100,7 +100,7 @@ func ExampleWrap() {
 			panic(err)
 		}
 	}
-	printMetrics(reader, telemetry.MetricDecisions)
+	printMetrics(reader, "ratelimit.decisions")
 	// Output:
 	// ratelimit.decisions{ratelimit.result=allowed,ratelimit.source=redis,ratelimit.tier=free} 3
 	// ratelimit.decisions{ratelimit.result=denied,ratelimit.source=redis,ratelimit.tier=free} 2
@@ -136,7 +136,7 @@ func ExampleLimiter_RecordShadowed() {
 			}
 		}
 	}
-	printMetrics(reader, telemetry.MetricDecisions)
+	printMetrics(reader, "ratelimit.decisions")
 	// Output:
 	// ratelimit.decisions{ratelimit.result=allowed,ratelimit.source=redis,ratelimit.tier=free} 3
 	// ratelimit.decisions{ratelimit.result=shadowed,ratelimit.source=redis,ratelimit.tier=free} 2
@@ -170,8 +170,8 @@ func ExampleObserveLease() {
 	}
 	defer reg.Unregister()
 
-	printMetrics(reader, telemetry.MetricDecisions,
-		telemetry.MetricLeaseTokensHeld, telemetry.MetricLeaseTokensBudget)
+	printMetrics(reader, "ratelimit.decisions",
+		"ratelimit.lease.tokens.held", "ratelimit.lease.tokens.budget")
 	// Output:
 	// ratelimit.decisions{ratelimit.result=allowed,ratelimit.source=local,ratelimit.tier=pro} 950
 	// ratelimit.decisions{ratelimit.result=allowed,ratelimit.source=redis,ratelimit.tier=pro} 40
@@ -225,8 +225,8 @@ tiers:
 		}
 	}
 	// Decisions summed over ratelimit.source (leased or from Redis).
-	printMetrics(reader, telemetry.MetricCircuitState)
-	printTotals(reader, telemetry.MetricDecisions, telemetry.AttrSource)
+	printMetrics(reader, "ratelimit.circuit.state")
+	printTotals(reader, "ratelimit.decisions", attribute.Key("ratelimit.source"))
 	// Output:
 	// ratelimit.circuit.state{ratelimit.circuit.state=closed,ratelimit.limit=second,ratelimit.tier=free} 1
 	// ratelimit.decisions{ratelimit.limit=day,ratelimit.result=allowed,ratelimit.tier=free} 10

@@ -41,7 +41,7 @@ func globalChild(t *testing.T) {
 	mp, r := newReader(t)
 	otel.SetMeterProvider(mp)
 	_, _ = l.Allow(ctx, "k")
-	pts := ints(t, collect(t, r)[telemetry.MetricDecisions])
+	pts := ints(t, collect(t, r)["ratelimit.decisions"])
 	if v := pts["ratelimit.result=allowed,ratelimit.source=local,ratelimit.tier=g"]; v != 4 {
 		t.Fatalf("allowed/local = %d after installing the SDK, want all 4 decisions (points %v)", v, pts)
 	}

@@ -33,29 +33,29 @@ type leaseCounter struct {
 
 // leaseCounters are the counters of [ObserveLease], in a fixed order.
 var leaseCounters = []leaseCounter{
-	{MetricLeaseTokensLeased, unitToken, "Tokens Redis granted to this instance's leases.",
+	{metricLeaseTokensLeased, unitToken, "Tokens Redis granted to this instance's leases.",
 		func(s *lease.Stats) int64 { return s.TokensLeased }},
-	{MetricLeaseTokensServed, unitToken, "Leased tokens spent by admitted requests, net of refunds.",
+	{metricLeaseTokensServed, unitToken, "Leased tokens spent by admitted requests, net of refunds.",
 		func(s *lease.Stats) int64 { return s.TokensServed }},
-	{MetricLeaseTokensReturned, unitToken, "Unspent leased tokens given back to Redis (expired, evicted, closed).",
+	{metricLeaseTokensReturned, unitToken, "Unspent leased tokens given back to Redis (expired, evicted, closed).",
 		func(s *lease.Stats) int64 { return s.TokensReturned }},
-	{MetricLeaseTokensExpired, unitToken, "Leased tokens taken back unspent because their lease outlived the lease TTL.",
+	{metricLeaseTokensExpired, unitToken, "Leased tokens taken back unspent because their lease outlived the lease TTL.",
 		func(s *lease.Stats) int64 { return s.TokensExpired }},
-	{MetricLeaseRefills, unitRefill, "Lease calls to Redis, failed ones included.",
+	{metricLeaseRefills, unitRefill, "Lease calls to Redis, failed ones included.",
 		func(s *lease.Stats) int64 { return s.Refills }},
-	{MetricLeasePrefetches, unitRefill, "Refills started in the background at the low watermark.",
+	{metricLeasePrefetches, unitRefill, "Refills started in the background at the low watermark.",
 		func(s *lease.Stats) int64 { return s.Prefetches }},
-	{MetricLeaseRefillErrors, unitRefill, "Lease calls to Redis that failed.",
+	{metricLeaseRefillErrors, unitRefill, "Lease calls to Redis that failed.",
 		func(s *lease.Stats) int64 { return s.RefillErrors }},
-	{MetricLeaseWaits, unitWait, "Requests that found their key's leased tokens spent and waited for a refill.",
+	{metricLeaseWaits, unitWait, "Requests that found their key's leased tokens spent and waited for a refill.",
 		func(s *lease.Stats) int64 { return s.Waits }},
-	{MetricLeaseLocalDenials, unitDecision, "Denials answered from a remembered Redis denial, with no Redis call.",
+	{metricLeaseLocalDenials, unitDecision, "Denials answered from a remembered Redis denial, with no Redis call.",
 		func(s *lease.Stats) int64 { return s.LocalDenials }},
-	{MetricLeaseEvictions, unitKey, "Keys evicted for idleness.",
+	{metricLeaseEvictions, unitKey, "Keys evicted for idleness.",
 		func(s *lease.Stats) int64 { return s.Evicted }},
-	{MetricLeaseOverflows, unitRequest, "Requests checked with one Redis call each because the key cap was reached.",
+	{metricLeaseOverflows, unitRequest, "Requests checked with one Redis call each because the key cap was reached.",
 		func(s *lease.Stats) int64 { return s.Overflow }},
-	{MetricLeaseGiveBackErrors, unitCall, "Give-backs of unspent tokens that could not reach Redis.",
+	{metricLeaseGiveBackErrors, unitCall, "Give-backs of unspent tokens that could not reach Redis.",
 		func(s *lease.Stats) int64 { return s.GiveBackErrors }},
 }
 
@@ -72,7 +72,7 @@ type leaseObserver struct {
 	decided  metric.Int64ObservableCounter // nil unless WithLeaseDecisions
 	outcomes [6][]metric.ObserveOption     // see leaseOutcomes
 	opts     []metric.ObserveOption
-	states   [3][]metric.ObserveOption // closed, open, half-open
+	states   [len(circuitStates)][]metric.ObserveOption
 
 	mu          sync.Mutex // protects last and lastOutcome
 	last        []int64    // largest value reported per counter
@@ -81,9 +81,12 @@ type leaseObserver struct {
 
 // leaseOutcomes are the result and source of each decision count of
 // lease.Stats that WithLeaseDecisions reports, in this order.
-var leaseOutcomes = [6][2]string{
-	{ResultAllowed, "local"}, {ResultAllowed, "redis"}, {ResultAllowed, "fallback"},
-	{ResultDenied, "local"}, {ResultDenied, "redis"}, {ResultDenied, "fallback"},
+var leaseOutcomes = [6]struct {
+	r   result
+	src ratelimit.Source
+}{
+	{allowed, ratelimit.SourceLocal}, {allowed, ratelimit.SourceRedis}, {allowed, ratelimit.SourceFallback},
+	{denied, ratelimit.SourceLocal}, {denied, ratelimit.SourceRedis}, {denied, ratelimit.SourceFallback},
 }
 
 func leaseOutcomeCounts(s *lease.Stats) [6]int64 {
@@ -135,11 +138,11 @@ func ObserveLease(l LeaseStats, opts ...Option) (metric.Registration, error) {
 	}
 	base := c.baseAttrs()
 	o.opts = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(base...))}
-	for i, s := range [3]string{CircuitClosed, CircuitOpen, CircuitHalfOpen} {
-		o.states[i] = []metric.ObserveOption{metric.WithAttributeSet(withAttrs(base, AttrCircuitState.String(s)))}
+	for i, s := range circuitStates {
+		o.states[i] = []metric.ObserveOption{metric.WithAttributeSet(withAttrs(base, attrCircuit.String(s)))}
 	}
 	for i, rs := range leaseOutcomes {
-		set := withAttrs(base, AttrResult.String(rs[0]), AttrSource.String(rs[1]))
+		set := withAttrs(base, attrResult.String(rs.r.String()), attrSource.String(rs.src.String()))
 		o.outcomes[i] = []metric.ObserveOption{metric.WithAttributeSet(set)}
 	}
 
@@ -153,21 +156,21 @@ func ObserveLease(l LeaseStats, opts ...Option) (metric.Registration, error) {
 		insts = append(insts, ctr)
 	}
 	var err error
-	o.held, err = m.Int64ObservableGauge(MetricLeaseTokensHeld, metric.WithUnit(unitToken),
+	o.held, err = m.Int64ObservableGauge(metricLeaseTokensHeld, metric.WithUnit(unitToken),
 		metric.WithDescription("Leased tokens this instance holds now, not yet spent or returned, over all keys."))
 	errs = append(errs, err)
-	o.budgetG, err = m.Int64ObservableGauge(MetricLeaseTokensBudget, metric.WithUnit(unitToken),
+	o.budgetG, err = m.Int64ObservableGauge(metricLeaseTokensBudget, metric.WithUnit(unitToken),
 		metric.WithDescription("The most tokens one key's lease may hold: the accuracy budget times the burst, at least 1."))
 	errs = append(errs, err)
-	o.keys, err = m.Int64ObservableGauge(MetricLeaseKeys, metric.WithUnit(unitKey),
+	o.keys, err = m.Int64ObservableGauge(metricLeaseKeys, metric.WithUnit(unitKey),
 		metric.WithDescription("Keys this instance tracks now."))
 	errs = append(errs, err)
-	o.circuitG, err = m.Int64ObservableGauge(MetricCircuitState, metric.WithUnit(unitState),
+	o.circuitG, err = m.Int64ObservableGauge(metricCircuitState, metric.WithUnit(unitState),
 		metric.WithDescription("1 for the circuit breaker's current state, 0 for the others."))
 	errs = append(errs, err)
 	insts = append(insts, o.held, o.budgetG, o.keys, o.circuitG)
 	if c.leaseDecisions {
-		o.decided, err = m.Int64ObservableCounter(MetricDecisions,
+		o.decided, err = m.Int64ObservableCounter(metricDecisions,
 			metric.WithUnit(unitDecision),
 			metric.WithDescription("Rate-limit decisions, by result (allowed, denied, shadowed) and source (local, redis, fallback)."))
 		errs = append(errs, err)
@@ -217,7 +220,7 @@ func (o *leaseObserver) observe(_ context.Context, obs metric.Observer) error {
 		state = o.circuit()
 	}
 	if state != "" { // a LeaseStats that knows no breaker
-		for i, name := range [3]string{CircuitClosed, CircuitOpen, CircuitHalfOpen} {
+		for i, name := range circuitStates {
 			var v int64
 			if state == name {
 				v = 1

@@ -70,7 +70,7 @@ func TestObserveLease(t *testing.T) {
 		Keys: 5, Evicted: 6, Overflow: 7, GiveBackErrors: 1,
 		FailOpen: 11, FailClosed: 12, FailLocal: 13, Breaker: "open", // Breaker: overridden by WithCircuitState
 	})
-	state := telemetry.CircuitClosed
+	state := "closed"
 	var stateMu sync.Mutex
 	reg, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"),
 		telemetry.WithLimitName("per-second"), telemetry.WithAccuracyBudget(0.1),
@@ -80,34 +80,34 @@ func TestObserveLease(t *testing.T) {
 	}
 	const a = "ratelimit.limit=per-second,ratelimit.tier=free"
 	want := map[string]int64{
-		telemetry.MetricLeaseTokensLeased:   100,
-		telemetry.MetricLeaseTokensServed:   70,
-		telemetry.MetricLeaseTokensHeld:     20,
-		telemetry.MetricLeaseTokensReturned: 10,
-		telemetry.MetricLeaseTokensExpired:  8,
-		telemetry.MetricLeaseTokensBudget:   100, // 0.1 × 1000
-		telemetry.MetricLeaseRefills:        12,
-		telemetry.MetricLeaseRefillErrors:   2,
-		telemetry.MetricLeasePrefetches:     9,
-		telemetry.MetricLeaseWaits:          3,
-		telemetry.MetricLeaseLocalDenials:   4,
-		telemetry.MetricLeaseKeys:           5,
-		telemetry.MetricLeaseEvictions:      6,
-		telemetry.MetricLeaseOverflows:      7,
-		telemetry.MetricLeaseGiveBackErrors: 1,
+		"ratelimit.lease.tokens.leased":   100,
+		"ratelimit.lease.tokens.served":   70,
+		"ratelimit.lease.tokens.held":     20,
+		"ratelimit.lease.tokens.returned": 10,
+		"ratelimit.lease.tokens.expired":  8,
+		"ratelimit.lease.tokens.budget":   100, // 0.1 × 1000
+		"ratelimit.lease.refills":        12,
+		"ratelimit.lease.refill.errors":   2,
+		"ratelimit.lease.prefetches":     9,
+		"ratelimit.lease.waits":          3,
+		"ratelimit.lease.local_denials":   4,
+		"ratelimit.lease.keys":           5,
+		"ratelimit.lease.evictions":      6,
+		"ratelimit.lease.overflows":      7,
+		"ratelimit.lease.giveback.errors": 1,
 	}
 	got := collect(t, r)
 	for name, v := range want {
 		assertInts(t, got, name, map[string]int64{a: v})
 	}
-	assertInts(t, got, telemetry.MetricCircuitState, map[string]int64{
+	assertInts(t, got, "ratelimit.circuit.state", map[string]int64{
 		"ratelimit.circuit.state=closed," + a:    1,
 		"ratelimit.circuit.state=open," + a:      0,
 		"ratelimit.circuit.state=half-open," + a: 0,
 	})
 	// Decisions of the failure policy count in ratelimit.decisions, with
 	// WithLeaseDecisions only (TestObserveLeaseDecisions), never apart.
-	for _, name := range []string{telemetry.MetricLeaseFallbacks, telemetry.MetricFallbackDecisions, telemetry.MetricDecisions} {
+	for _, name := range []string{"ratelimit.lease.fallbacks", "ratelimit.fallback.decisions", "ratelimit.decisions"} {
 		if m, ok := got[name]; ok {
 			t.Errorf("%s reported: %v", name, ints(t, m))
 		}
@@ -117,14 +117,14 @@ func TestObserveLease(t *testing.T) {
 	// falls: the counter holds, the gauge follows.
 	f.set(lease.Stats{TokensLeased: 110, TokensServed: 65, TokensHeld: 3})
 	stateMu.Lock()
-	state = telemetry.CircuitOpen
+	state = "open"
 	stateMu.Unlock()
 	got = collect(t, r)
-	assertInts(t, got, telemetry.MetricLeaseTokensServed, map[string]int64{a: 70})
-	assertInts(t, got, telemetry.MetricLeaseTokensLeased, map[string]int64{a: 110})
-	assertInts(t, got, telemetry.MetricLeaseTokensHeld, map[string]int64{a: 3})
-	assertInts(t, got, telemetry.MetricLeaseRefills, map[string]int64{a: 12})
-	assertInts(t, got, telemetry.MetricCircuitState, map[string]int64{
+	assertInts(t, got, "ratelimit.lease.tokens.served", map[string]int64{a: 70})
+	assertInts(t, got, "ratelimit.lease.tokens.leased", map[string]int64{a: 110})
+	assertInts(t, got, "ratelimit.lease.tokens.held", map[string]int64{a: 3})
+	assertInts(t, got, "ratelimit.lease.refills", map[string]int64{a: 12})
+	assertInts(t, got, "ratelimit.circuit.state", map[string]int64{
 		"ratelimit.circuit.state=closed," + a:    0,
 		"ratelimit.circuit.state=open," + a:      1,
 		"ratelimit.circuit.state=half-open," + a: 0,
@@ -133,7 +133,7 @@ func TestObserveLease(t *testing.T) {
 	if err := reg.Unregister(); err != nil {
 		t.Fatal(err)
 	}
-	if m, ok := collect(t, r)[telemetry.MetricLeaseTokensLeased]; ok {
+	if m, ok := collect(t, r)["ratelimit.lease.tokens.leased"]; ok {
 		t.Errorf("still reported after Unregister: %v", ints(t, m))
 	}
 }
@@ -142,11 +142,11 @@ func TestObserveLease(t *testing.T) {
 // circuit state comes from Stats.Breaker.
 func TestLeaseBreakerFromStats(t *testing.T) {
 	mp, r := newReader(t)
-	f := &fakeStats{lim: ratelimit.PerSecond(100), s: lease.Stats{Breaker: telemetry.CircuitHalfOpen}}
+	f := &fakeStats{lim: ratelimit.PerSecond(100), s: lease.Stats{Breaker: "half-open"}}
 	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp)); err != nil {
 		t.Fatal(err)
 	}
-	assertInts(t, collect(t, r), telemetry.MetricCircuitState, map[string]int64{
+	assertInts(t, collect(t, r), "ratelimit.circuit.state", map[string]int64{
 		"ratelimit.circuit.state=closed":    0,
 		"ratelimit.circuit.state=open":      0,
 		"ratelimit.circuit.state=half-open": 1,
@@ -176,8 +176,8 @@ func TestLeaseBudget(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := collect(t, r)
-			assertInts(t, got, telemetry.MetricLeaseTokensBudget, map[string]int64{"": tc.want})
-			if _, ok := got[telemetry.MetricCircuitState]; ok {
+			assertInts(t, got, "ratelimit.lease.tokens.budget", map[string]int64{"": tc.want})
+			if _, ok := got["ratelimit.circuit.state"]; ok {
 				t.Error("circuit state reported though neither Stats nor WithCircuitState knows it")
 			}
 		})
@@ -202,19 +202,19 @@ func TestObserveRealLease(t *testing.T) {
 		}
 	}
 	got := collect(t, r)
-	leased := ints(t, got[telemetry.MetricLeaseTokensLeased])[""]
-	served := ints(t, got[telemetry.MetricLeaseTokensServed])[""]
-	held := ints(t, got[telemetry.MetricLeaseTokensHeld])[""]
-	keys := ints(t, got[telemetry.MetricLeaseKeys])[""]
-	refills := ints(t, got[telemetry.MetricLeaseRefills])[""]
+	leased := ints(t, got["ratelimit.lease.tokens.leased"])[""]
+	served := ints(t, got["ratelimit.lease.tokens.served"])[""]
+	held := ints(t, got["ratelimit.lease.tokens.held"])[""]
+	keys := ints(t, got["ratelimit.lease.keys"])[""]
+	refills := ints(t, got["ratelimit.lease.refills"])[""]
 	if served != 100 || leased < served || held != leased-served || keys != 1 || refills < 1 {
 		t.Errorf("leased %d, served %d, held %d, keys %d, refills %d; want 100 served of the leased, the rest held, 1 key, a refill",
 			leased, served, held, keys, refills)
 	}
-	if st := ints(t, got[telemetry.MetricCircuitState]); st["ratelimit.circuit.state=closed"] != 1 || st["ratelimit.circuit.state=open"] != 0 {
+	if st := ints(t, got["ratelimit.circuit.state"]); st["ratelimit.circuit.state=closed"] != 1 || st["ratelimit.circuit.state=open"] != 0 {
 		t.Errorf("circuit state %v, want the lease breaker's: closed", st)
 	}
-	budget := ints(t, got[telemetry.MetricLeaseTokensBudget])[""]
+	budget := ints(t, got["ratelimit.lease.tokens.budget"])[""]
 	if want := int64(lease.DefaultAccuracyBudget * float64(l.Limit().Burst)); budget != want {
 		t.Errorf("budget %d, want %d", budget, want)
 	}
@@ -227,7 +227,7 @@ func TestObserveLeaseDecisions(t *testing.T) {
 	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp), telemetry.WithTier("pro"), telemetry.WithLeaseDecisions()); err != nil {
 		t.Fatal(err)
 	}
-	got := ints(t, collect(t, r)[telemetry.MetricDecisions])
+	got := ints(t, collect(t, r)["ratelimit.decisions"])
 	const tier = ",ratelimit.tier=pro"
 	want := map[string]int64{
 		"ratelimit.result=allowed,ratelimit.source=local" + tier:    900,
@@ -239,7 +239,7 @@ func TestObserveLeaseDecisions(t *testing.T) {
 	}
 	for k, v := range want {
 		if got[k] != v {
-			t.Errorf("%s{%s} = %d, want %d (all: %v)", telemetry.MetricDecisions, k, got[k], v, got)
+			t.Errorf("%s{%s} = %d, want %d (all: %v)", "ratelimit.decisions", k, got[k], v, got)
 		}
 	}
 
@@ -248,7 +248,7 @@ func TestObserveLeaseDecisions(t *testing.T) {
 	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp2)); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := collect(t, r2)[telemetry.MetricDecisions]; ok {
-		t.Fatalf("%s reported without WithLeaseDecisions", telemetry.MetricDecisions)
+	if _, ok := collect(t, r2)["ratelimit.decisions"]; ok {
+		t.Fatalf("%s reported without WithLeaseDecisions", "ratelimit.decisions")
 	}
 }

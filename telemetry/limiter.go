@@ -118,26 +118,26 @@ func Wrap(l ratelimit.Limiter, opts ...Option) (*Limiter, error) {
 	base := c.baseAttrs()
 	for r := range numResults {
 		for src := range numSources {
-			set := withAttrs(base, AttrResult.String(r.String()), AttrSource.String(ratelimit.Source(src).String()))
+			set := withAttrs(base, attrResult.String(r.String()), attrSource.String(sourceName(src)))
 			t.obs.decided[r][src] = []metric.ObserveOption{metric.WithAttributeSet(set)}
 			t.rec.decided[r][src] = []metric.RecordOption{metric.WithAttributeSet(set)}
 		}
 	}
 	for k := range numErrorKinds {
-		set := withAttrs(base, AttrErrorType.String(k.String()))
+		set := withAttrs(base, attrErrorType.String(k.String()))
 		t.obs.failed[k] = []metric.ObserveOption{metric.WithAttributeSet(set)}
 		t.rec.failed[k] = []metric.RecordOption{metric.WithAttributeSet(set)}
 	}
 
 	m := c.meter()
 	var errs [4]error
-	t.decisions, errs[0] = m.Int64ObservableCounter(MetricDecisions,
+	t.decisions, errs[0] = m.Int64ObservableCounter(metricDecisions,
 		metric.WithUnit(unitDecision),
 		metric.WithDescription("Rate-limit decisions, by result (allowed, denied, shadowed) and source (local, redis, fallback)."))
-	t.errs, errs[1] = m.Int64ObservableCounter(MetricDecisionErrors,
+	t.errs, errs[1] = m.Int64ObservableCounter(metricDecisionErrors,
 		metric.WithUnit(unitError),
 		metric.WithDescription("Checks that could not decide, by error type."))
-	t.hist, errs[2] = m.Float64Histogram(MetricDecisionDuration,
+	t.hist, errs[2] = m.Float64Histogram(metricDecisionDuration,
 		metric.WithUnit(unitSeconds),
 		metric.WithDescription("Time to decide, for a random sample of decisions and failed checks."),
 		metric.WithExplicitBucketBoundaries(decisionBuckets...))
@@ -156,10 +156,10 @@ func Wrap(l ratelimit.Limiter, opts ...Option) (*Limiter, error) {
 func (c *config) baseAttrs() []attribute.KeyValue {
 	kv := append([]attribute.KeyValue(nil), c.attrs...)
 	if c.tier != "" {
-		kv = append(kv, AttrTier.String(c.tier))
+		kv = append(kv, attrTier.String(c.tier))
 	}
 	if c.limit != "" {
-		kv = append(kv, AttrLimit.String(c.limit))
+		kv = append(kv, attrLimit.String(c.limit))
 	}
 	return kv
 }

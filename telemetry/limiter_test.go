@@ -95,8 +95,8 @@ func TestDecisions(t *testing.T) {
 		"ratelimit.result=shadowed,ratelimit.source=redis," + tier:    2,
 		"ratelimit.result=shadowed,ratelimit.source=fallback," + tier: 0,
 	}
-	assertInts(t, got, telemetry.MetricDecisions, wantDecisions)
-	assertInts(t, got, telemetry.MetricDecisionErrors, map[string]int64{
+	assertInts(t, got, "ratelimit.decisions", wantDecisions)
+	assertInts(t, got, "ratelimit.decision.errors", map[string]int64{
 		"error.type=store," + tier:    2,
 		"error.type=timeout," + tier:  4,
 		"error.type=canceled," + tier: 1,
@@ -105,19 +105,19 @@ func TestDecisions(t *testing.T) {
 		"error.type=other," + tier:    1,
 	})
 	// The failure policy's decisions count once: in ratelimit.decisions.
-	if m, ok := got[telemetry.MetricFallbackDecisions]; ok {
-		t.Errorf("%s reported: %v", telemetry.MetricFallbackDecisions, ints(t, m))
+	if m, ok := got["ratelimit.fallback.decisions"]; ok {
+		t.Errorf("%s reported: %v", "ratelimit.fallback.decisions", ints(t, m))
 	}
 
 	// Every call was timed (WithSampleEvery(1)), shadowing aside: the
 	// histogram counts the calls by what the decision was at the time.
-	h := histCounts(t, got[telemetry.MetricDecisionDuration])
+	h := histCounts(t, got["ratelimit.decision.duration"])
 	var total uint64
 	for _, n := range h {
 		total += n
 	}
 	if total != uint64(calls) {
-		t.Errorf("%s counts %d decisions, want %d: %v", telemetry.MetricDecisionDuration, total, calls, h)
+		t.Errorf("%s counts %d decisions, want %d: %v", "ratelimit.decision.duration", total, calls, h)
 	}
 	if n := h["ratelimit.result=denied,ratelimit.source=local,"+tier]; n != 7 {
 		t.Errorf("histogram count of local denials = %d, want 7 (4 denied + 3 shadowed later)", n)
@@ -125,7 +125,7 @@ func TestDecisions(t *testing.T) {
 	if n := h["error.type=timeout,"+tier]; n != 4 {
 		t.Errorf("histogram count of timeouts = %d, want 4", n)
 	}
-	hd := got[telemetry.MetricDecisionDuration].Data.(metricdata.Histogram[float64])
+	hd := got["ratelimit.decision.duration"].Data.(metricdata.Histogram[float64])
 	for _, p := range hd.DataPoints {
 		if p.Bounds[0] != 100e-9 || p.Bounds[len(p.Bounds)-1] != 1 {
 			t.Errorf("histogram bounds %v, want 100ns … 1s", p.Bounds)
@@ -170,7 +170,7 @@ func TestNoTierAttribute(t *testing.T) {
 	}
 	_, _ = a.Allow(context.Background(), "k")
 	_, _ = b.Allow(context.Background(), "k")
-	pts := ints(t, collect(t, r)[telemetry.MetricDecisions])
+	pts := ints(t, collect(t, r)["ratelimit.decisions"])
 	if v := pts["ratelimit.result=allowed,ratelimit.source=local"]; v != 1 {
 		t.Errorf("untiered allowed/local = %d, want 1 (points %v)", v, pts)
 	}
@@ -194,7 +194,7 @@ func TestSameTierTwice(t *testing.T) {
 	for i := range 5 {
 		_, _ = ls[i%2].Allow(context.Background(), "k")
 	}
-	pts := ints(t, collect(t, r)[telemetry.MetricDecisions])
+	pts := ints(t, collect(t, r)["ratelimit.decisions"])
 	if v := pts["ratelimit.result=denied,ratelimit.source=redis,ratelimit.tier=free"]; v != 5 {
 		t.Errorf("denied/redis = %d, want 5 from two limiters (points %v)", v, pts)
 	}
@@ -226,7 +226,7 @@ func TestSampling(t *testing.T) {
 			}
 			got := collect(t, r)
 			var n uint64
-			if m, ok := got[telemetry.MetricDecisionDuration]; ok {
+			if m, ok := got["ratelimit.decision.duration"]; ok {
 				for _, c := range histCounts(t, m) {
 					n += c
 				}
@@ -234,7 +234,7 @@ func TestSampling(t *testing.T) {
 			if n < tc.min || n > tc.max {
 				t.Errorf("%d of %d decisions timed, want %d to %d", n, tc.calls, tc.min, tc.max)
 			}
-			if v := ints(t, got[telemetry.MetricDecisions])["ratelimit.result=allowed,ratelimit.source=local"]; v != int64(tc.calls) {
+			if v := ints(t, got["ratelimit.decisions"])["ratelimit.result=allowed,ratelimit.source=local"]; v != int64(tc.calls) {
 				t.Errorf("counted %d decisions, want all %d whatever the sampling", v, tc.calls)
 			}
 		})
@@ -272,7 +272,7 @@ func TestShadowedMonotonic(t *testing.T) {
 	}
 	for i, s := range steps {
 		s.do()
-		pts := ints(t, collect(t, r)[telemetry.MetricDecisions])
+		pts := ints(t, collect(t, r)["ratelimit.decisions"])
 		if pts[denied] != s.wantDenied || pts[shadowed] != s.wantShad {
 			t.Errorf("step %d: denied %d, shadowed %d; want %d, %d", i, pts[denied], pts[shadowed], s.wantDenied, s.wantShad)
 		}
@@ -310,14 +310,14 @@ collecting:
 			break collecting
 		default:
 		}
-		pts := ints(t, collect(t, r)[telemetry.MetricDecisions])
+		pts := ints(t, collect(t, r)["ratelimit.decisions"])
 		if pts[denied] < lastD || pts[shadowed] < lastS {
 			t.Fatalf("counts went down: denied %d → %d, shadowed %d → %d", lastD, pts[denied], lastS, pts[shadowed])
 		}
 		lastD, lastS = pts[denied], pts[shadowed]
 	}
 	<-done
-	pts := ints(t, collect(t, r)[telemetry.MetricDecisions])
+	pts := ints(t, collect(t, r)["ratelimit.decisions"])
 	const total, shad = goroutines * each, goroutines * each / 4
 	if pts[shadowed] != shad || pts[denied] != total-shad {
 		t.Errorf("denied %d, shadowed %d; want %d, %d", pts[denied], pts[shadowed], total-shad, shad)
@@ -349,7 +349,7 @@ func TestNoopProvider(t *testing.T) {
 func TestAllocs(t *testing.T) {
 	mp, _ := newReader(t)
 	ctx := context.Background()
-	for _, every := range []int{1, telemetry.DefaultSampleEvery} {
+	for _, every := range []int{1, 64} {
 		l, err := telemetry.Wrap(constLimiter{allowedLocal}, telemetry.WithMeterProvider(mp), telemetry.WithSampleEvery(every))
 		if err != nil {
 			t.Fatal(err)
@@ -400,7 +400,7 @@ func TestRefundAndClose(t *testing.T) {
 	if err := nr.Close(ctx); err != nil {
 		t.Errorf("Close of a limiter without Close: %v", err)
 	}
-	if m, ok := collect(t, r)[telemetry.MetricDecisions]; ok {
+	if m, ok := collect(t, r)["ratelimit.decisions"]; ok {
 		t.Errorf("closed limiters still report: %v", ints(t, m))
 	}
 	if _, err := telemetry.Wrap(nil); err == nil {
@@ -427,7 +427,7 @@ func TestLeaseHitPath(t *testing.T) {
 	// 1,002 calls: the warm-up, AllocsPerRun's own warm-up and 1,000 runs.
 	// While the lease's size ramps up a few wait for a refill (Source
 	// redis); the rest are hits.
-	pts := ints(t, collect(t, r)[telemetry.MetricDecisions])
+	pts := ints(t, collect(t, r)["ratelimit.decisions"])
 	local := pts["ratelimit.result=allowed,ratelimit.source=local,ratelimit.tier=free"]
 	redis := pts["ratelimit.result=allowed,ratelimit.source=redis,ratelimit.tier=free"]
 	if local+redis != 1002 || local < 950 {
@@ -462,7 +462,7 @@ func TestInFlight(t *testing.T) {
 	const local, denied = "ratelimit.result=allowed,ratelimit.source=local", "ratelimit.result=denied,ratelimit.source=redis"
 	check := func(when string, wantLocal, wantDenied int64) {
 		t.Helper()
-		pts := ints(t, collect(t, r)[telemetry.MetricDecisions])
+		pts := ints(t, collect(t, r)["ratelimit.decisions"])
 		if pts[local] != wantLocal || pts[denied] != wantDenied {
 			t.Errorf("%s: allowed/local %d, denied/redis %d; want %d, %d", when, pts[local], pts[denied], wantLocal, wantDenied)
 		}
@@ -474,7 +474,7 @@ func TestInFlight(t *testing.T) {
 	}()
 	// Wait until the check has been counted, bounded.
 	for i := 0; i < 500; i++ {
-		if ints(t, collect(t, r)[telemetry.MetricDecisions])[local] == 1 {
+		if ints(t, collect(t, r)["ratelimit.decisions"])[local] == 1 {
 			break
 		}
 		time.Sleep(time.Millisecond)

@@ -7,129 +7,58 @@ import "go.opentelemetry.io/otel/attribute"
 const ScopeName = "github.com/distributedratelimiter/ratelimit"
 
 // Metric names. docs/metrics.md describes each: its kind, unit,
-// attributes, and what to alert on. A test pins them: renaming one breaks
-// dashboards and alerts.
+// attributes, and what to alert on. TestMetricNames pins them: renaming
+// one breaks dashboards and alerts.
 const (
-	// Decisions, recorded by a [Limiter] (and by [ObserveLease] with
-	// [WithLeaseDecisions]). Decisions of the failure policy are those
-	// with ratelimit.source=fallback.
-	MetricDecisions        = "ratelimit.decisions"
-	MetricDecisionDuration = "ratelimit.decision.duration"
-	MetricDecisionErrors   = "ratelimit.decision.errors"
+	// Decisions, recorded by a [Limiter] and by [ObserveLease]. Decisions
+	// of the failure policy are those with ratelimit.source=fallback.
+	metricDecisions        = "ratelimit.decisions"
+	metricDecisionDuration = "ratelimit.decision.duration"
+	metricDecisionErrors   = "ratelimit.decision.errors"
 
-	// MetricFallbackDecisions is no longer reported: it repeated
-	// ratelimit.decisions{ratelimit.source=fallback}.
-	//
-	// Deprecated: count ratelimit.decisions with ratelimit.source=fallback.
-	MetricFallbackDecisions = "ratelimit.fallback.decisions"
-
-	// Redis calls, recorded by a [RedisHook].
-	MetricRedisCalls    = "ratelimit.redis.calls"
-	MetricRedisDuration = "ratelimit.redis.duration"
+	// Redis calls, recorded by the hook of [NewRedisHook].
+	metricRedisCalls    = "ratelimit.redis.calls"
+	metricRedisDuration = "ratelimit.redis.duration"
 
 	// Leasing, observed by [ObserveLease] from lease.Stats.
-	MetricLeaseTokensLeased   = "ratelimit.lease.tokens.leased"
-	MetricLeaseTokensServed   = "ratelimit.lease.tokens.served"
-	MetricLeaseTokensReturned = "ratelimit.lease.tokens.returned"
-	MetricLeaseTokensExpired  = "ratelimit.lease.tokens.expired"
-	MetricLeaseTokensHeld     = "ratelimit.lease.tokens.held"
-	MetricLeaseTokensBudget   = "ratelimit.lease.tokens.budget"
-	MetricLeaseRefills        = "ratelimit.lease.refills"
-	MetricLeasePrefetches     = "ratelimit.lease.prefetches"
-	MetricLeaseRefillErrors   = "ratelimit.lease.refill.errors"
-	MetricLeaseWaits          = "ratelimit.lease.waits"
-	MetricLeaseLocalDenials   = "ratelimit.lease.local_denials"
-	MetricLeaseKeys           = "ratelimit.lease.keys"
-	MetricLeaseEvictions      = "ratelimit.lease.evictions"
-	MetricLeaseOverflows      = "ratelimit.lease.overflows"
-	MetricLeaseGiveBackErrors = "ratelimit.lease.giveback.errors"
+	metricLeaseTokensLeased   = "ratelimit.lease.tokens.leased"
+	metricLeaseTokensServed   = "ratelimit.lease.tokens.served"
+	metricLeaseTokensReturned = "ratelimit.lease.tokens.returned"
+	metricLeaseTokensExpired  = "ratelimit.lease.tokens.expired"
+	metricLeaseTokensHeld     = "ratelimit.lease.tokens.held"
+	metricLeaseTokensBudget   = "ratelimit.lease.tokens.budget"
+	metricLeaseRefills        = "ratelimit.lease.refills"
+	metricLeasePrefetches     = "ratelimit.lease.prefetches"
+	metricLeaseRefillErrors   = "ratelimit.lease.refill.errors"
+	metricLeaseWaits          = "ratelimit.lease.waits"
+	metricLeaseLocalDenials   = "ratelimit.lease.local_denials"
+	metricLeaseKeys           = "ratelimit.lease.keys"
+	metricLeaseEvictions      = "ratelimit.lease.evictions"
+	metricLeaseOverflows      = "ratelimit.lease.overflows"
+	metricLeaseGiveBackErrors = "ratelimit.lease.giveback.errors"
 
-	// MetricLeaseFallbacks is no longer reported: it counted by policy
-	// the decisions that ratelimit.decisions{ratelimit.source=fallback}
-	// counts.
-	//
-	// Deprecated: observe with [WithLeaseDecisions] and count
-	// ratelimit.decisions with ratelimit.source=fallback.
-	MetricLeaseFallbacks = "ratelimit.lease.fallbacks"
-
-	// MetricCircuitState is observed by [ObserveLease]: the lease
+	// metricCircuitState is observed by [ObserveLease]: the lease
 	// limiter's circuit breaker, or the one [WithCircuitState] reports.
-	MetricCircuitState = "ratelimit.circuit.state"
+	metricCircuitState = "ratelimit.circuit.state"
 )
 
 // Attribute keys. No metric ever carries a client key, which is
-// unbounded and may identify a person.
+// unbounded and may identify a person. Their values are the String of
+// result, ratelimit.Source, errorKind and outcome, and circuitStates.
 const (
-	// AttrTier is the tier's name, set with [WithTier]; absent when empty.
-	AttrTier attribute.Key = "ratelimit.tier"
-	// AttrLimit is the limit's name, set with [WithLimitName]; absent when
-	// empty.
-	AttrLimit attribute.Key = "ratelimit.limit"
-	// AttrResult is allowed, denied or shadowed.
-	AttrResult attribute.Key = "ratelimit.result"
-	// AttrSource is where a decision was made: local, redis or fallback
-	// (ratelimit.Source's String).
-	AttrSource attribute.Key = "ratelimit.source"
-	// AttrErrorType classifies a failed check: store, timeout, canceled,
-	// invalid, closed or other. The key is OpenTelemetry's general
-	// error.type.
-	AttrErrorType attribute.Key = "error.type"
-	// AttrFallbackPolicy was the attribute of the metrics that
-	// MetricFallbackDecisions and MetricLeaseFallbacks name.
-	//
-	// Deprecated: no metric carries it any more.
-	AttrFallbackPolicy attribute.Key = "ratelimit.fallback.policy"
-	// AttrScript is the short name of one of the algorithms package's Lua
-	// scripts, as algorithms.ScriptName gives it.
-	AttrScript attribute.Key = "ratelimit.script"
-	// AttrOutcome is how a Redis call ended: ok, error, timeout, noscript
-	// or canceled.
-	AttrOutcome attribute.Key = "ratelimit.outcome"
-	// AttrCircuitState is closed, open or half-open.
-	AttrCircuitState attribute.Key = "ratelimit.circuit.state"
+	attrTier      attribute.Key = "ratelimit.tier"   // [WithTier]; absent when empty
+	attrLimit     attribute.Key = "ratelimit.limit"  // [WithLimitName]; absent when empty
+	attrResult    attribute.Key = "ratelimit.result" // allowed, denied or shadowed
+	attrSource    attribute.Key = "ratelimit.source" // local, redis, fallback (or unknown)
+	attrErrorType attribute.Key = "error.type"       // OpenTelemetry's general key: store, timeout, canceled, invalid, closed or other
+	attrScript    attribute.Key = "ratelimit.script" // a script's short name, as algorithms.ScriptName gives it
+	attrOutcome   attribute.Key = "ratelimit.outcome"
+	attrCircuit   attribute.Key = "ratelimit.circuit.state"
 )
 
-// Values of [AttrResult].
-const (
-	ResultAllowed  = "allowed"
-	ResultDenied   = "denied"
-	ResultShadowed = "shadowed"
-)
-
-// Values of [AttrErrorType].
-const (
-	ErrorStore    = "store"    // ratelimit.ErrStore: Redis failed or replied badly
-	ErrorTimeout  = "timeout"  // a deadline passed (the caller's or the limiter's)
-	ErrorCanceled = "canceled" // the caller's context was cancelled
-	ErrorInvalid  = "invalid"  // an invalid key, n or limit
-	ErrorClosed   = "closed"   // ratelimit.ErrClosed
-	ErrorOther    = "other"
-)
-
-// Values of [AttrFallbackPolicy].
-//
-// Deprecated: no metric carries them any more.
-const (
-	FallbackOpen   = "open"
-	FallbackClosed = "closed"
-	FallbackLocal  = "local" // ratelimit.FailLocal: this instance's share of the limit
-)
-
-// Values of [AttrOutcome].
-const (
-	OutcomeOK       = "ok"       // Redis replied (a nil reply included)
-	OutcomeError    = "error"    // an error reply or a connection failure
-	OutcomeTimeout  = "timeout"  // a deadline passed
-	OutcomeNoScript = "noscript" // EVALSHA of a script not cached; go-redis retries with EVAL
-	OutcomeCanceled = "canceled" // the caller's context was cancelled
-)
-
-// Values of [AttrCircuitState], as the circuit breaker's State prints them.
-const (
-	CircuitClosed   = "closed"
-	CircuitOpen     = "open"
-	CircuitHalfOpen = "half-open"
-)
+// circuitStates are the values of attrCircuit, as the circuit breaker's
+// State prints them.
+var circuitStates = [...]string{"closed", "open", "half-open"}
 
 // Units, in UCUM as OpenTelemetry's conventions write them.
 const (

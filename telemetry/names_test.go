@@ -57,7 +57,7 @@ func TestMetricNames(t *testing.T) {
 	_, _ = l.Allow(ctx, "k")
 	f := &fakeStats{lim: ratelimit.PerSecond(100), s: lease.Stats{TokensLeased: 1}}
 	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp),
-		telemetry.WithCircuitState(func() string { return telemetry.CircuitClosed })); err != nil {
+		telemetry.WithCircuitState(func() string { return "closed" })); err != nil {
 		t.Fatal(err)
 	}
 	hook, err := telemetry.NewRedisHook(telemetry.WithMeterProvider(mp))

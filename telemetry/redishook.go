@@ -28,8 +28,22 @@ const (
 	attrBatchSize   attribute.Key = "db.operation.batch.size"
 )
 
-// outcomes are the values of AttrOutcome, indexed as outcome returns.
-var outcomes = [...]string{OutcomeOK, OutcomeError, OutcomeTimeout, OutcomeNoScript, OutcomeCanceled}
+// outcome is how a Redis call ended: its ratelimit.outcome.
+type outcome uint8
+
+const (
+	outcomeOK       outcome = iota // Redis replied (a nil reply included)
+	outcomeError                   // an error reply or a connection failure
+	outcomeTimeout                 // a deadline passed
+	outcomeNoScript                // EVALSHA of a script not cached; go-redis retries with EVAL
+	outcomeCanceled                // the caller's context was cancelled
+	numOutcomes
+)
+
+// String returns the ratelimit.outcome value of o.
+func (o outcome) String() string {
+	return [numOutcomes]string{"ok", "error", "timeout", "noscript", "canceled"}[o]
+}
 
 // RedisHook is a go-redis hook that counts and times the Redis calls of the
 // algorithms package's Lua scripts (EVAL and EVALSHA, read-only variants
@@ -59,8 +73,8 @@ var _ redis.Hook = (*RedisHook)(nil)
 // scriptTelemetry holds the precomputed options of one script.
 type scriptTelemetry struct {
 	name     string
-	add      [len(outcomes)][]metric.AddOption
-	record   [len(outcomes)][]metric.RecordOption
+	add      [numOutcomes][]metric.AddOption
+	record   [numOutcomes][]metric.RecordOption
 	spanOpts [2][]trace.SpanStartOption // EVALSHA, EVAL
 	spanName [2]string
 }
@@ -74,10 +88,10 @@ func NewRedisHook(opts ...Option) (*RedisHook, error) {
 	m := c.meter()
 	h := &RedisHook{}
 	var err1, err2 error
-	h.calls, err1 = m.Int64Counter(MetricRedisCalls,
+	h.calls, err1 = m.Int64Counter(metricRedisCalls,
 		metric.WithUnit(unitCall),
 		metric.WithDescription("Redis calls of the rate limiter's scripts, by script and outcome."))
-	h.dur, err2 = m.Float64Histogram(MetricRedisDuration,
+	h.dur, err2 = m.Float64Histogram(metricRedisDuration,
 		metric.WithUnit(unitSeconds),
 		metric.WithDescription("Duration of the Redis calls of the rate limiter's scripts, round trip included."),
 		metric.WithExplicitBucketBoundaries(redisBuckets...))
@@ -107,7 +121,7 @@ func (h *RedisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		start := time.Now()
 		err := next(ctx, cmd)
 		elapsed := time.Since(start)
-		oc := outcome(err)
+		oc := outcomeOf(err)
 		h.calls.Add(ctx, 1, st.add[oc]...)
 		h.dur.Record(ctx, elapsed.Seconds(), st.record[oc]...)
 		if span != nil {
@@ -141,22 +155,22 @@ func (h *RedisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 		elapsed := time.Since(start).Seconds()
 		for _, cmd := range cmds {
 			if st, _ := h.script(cmd); st != nil {
-				oc := outcome(cmd.Err())
+				oc := outcomeOf(cmd.Err())
 				h.calls.Add(ctx, 1, st.add[oc]...)
 				h.dur.Record(ctx, elapsed, st.record[oc]...)
 			}
 		}
 		if span != nil {
-			endSpan(span, err, outcome(err))
+			endSpan(span, err, outcomeOf(err))
 		}
 		return err
 	}
 }
 
-func endSpan(span trace.Span, err error, oc int) {
-	if oc != 0 {
+func endSpan(span trace.Span, err error, oc outcome) {
+	if oc != outcomeOK {
 		span.RecordError(err)
-		span.SetStatus(codes.Error, outcomes[oc])
+		span.SetStatus(codes.Error, oc.String())
 	}
 	span.End()
 }
@@ -200,34 +214,33 @@ func (h *RedisHook) script(cmd redis.Cmder) (*scriptTelemetry, int) {
 
 func newScriptTelemetry(name string) *scriptTelemetry {
 	st := &scriptTelemetry{name: name}
-	for i, oc := range outcomes {
-		set := attribute.NewSet(AttrScript.String(name), AttrOutcome.String(oc))
-		st.add[i] = []metric.AddOption{metric.WithAttributeSet(set)}
-		st.record[i] = []metric.RecordOption{metric.WithAttributeSet(set)}
+	for oc := range numOutcomes {
+		set := attribute.NewSet(attrScript.String(name), attrOutcome.String(oc.String()))
+		st.add[oc] = []metric.AddOption{metric.WithAttributeSet(set)}
+		st.record[oc] = []metric.RecordOption{metric.WithAttributeSet(set)}
 	}
 	for i, op := range [2]string{"EVALSHA", "EVAL"} {
 		st.spanName[i] = op + " " + name
 		st.spanOpts[i] = []trace.SpanStartOption{
 			trace.WithSpanKind(trace.SpanKindClient),
-			trace.WithAttributes(attrDBSystem.String("redis"), attrDBOperation.String(op), AttrScript.String(name)),
+			trace.WithAttributes(attrDBSystem.String("redis"), attrDBOperation.String(op), attrScript.String(name)),
 		}
 	}
 	return st
 }
 
-// outcome returns the index in outcomes of how a call that returned err
-// ended.
-func outcome(err error) int {
+// outcomeOf returns how a call that returned err ended.
+func outcomeOf(err error) outcome {
 	var ne net.Error
 	switch {
 	case err == nil, errors.Is(err, redis.Nil):
-		return 0
+		return outcomeOK
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
-		return 2
+		return outcomeTimeout
 	case errors.Is(err, context.Canceled):
-		return 4
+		return outcomeCanceled
 	case redis.HasErrorPrefix(err, "NOSCRIPT"):
-		return 3
+		return outcomeNoScript
 	}
-	return 1
+	return outcomeError
 }

@@ -128,14 +128,14 @@ func TestRedisHook(t *testing.T) {
 		"ratelimit.outcome=timeout,ratelimit.script=gcra":               1,
 		"ratelimit.outcome=noscript,ratelimit.script=token_bucket_take": 1,
 	}
-	assertInts(t, got, telemetry.MetricRedisCalls, want)
-	h := histCounts(t, got[telemetry.MetricRedisDuration])
+	assertInts(t, got, "ratelimit.redis.calls", want)
+	h := histCounts(t, got["ratelimit.redis.duration"])
 	for k, v := range want {
 		if h[k] != uint64(v) {
-			t.Errorf("%s{%s} counts %d, want %d", telemetry.MetricRedisDuration, k, h[k], v)
+			t.Errorf("%s{%s} counts %d, want %d", "ratelimit.redis.duration", k, h[k], v)
 		}
 	}
-	hd := got[telemetry.MetricRedisDuration]
+	hd := got["ratelimit.redis.duration"]
 	if hd.Unit != "s" {
 		t.Errorf("%s unit %q, want s", hd.Name, hd.Unit)
 	}
@@ -160,7 +160,7 @@ func TestRedisHook(t *testing.T) {
 	for _, s := range spans.Ended()[:1] {
 		var script string
 		for _, kv := range s.Attributes() {
-			if kv.Key == telemetry.AttrScript {
+			if kv.Key == "ratelimit.script" {
 				script = kv.Value.AsString()
 			}
 		}
@@ -191,7 +191,7 @@ func TestRedisHookNoTracer(t *testing.T) {
 	if n := len(spans.Ended()); n != 1 {
 		t.Errorf("%d spans ended, want only the test's own", n)
 	}
-	assertInts(t, collect(t, r), telemetry.MetricRedisCalls, map[string]int64{
+	assertInts(t, collect(t, r), "ratelimit.redis.calls", map[string]int64{
 		"ratelimit.outcome=ok,ratelimit.script=token_bucket_take_up_to": 1,
 	})
 }
@@ -203,12 +203,12 @@ func TestRedisHookOutcomes(t *testing.T) {
 		err  error
 		want string
 	}{
-		{nil, telemetry.OutcomeOK},
-		{redis.Nil, telemetry.OutcomeOK},
-		{context.DeadlineExceeded, telemetry.OutcomeTimeout},
-		{fmt.Errorf("read: %w", os.ErrDeadlineExceeded), telemetry.OutcomeTimeout},
-		{context.Canceled, telemetry.OutcomeCanceled},
-		{errors.New("dial tcp: connection refused"), telemetry.OutcomeError},
+		{nil, "ok"},
+		{redis.Nil, "ok"},
+		{context.DeadlineExceeded, "timeout"},
+		{fmt.Errorf("read: %w", os.ErrDeadlineExceeded), "timeout"},
+		{context.Canceled, "canceled"},
+		{errors.New("dial tcp: connection refused"), "error"},
 	} {
 		t.Run(fmt.Sprint(tc.err), func(t *testing.T) {
 			mp, r := newReader(t)
@@ -223,7 +223,7 @@ func TestRedisHookOutcomes(t *testing.T) {
 			if err := process(ctx, cmd); err != tc.err {
 				t.Errorf("hook returned %v, want next's %v", err, tc.err)
 			}
-			assertInts(t, collect(t, r), telemetry.MetricRedisCalls, map[string]int64{
+			assertInts(t, collect(t, r), "ratelimit.redis.calls", map[string]int64{
 				"ratelimit.outcome=" + tc.want + ",ratelimit.script=gcra_refund": 1,
 			})
 		})
@@ -259,7 +259,7 @@ func TestRedisHookIgnores(t *testing.T) {
 	if passed != 6 {
 		t.Errorf("%d commands passed through, want 6", passed)
 	}
-	if _, ok := collect(t, r)[telemetry.MetricRedisCalls]; ok {
+	if _, ok := collect(t, r)["ratelimit.redis.calls"]; ok {
 		t.Error("other commands were counted")
 	}
 	if h := hook.DialHook(nil); h != nil {

@@ -75,7 +75,7 @@ func TestFactory(t *testing.T) {
 		}
 	}
 	got := collect(t, r)
-	decisions := ints(t, got[telemetry.MetricDecisions])
+	decisions := ints(t, got["ratelimit.decisions"])
 	sum := func(tier, limit, result string) int64 {
 		var n int64
 		for k, v := range decisions {
@@ -99,26 +99,26 @@ func TestFactory(t *testing.T) {
 	} {
 		if n := sum(c.tier, c.limit, c.result); n != c.want {
 			t.Errorf("%s{tier=%s,limit=%s,result=%s} = %d, want %d; all: %v",
-				telemetry.MetricDecisions, c.tier, c.limit, c.result, n, c.want, decisions)
+				"ratelimit.decisions", c.tier, c.limit, c.result, n, c.want, decisions)
 		}
 	}
 	const leased = "ratelimit.limit=second,ratelimit.tier=free"
-	assertInts(t, got, telemetry.MetricCircuitState, map[string]int64{
+	assertInts(t, got, "ratelimit.circuit.state", map[string]int64{
 		"ratelimit.circuit.state=closed," + leased:    1,
 		"ratelimit.circuit.state=open," + leased:      0,
 		"ratelimit.circuit.state=half-open," + leased: 0,
 	})
-	if keys := ints(t, got[telemetry.MetricLeaseKeys]); len(keys) != 1 || keys[leased] != 1 {
-		t.Errorf("%s = %v, want 1 key of the leased limit only", telemetry.MetricLeaseKeys, keys)
+	if keys := ints(t, got["ratelimit.lease.keys"]); len(keys) != 1 || keys[leased] != 1 {
+		t.Errorf("%s = %v, want 1 key of the leased limit only", "ratelimit.lease.keys", keys)
 	}
 	// The per-request limits are wrapped (sampled times); the leased one
 	// is observed, with no wrapper on its hit path.
-	for k := range histCounts(t, got[telemetry.MetricDecisionDuration]) {
+	for k := range histCounts(t, got["ratelimit.decision.duration"]) {
 		if strings.Contains(k, "ratelimit.limit=second,") {
 			t.Errorf("the leased limit is timed (%s): it is wrapped", k)
 		}
 	}
-	for _, name := range []string{telemetry.MetricFallbackDecisions, telemetry.MetricLeaseFallbacks} {
+	for _, name := range []string{"ratelimit.fallback.decisions", "ratelimit.lease.fallbacks"} {
 		if _, ok := got[name]; ok {
 			t.Errorf("%s reported", name)
 		}
@@ -128,7 +128,7 @@ func TestFactory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for name := range collect(t, r) {
-		if name != telemetry.MetricDecisionDuration { // a histogram keeps its cumulative counts
+		if name != "ratelimit.decision.duration" { // a histogram keeps its cumulative counts
 			t.Errorf("%s still reported after Close", name)
 		}
 	}
@@ -157,12 +157,12 @@ func TestFactoryFallbacksOnce(t *testing.T) {
 	}
 	got := collect(t, r)
 	var free, basic int64
-	for k, v := range ints(t, got[telemetry.MetricDecisions]) {
+	for k, v := range ints(t, got["ratelimit.decisions"]) {
 		if v == 0 {
 			continue
 		}
 		if !strings.Contains(k, "ratelimit.source=fallback") {
-			t.Errorf("%s{%s} = %d: only fallback decisions were made", telemetry.MetricDecisions, k, v)
+			t.Errorf("%s{%s} = %d: only fallback decisions were made", "ratelimit.decisions", k, v)
 		}
 		switch {
 		case strings.HasSuffix(k, "ratelimit.tier=free"):
@@ -174,12 +174,12 @@ func TestFactoryFallbacksOnce(t *testing.T) {
 	if free != 4 || basic != 3 {
 		t.Errorf("fallback decisions: free %d, basic %d denied; want 4 and 3", free, basic)
 	}
-	for k, v := range ints(t, got[telemetry.MetricDecisionErrors]) {
+	for k, v := range ints(t, got["ratelimit.decision.errors"]) {
 		if v != 0 {
-			t.Errorf("%s{%s} = %d: a FailClosed denial is a decision", telemetry.MetricDecisionErrors, k, v)
+			t.Errorf("%s{%s} = %d: a FailClosed denial is a decision", "ratelimit.decision.errors", k, v)
 		}
 	}
-	for _, name := range []string{telemetry.MetricFallbackDecisions, telemetry.MetricLeaseFallbacks} {
+	for _, name := range []string{"ratelimit.fallback.decisions", "ratelimit.lease.fallbacks"} {
 		if _, ok := got[name]; ok {
 			t.Errorf("%s reported", name)
 		}
@@ -194,20 +194,20 @@ func TestFactoryAttributes(t *testing.T) {
 	ctx := context.Background()
 	for _, id := range []string{"a", "b"} {
 		plans, _ := newPlans(t, telemetry.WithMeterProvider(mp),
-			telemetry.WithAttributes(attribute.String("instance", id), telemetry.AttrTier.String("ignored")))
+			telemetry.WithAttributes(attribute.String("instance", id), attribute.String("ratelimit.tier", "ignored")))
 		if _, err := plans.Check(ctx, "alice", "free", 1); err != nil {
 			t.Fatal(err)
 		}
 	}
 	got := collect(t, r)
-	keys := ints(t, got[telemetry.MetricLeaseKeys])
+	keys := ints(t, got["ratelimit.lease.keys"])
 	for _, id := range []string{"a", "b"} {
 		if k := "instance=" + id + ",ratelimit.limit=second,ratelimit.tier=free"; keys[k] != 1 {
-			t.Errorf("%s{%s} = %d, want 1; all: %v", telemetry.MetricLeaseKeys, k, keys[k], keys)
+			t.Errorf("%s{%s} = %d, want 1; all: %v", "ratelimit.lease.keys", k, keys[k], keys)
 		}
 	}
 	if len(keys) != 2 {
-		t.Errorf("%s: %v, want one series per instance", telemetry.MetricLeaseKeys, keys)
+		t.Errorf("%s: %v, want one series per instance", "ratelimit.lease.keys", keys)
 	}
 }
 
