@@ -86,14 +86,14 @@ func TestObserveLease(t *testing.T) {
 		"ratelimit.lease.tokens.returned": 10,
 		"ratelimit.lease.tokens.expired":  8,
 		"ratelimit.lease.tokens.budget":   100, // 0.1 × 1000
-		"ratelimit.lease.refills":        12,
+		"ratelimit.lease.refills":         12,
 		"ratelimit.lease.refill.errors":   2,
-		"ratelimit.lease.prefetches":     9,
-		"ratelimit.lease.waits":          3,
+		"ratelimit.lease.prefetches":      9,
+		"ratelimit.lease.waits":           3,
 		"ratelimit.lease.local_denials":   4,
-		"ratelimit.lease.keys":           5,
-		"ratelimit.lease.evictions":      6,
-		"ratelimit.lease.overflows":      7,
+		"ratelimit.lease.keys":            5,
+		"ratelimit.lease.evictions":       6,
+		"ratelimit.lease.overflows":       7,
 		"ratelimit.lease.giveback.errors": 1,
 	}
 	got := collect(t, r)
