@@ -146,12 +146,12 @@ func ExampleLimiter_RecordShadowed() {
 // its refills run: it reports fixed totals.
 type fakeLease struct{ stats lease.Stats }
 
-func (f fakeLease) Stats() lease.Stats     { return f.stats }
-func (f fakeLease) Limit() ratelimit.Limit { return ratelimit.PerSecond(100).WithBurst(200) }
+func (f fakeLease) Stats() lease.Stats      { return f.stats }
+func (f fakeLease) Limit() ratelimit.Limit  { return ratelimit.PerSecond(100).WithBurst(200) }
+func (f fakeLease) AccuracyBudget() float64 { return 0.05 }
 
-// ObserveLease reports a leasing limiter's own totals; with
-// WithLeaseDecisions they include ratelimit.decisions, so that the limiter
-// needs no Wrap.
+// ObserveLease reports a leasing limiter's own totals, ratelimit.decisions
+// included, so that the limiter needs no Wrap.
 func ExampleObserveLease() {
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
@@ -164,7 +164,7 @@ func ExampleObserveLease() {
 		TokensHeld: 24, Keys: 3, Breaker: "closed",
 	}}
 	reg, err := telemetry.ObserveLease(l, telemetry.WithMeterProvider(mp),
-		telemetry.WithTier("pro"), telemetry.WithLeaseDecisions())
+		telemetry.WithTier("pro"))
 	if err != nil {
 		panic(err)
 	}

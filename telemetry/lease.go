@@ -14,13 +14,18 @@ import (
 	"github.com/distributedratelimiter/ratelimit/lease"
 )
 
-// LeaseStats is what [ObserveLease] reads. [*lease.Limiter] implements
-// it.
+// LeaseStats is what [ObserveLease] reads: a leasing limiter.
+// [*lease.Limiter] implements it. To report the state of a circuit breaker
+// of your own in ratelimit.circuit.state, return it in Stats().Breaker.
 type LeaseStats interface {
 	// Stats returns a snapshot of the limiter's running totals.
 	Stats() lease.Stats
 	// Limit returns the limit the limiter enforces.
 	Limit() ratelimit.Limit
+	// AccuracyBudget returns the accuracy budget the limiter was built
+	// with (lease.WithAccuracyBudget); a value outside (0, 1] reports
+	// lease.DefaultAccuracyBudget.
+	AccuracyBudget() float64
 }
 
 var _ LeaseStats = (*lease.Limiter)(nil)
@@ -63,14 +68,13 @@ var leaseCounters = []leaseCounter{
 type leaseObserver struct {
 	l        LeaseStats
 	budget   int64
-	circuit  func() string
 	counters []metric.Int64ObservableCounter
 	held     metric.Int64ObservableGauge
 	budgetG  metric.Int64ObservableGauge
 	keys     metric.Int64ObservableGauge
 	circuitG metric.Int64ObservableGauge
-	decided  metric.Int64ObservableCounter // nil unless WithLeaseDecisions
-	outcomes [6][]metric.ObserveOption     // see leaseOutcomes
+	decided  metric.Int64ObservableCounter
+	outcomes [6][]metric.ObserveOption // see leaseOutcomes
 	opts     []metric.ObserveOption
 	states   [len(circuitStates)][]metric.ObserveOption
 
@@ -80,7 +84,7 @@ type leaseObserver struct {
 }
 
 // leaseOutcomes are the result and source of each decision count of
-// lease.Stats that WithLeaseDecisions reports, in this order.
+// lease.Stats, in the order of leaseOutcomeCounts.
 var leaseOutcomes = [6]struct {
 	r   result
 	src ratelimit.Source
@@ -98,43 +102,40 @@ func leaseOutcomeCounts(s *lease.Stats) [6]int64 {
 // that takes one Stats snapshot per collection. Stats walks the limiter's
 // keys, so a collection costs O(keys); requests pay nothing.
 //
-// The accuracy of leasing shows as two gauges: ratelimit.lease.tokens.held,
-// the tokens this instance holds now, and ratelimit.lease.tokens.budget,
-// the most that one key's lease may hold (the accuracy budget times the
-// burst, at least 1). The budget comes from the limiter's AccuracyBudget()
-// method if it has one, else from [WithAccuracyBudget], else
-// lease.DefaultAccuracyBudget.
+// Decisions: ratelimit.decisions, by result and source, from the limiter's
+// own counts (Stats().AllowedLocal and the rest), which the lease keeps at
+// about 2 ns per decision. This is the one way to count a leasing
+// limiter's decisions: [Wrap] refuses one. Decisions of the failure policy
+// are decisions like the others: they count in ratelimit.decisions with
+// ratelimit.source=fallback (Stats().FallbackAllowed and FallbackDenied,
+// FailClosed denials included), and nowhere else.
 //
-// With [WithLeaseDecisions] it also reports ratelimit.decisions from the
-// limiter's own counts (Stats().AllowedLocal and the rest), which the lease
-// keeps at about 2 ns per decision: the way to count a leasing limiter's
-// decisions without [Wrap]'s extra call on the hit path. Don't also Wrap a
-// limiter observed so, or its decisions count twice.
+// Accuracy: two gauges, ratelimit.lease.tokens.held, the tokens this
+// instance holds now, and ratelimit.lease.tokens.budget, the most that one
+// key's lease may hold (l.AccuracyBudget() times the burst, at least 1).
+// The circuit breaker's state comes from Stats().Breaker.
 //
-// The circuit breaker's state comes from Stats().Breaker, or from the
-// [WithCircuitState] function if given. Decisions of the failure policy
-// are decisions like the others: with WithLeaseDecisions they count in
-// ratelimit.decisions with ratelimit.source=fallback
-// (Stats().FallbackAllowed and FallbackDenied, FailClosed denials
-// included), and nowhere else.
-//
-// It reads [WithMeterProvider], [WithTier], [WithLimitName],
-// [WithAttributes], [WithAccuracyBudget], [WithCircuitState] and
-// [WithLeaseDecisions]. Observing several limiters on one provider needs
-// distinct attributes (tier, limit or WithAttributes): their gauges would
+// Observing several limiters on one provider needs distinct attributes
+// ([WithTier], [WithLimitName] or [WithAttributes]): their gauges would
 // otherwise overwrite each other. Unregister the returned registration
 // when the limiter is closed.
-func ObserveLease(l LeaseStats, opts ...Option) (metric.Registration, error) {
+func ObserveLease(l LeaseStats, opts ...LeaseOption) (metric.Registration, error) {
 	if l == nil {
 		return nil, errors.New("ratelimit: telemetry.ObserveLease of nil")
 	}
-	c := newConfig(opts)
-	lim := l.Limit()
+	return observeLease(l, newConfig(opts, LeaseOption.applyLease))
+}
+
+// observeLease is ObserveLease with its options applied.
+func observeLease(l LeaseStats, c config) (metric.Registration, error) {
+	budget := l.AccuracyBudget()
+	if !(budget > 0 && budget <= 1) {
+		budget = lease.DefaultAccuracyBudget
+	}
 	o := &leaseObserver{
-		l:       l,
-		budget:  max(1, int64(math.Floor(c.accuracyBudget(l)*float64(lim.Burst)))),
-		circuit: c.circuit,
-		last:    make([]int64, len(leaseCounters)),
+		l:      l,
+		budget: max(1, int64(math.Floor(budget*float64(l.Limit().Burst)))),
+		last:   make([]int64, len(leaseCounters)),
 	}
 	base := c.baseAttrs()
 	o.opts = []metric.ObserveOption{metric.WithAttributeSet(attribute.NewSet(base...))}
@@ -168,14 +169,11 @@ func ObserveLease(l LeaseStats, opts ...Option) (metric.Registration, error) {
 	o.circuitG, err = m.Int64ObservableGauge(metricCircuitState, metric.WithUnit(unitState),
 		metric.WithDescription("1 for the circuit breaker's current state, 0 for the others."))
 	errs = append(errs, err)
-	insts = append(insts, o.held, o.budgetG, o.keys, o.circuitG)
-	if c.leaseDecisions {
-		o.decided, err = m.Int64ObservableCounter(metricDecisions,
-			metric.WithUnit(unitDecision),
-			metric.WithDescription("Rate-limit decisions, by result (allowed, denied, shadowed) and source (local, redis, fallback)."))
-		errs = append(errs, err)
-		insts = append(insts, o.decided)
-	}
+	o.decided, err = m.Int64ObservableCounter(metricDecisions,
+		metric.WithUnit(unitDecision),
+		metric.WithDescription(descDecisions))
+	errs = append(errs, err)
+	insts = append(insts, o.held, o.budgetG, o.keys, o.circuitG, o.decided)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("ratelimit: telemetry instruments: %w", err)
 	}
@@ -204,10 +202,8 @@ func (o *leaseObserver) observe(_ context.Context, obs metric.Observer) error {
 		outcomes[i] = o.lastOutcome[i]
 	}
 	o.mu.Unlock()
-	if o.decided != nil {
-		for i, v := range outcomes {
-			obs.ObserveInt64(o.decided, v, o.outcomes[i]...)
-		}
+	for i, v := range outcomes {
+		obs.ObserveInt64(o.decided, v, o.outcomes[i]...)
 	}
 	for i, ctr := range o.counters {
 		obs.ObserveInt64(ctr, vals[i], o.opts...)
@@ -215,11 +211,7 @@ func (o *leaseObserver) observe(_ context.Context, obs metric.Observer) error {
 	obs.ObserveInt64(o.held, s.TokensHeld, o.opts...)
 	obs.ObserveInt64(o.budgetG, o.budget, o.opts...)
 	obs.ObserveInt64(o.keys, s.Keys, o.opts...)
-	state := s.Breaker
-	if o.circuit != nil {
-		state = o.circuit()
-	}
-	if state != "" { // a LeaseStats that knows no breaker
+	if state := s.Breaker; state != "" { // a LeaseStats that knows no breaker
 		for i, name := range circuitStates {
 			var v int64
 			if state == name {

@@ -31,9 +31,10 @@ func newLease(t testing.TB, opts ...lease.Option) *lease.Limiter {
 
 // fakeStats is a LeaseStats whose Stats the test sets.
 type fakeStats struct {
-	mu  sync.Mutex
-	s   lease.Stats
-	lim ratelimit.Limit
+	mu     sync.Mutex
+	s      lease.Stats
+	lim    ratelimit.Limit
+	budget float64 // AccuracyBudget
 }
 
 func (f *fakeStats) Stats() lease.Stats {
@@ -50,31 +51,22 @@ func (f *fakeStats) set(s lease.Stats) {
 	f.mu.Unlock()
 }
 
-// budgetStats is a fakeStats that reports its accuracy budget.
-type budgetStats struct {
-	fakeStats
-	budget float64
-}
-
-func (b *budgetStats) AccuracyBudget() float64 { return b.budget }
+func (f *fakeStats) AccuracyBudget() float64 { return f.budget }
 
 // TestObserveLease checks that every Stats field lands in its metric with
 // the tier and limit attributes, that counters never go down, and the
 // circuit state gauge.
 func TestObserveLease(t *testing.T) {
 	mp, r := newReader(t)
-	f := &fakeStats{lim: ratelimit.PerSecond(1000)}
+	f := &fakeStats{lim: ratelimit.PerSecond(1000), budget: 0.1}
 	f.set(lease.Stats{
 		TokensLeased: 100, TokensServed: 70, TokensHeld: 20, TokensReturned: 10, TokensExpired: 8,
 		Refills: 12, RefillErrors: 2, Prefetches: 9, Waits: 3, LocalDenials: 4, RedisCalls: 15,
 		Keys: 5, Evicted: 6, Overflow: 7, GiveBackErrors: 1,
-		FailOpen: 11, FailClosed: 12, FailLocal: 13, Breaker: "open", // Breaker: overridden by WithCircuitState
+		FailOpen: 11, FailClosed: 12, FailLocal: 13, Breaker: "closed",
 	})
-	state := "closed"
-	var stateMu sync.Mutex
 	reg, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"),
-		telemetry.WithLimitName("per-second"), telemetry.WithAccuracyBudget(0.1),
-		telemetry.WithCircuitState(func() string { stateMu.Lock(); defer stateMu.Unlock(); return state }))
+		telemetry.WithLimitName("per-second"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,9 +97,9 @@ func TestObserveLease(t *testing.T) {
 		"ratelimit.circuit.state=open," + a:      0,
 		"ratelimit.circuit.state=half-open," + a: 0,
 	})
-	// Decisions of the failure policy count in ratelimit.decisions, with
-	// WithLeaseDecisions only (TestObserveLeaseDecisions), never apart.
-	for _, name := range []string{"ratelimit.lease.fallbacks", "ratelimit.fallback.decisions", "ratelimit.decisions"} {
+	// Decisions of the failure policy count in ratelimit.decisions
+	// (TestObserveLeaseDecisions), never apart.
+	for _, name := range []string{"ratelimit.lease.fallbacks", "ratelimit.fallback.decisions"} {
 		if m, ok := got[name]; ok {
 			t.Errorf("%s reported: %v", name, ints(t, m))
 		}
@@ -115,10 +107,7 @@ func TestObserveLease(t *testing.T) {
 
 	// Served dips (Stats derives it from totals read one by one) and held
 	// falls: the counter holds, the gauge follows.
-	f.set(lease.Stats{TokensLeased: 110, TokensServed: 65, TokensHeld: 3})
-	stateMu.Lock()
-	state = "open"
-	stateMu.Unlock()
+	f.set(lease.Stats{TokensLeased: 110, TokensServed: 65, TokensHeld: 3, Breaker: "open"})
 	got = collect(t, r)
 	assertInts(t, got, "ratelimit.lease.tokens.served", map[string]int64{a: 70})
 	assertInts(t, got, "ratelimit.lease.tokens.leased", map[string]int64{a: 110})
@@ -138,8 +127,8 @@ func TestObserveLease(t *testing.T) {
 	}
 }
 
-// TestLeaseBreakerFromStats checks that without WithCircuitState the
-// circuit state comes from Stats.Breaker.
+// TestLeaseBreakerFromStats checks that the circuit state comes from
+// Stats.Breaker.
 func TestLeaseBreakerFromStats(t *testing.T) {
 	mp, r := newReader(t)
 	f := &fakeStats{lim: ratelimit.PerSecond(100), s: lease.Stats{Breaker: "half-open"}}
@@ -154,31 +143,29 @@ func TestLeaseBreakerFromStats(t *testing.T) {
 }
 
 // TestLeaseBudget checks where the budget gauge's value comes from: the
-// limiter's own AccuracyBudget method first, then the option, then the
-// lease package's default; and that it is at least 1.
+// limiter's AccuracyBudget, or the lease package's default when that is
+// outside (0, 1]; and that it is at least 1.
 func TestLeaseBudget(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		l    telemetry.LeaseStats
-		opts []telemetry.Option
 		want int64
 	}{
-		{"default", &fakeStats{lim: ratelimit.PerSecond(1000)}, nil, 50},
-		{"option", &fakeStats{lim: ratelimit.PerSecond(1000)}, []telemetry.Option{telemetry.WithAccuracyBudget(0.2)}, 200},
-		{"bad option", &fakeStats{lim: ratelimit.PerSecond(1000)}, []telemetry.Option{telemetry.WithAccuracyBudget(2)}, 50},
-		{"method", &budgetStats{fakeStats{lim: ratelimit.PerSecond(1000)}, 0.01}, []telemetry.Option{telemetry.WithAccuracyBudget(0.2)}, 10},
-		{"floor", &fakeStats{lim: ratelimit.PerSecond(30)}, nil, 1}, // 0.05 × 30 = 1.5
-		{"at least one", &fakeStats{lim: ratelimit.PerSecond(10)}, nil, 1},
+		{"method", &fakeStats{lim: ratelimit.PerSecond(1000), budget: 0.2}, 200},
+		{"zero", &fakeStats{lim: ratelimit.PerSecond(1000)}, 50},
+		{"over one", &fakeStats{lim: ratelimit.PerSecond(1000), budget: 2}, 50},
+		{"floor", &fakeStats{lim: ratelimit.PerSecond(30)}, 1}, // 0.05 × 30 = 1.5
+		{"at least one", &fakeStats{lim: ratelimit.PerSecond(10)}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mp, r := newReader(t)
-			if _, err := telemetry.ObserveLease(tc.l, append(tc.opts, telemetry.WithMeterProvider(mp))...); err != nil {
+			if _, err := telemetry.ObserveLease(tc.l, telemetry.WithMeterProvider(mp)); err != nil {
 				t.Fatal(err)
 			}
 			got := collect(t, r)
 			assertInts(t, got, "ratelimit.lease.tokens.budget", map[string]int64{"": tc.want})
 			if _, ok := got["ratelimit.circuit.state"]; ok {
-				t.Error("circuit state reported though neither Stats nor WithCircuitState knows it")
+				t.Error("circuit state reported though Stats does not know it")
 			}
 		})
 	}
@@ -220,11 +207,13 @@ func TestObserveRealLease(t *testing.T) {
 	}
 }
 
+// TestObserveLeaseDecisions checks that ObserveLease reports a leasing
+// limiter's decisions from its own counts, by result and source.
 func TestObserveLeaseDecisions(t *testing.T) {
 	mp, r := newReader(t)
 	f := &fakeStats{lim: ratelimit.PerSecond(1000)}
 	f.set(lease.Stats{AllowedLocal: 900, AllowedRedis: 50, FallbackAllowed: 3, LocalDenials: 40, DeniedRedis: 6, FallbackDenied: 1})
-	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp), telemetry.WithTier("pro"), telemetry.WithLeaseDecisions()); err != nil {
+	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp), telemetry.WithTier("pro")); err != nil {
 		t.Fatal(err)
 	}
 	got := ints(t, collect(t, r)["ratelimit.decisions"])
@@ -241,14 +230,5 @@ func TestObserveLeaseDecisions(t *testing.T) {
 		if got[k] != v {
 			t.Errorf("%s{%s} = %d, want %d (all: %v)", "ratelimit.decisions", k, got[k], v, got)
 		}
-	}
-
-	// Without the option, ObserveLease leaves decisions to Wrap.
-	mp2, r2 := newReader(t)
-	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp2)); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := collect(t, r2)["ratelimit.decisions"]; ok {
-		t.Fatalf("%s reported without WithLeaseDecisions", "ratelimit.decisions")
 	}
 }

@@ -83,9 +83,12 @@ type seriesOptions[O any] struct {
 
 // Wrap returns a Limiter that records the decisions of l. It creates its
 // instruments and registers their callback on the meter of the
-// [WithMeterProvider] provider, and returns the errors of doing so. It
-// reads WithMeterProvider, [WithTier], [WithLimitName], [WithAttributes]
-// and [WithSampleEvery].
+// [WithMeterProvider] provider, and returns the errors of doing so.
+//
+// Wrap refuses a leasing limiter (one that is a [LeaseStats], such as a
+// [*lease.Limiter]): the lease counts its own decisions, for less than the
+// wrapper costs, and [ObserveLease] reports them. So each decision is
+// counted one way only, and never twice.
 //
 // Decisions of the failure policy count once, as ratelimit.decisions with
 // ratelimit.source=fallback: a FailClosed denial, which also returns a
@@ -98,11 +101,19 @@ type seriesOptions[O any] struct {
 //
 // Call [Limiter.Close] when done with it: it stops reporting, and closes l
 // if l has a Close(context.Context) error method.
-func Wrap(l ratelimit.Limiter, opts ...Option) (*Limiter, error) {
+func Wrap(l ratelimit.Limiter, opts ...WrapOption) (*Limiter, error) {
 	if l == nil {
 		return nil, errors.New("ratelimit: telemetry.Wrap of a nil Limiter")
 	}
-	c := newConfig(opts)
+	if _, ok := l.(LeaseStats); ok {
+		return nil, fmt.Errorf("ratelimit: telemetry.Wrap of a leasing limiter (%T): observe it with telemetry.ObserveLease, which counts its decisions", l)
+	}
+	return wrap(l, newConfig(opts, WrapOption.applyWrap))
+}
+
+// wrap is Wrap with its options applied, for a limiter that is not a
+// leasing one.
+func wrap(l ratelimit.Limiter, c config) (*Limiter, error) {
 	t := &Limiter{inner: l}
 	t.ref, _ = l.(ratelimit.Refunder)
 	if _, ok := c.mp.(noop.MeterProvider); ok {
@@ -133,7 +144,7 @@ func Wrap(l ratelimit.Limiter, opts ...Option) (*Limiter, error) {
 	var errs [4]error
 	t.decisions, errs[0] = m.Int64ObservableCounter(metricDecisions,
 		metric.WithUnit(unitDecision),
-		metric.WithDescription("Rate-limit decisions, by result (allowed, denied, shadowed) and source (local, redis, fallback)."))
+		metric.WithDescription(descDecisions))
 	t.errs, errs[1] = m.Int64ObservableCounter(metricDecisionErrors,
 		metric.WithUnit(unitError),
 		metric.WithDescription("Checks that could not decide, by error type."))

@@ -408,12 +408,17 @@ func TestRefundAndClose(t *testing.T) {
 	}
 }
 
-// TestLeaseHitPath wraps a real leasing limiter and checks that its hit
-// path, with telemetry, still allocates nothing and is counted as local.
+// TestLeaseHitPath checks that Wrap refuses a leasing limiter, whose
+// decisions ObserveLease counts; and, wrapping one hidden from it, that
+// the lease's hit path with the wrapper still allocates nothing and is
+// counted as local.
 func TestLeaseHitPath(t *testing.T) {
 	mp, r := newReader(t)
 	l := newLease(t)
-	tl, err := telemetry.Wrap(l, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"), telemetry.WithSampleEvery(1))
+	if tl, err := telemetry.Wrap(l, telemetry.WithMeterProvider(mp)); err == nil || tl != nil {
+		t.Fatalf("Wrap of a *lease.Limiter: %v, %v; want an error", tl, err)
+	}
+	tl, err := telemetry.Wrap(hiddenLease{Limiter: l}, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"), telemetry.WithSampleEvery(1))
 	if err != nil {
 		t.Fatal(err)
 	}

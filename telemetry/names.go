@@ -42,6 +42,10 @@ const (
 	metricCircuitState = "ratelimit.circuit.state"
 )
 
+// descDecisions is the description of ratelimit.decisions, which a
+// [Limiter] and [ObserveLease] both report.
+const descDecisions = "Rate-limit decisions, by result (allowed, denied, shadowed) and source (local, redis, fallback)."
+
 // Attribute keys. No metric ever carries a client key, which is
 // unbounded and may identify a person. Their values are the String of
 // result, ratelimit.Source, errorKind and outcome, and circuitStates.

@@ -55,9 +55,8 @@ func TestMetricNames(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, _ = l.Allow(ctx, "k")
-	f := &fakeStats{lim: ratelimit.PerSecond(100), s: lease.Stats{TokensLeased: 1}}
-	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp),
-		telemetry.WithCircuitState(func() string { return "closed" })); err != nil {
+	f := &fakeStats{lim: ratelimit.PerSecond(100), s: lease.Stats{TokensLeased: 1, Breaker: "closed"}}
+	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp)); err != nil {
 		t.Fatal(err)
 	}
 	hook, err := telemetry.NewRedisHook(telemetry.WithMeterProvider(mp))

@@ -45,30 +45,17 @@ func (o outcome) String() string {
 	return [numOutcomes]string{"ok", "error", "timeout", "noscript", "canceled"}[o]
 }
 
-// RedisHook is a go-redis hook that counts and times the Redis calls of the
-// algorithms package's Lua scripts (EVAL and EVALSHA, read-only variants
-// included), by script and outcome, and optionally traces them. Other
-// commands pass through untouched. Install it on the client the limiters
-// use:
-//
-//	hook, err := telemetry.NewRedisHook()
-//	...
-//	rdb.AddHook(hook)
-//
-// Most leased decisions make no Redis call, so the hook sees the refills,
-// give-backs and per-request checks, not the decisions.
-//
-// A RedisHook is safe for concurrent use, and one may serve several
-// clients. Create it with [NewRedisHook]; the zero value is not usable.
-type RedisHook struct {
+// redisHook is the hook of [NewRedisHook].
+type redisHook struct {
 	calls  metric.Int64Counter
 	dur    metric.Float64Histogram
-	tracer trace.Tracer // nil: no spans
+	tracer trace.Tracer         // nil: no spans
+	attrs  []attribute.KeyValue // WithAttributes
 
 	scripts sync.Map // script name → *scriptTelemetry, made on first use
 }
 
-var _ redis.Hook = (*RedisHook)(nil)
+var _ redis.Hook = (*redisHook)(nil)
 
 // scriptTelemetry holds the precomputed options of one script.
 type scriptTelemetry struct {
@@ -79,14 +66,27 @@ type scriptTelemetry struct {
 	spanName [2]string
 }
 
-// NewRedisHook returns a hook that records ratelimit.redis.calls and
-// ratelimit.redis.duration on the [WithMeterProvider] provider's meter,
-// and, with [WithTracerProvider], starts a client span per call. It
-// returns the errors of creating the instruments.
-func NewRedisHook(opts ...Option) (*RedisHook, error) {
-	c := newConfig(opts)
+// NewRedisHook returns a go-redis hook that counts and times the Redis
+// calls of the algorithms package's Lua scripts (EVAL and EVALSHA,
+// read-only variants included), by script and outcome, as
+// ratelimit.redis.calls and ratelimit.redis.duration on the
+// [WithMeterProvider] provider's meter, and, with [WithTracerProvider],
+// starts a client span per call. Other commands pass through untouched.
+// It returns the errors of creating the instruments. Install the hook on
+// the client the limiters use:
+//
+//	hook, err := telemetry.NewRedisHook()
+//	...
+//	rdb.AddHook(hook)
+//
+// Most leased decisions make no Redis call, so the hook sees the refills,
+// give-backs and per-request checks, not the decisions.
+//
+// The hook is safe for concurrent use, and one may serve several clients.
+func NewRedisHook(opts ...HookOption) (redis.Hook, error) {
+	c := newConfig(opts, HookOption.applyHook)
 	m := c.meter()
-	h := &RedisHook{}
+	h := &redisHook{attrs: c.attrs}
 	var err1, err2 error
 	h.calls, err1 = m.Int64Counter(metricRedisCalls,
 		metric.WithUnit(unitCall),
@@ -105,10 +105,10 @@ func NewRedisHook(opts ...Option) (*RedisHook, error) {
 }
 
 // DialHook passes dials through.
-func (h *RedisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *redisHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 // ProcessHook counts, times and traces the calls of the package's scripts.
-func (h *RedisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h *redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		st, op := h.script(cmd)
 		if st == nil {
@@ -134,7 +134,7 @@ func (h *RedisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 // ProcessPipelineHook counts each script call in a pipeline or
 // transaction, with the duration of the whole round trip, and traces the
 // round trip as one span.
-func (h *RedisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h *redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		ours := 0
 		for _, cmd := range cmds {
@@ -177,7 +177,7 @@ func endSpan(span trace.Span, err error, oc outcome) {
 
 // script returns the telemetry of cmd's script, and 0 for EVALSHA or 1 for
 // EVAL; or nil if cmd is not a call of one of the package's scripts.
-func (h *RedisHook) script(cmd redis.Cmder) (*scriptTelemetry, int) {
+func (h *redisHook) script(cmd redis.Cmder) (*scriptTelemetry, int) {
 	var op int
 	switch cmd.Name() {
 	case "evalsha", "evalsha_ro":
@@ -208,14 +208,16 @@ func (h *RedisHook) script(cmd redis.Cmder) (*scriptTelemetry, int) {
 	if v, ok := h.scripts.Load(name); ok {
 		return v.(*scriptTelemetry), op
 	}
-	v, _ := h.scripts.LoadOrStore(name, newScriptTelemetry(name))
+	v, _ := h.scripts.LoadOrStore(name, newScriptTelemetry(name, h.attrs))
 	return v.(*scriptTelemetry), op
 }
 
-func newScriptTelemetry(name string) *scriptTelemetry {
+// newScriptTelemetry returns the telemetry of the script called name, whose
+// metrics carry base, then the script and outcome attributes.
+func newScriptTelemetry(name string, base []attribute.KeyValue) *scriptTelemetry {
 	st := &scriptTelemetry{name: name}
 	for oc := range numOutcomes {
-		set := attribute.NewSet(attrScript.String(name), attrOutcome.String(oc.String()))
+		set := withAttrs(base, attrScript.String(name), attrOutcome.String(oc.String()))
 		st.add[oc] = []metric.AddOption{metric.WithAttributeSet(set)}
 		st.record[oc] = []metric.RecordOption{metric.WithAttributeSet(set)}
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -194,6 +195,25 @@ func TestRedisHookNoTracer(t *testing.T) {
 	assertInts(t, collect(t, r), "ratelimit.redis.calls", map[string]int64{
 		"ratelimit.outcome=ok,ratelimit.script=token_bucket_take_up_to": 1,
 	})
+}
+
+// TestRedisHookAttributes checks that the hook's metrics carry the
+// attributes of WithAttributes, and that the package's own keys win over
+// the same keys given there.
+func TestRedisHookAttributes(t *testing.T) {
+	mp, r := newReader(t)
+	hook, err := telemetry.NewRedisHook(telemetry.WithMeterProvider(mp),
+		telemetry.WithAttributes(attribute.String("instance", "a"), attribute.String("ratelimit.script", "mine")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	process := hook.ProcessHook(func(context.Context, redis.Cmder) error { return nil })
+	if err := process(ctx, redis.NewCmd(ctx, "evalsha", scriptSHA(t, "gcra"), 1, "k")); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{"instance=a,ratelimit.outcome=ok,ratelimit.script=gcra": 1}
+	assertInts(t, collect(t, r), "ratelimit.redis.calls", want)
 }
 
 // TestRedisHookOutcomes checks how errors map to outcomes, with a fake

@@ -20,10 +20,10 @@ import (
 //
 //	plans, err := tiers.New(telemetry.Factory(tiers.Redis(rdb, nil)), cfg)
 //
-// A leasing limiter (a [*lease.Limiter]) is observed with [ObserveLease]
-// and [WithLeaseDecisions]: its own counts give ratelimit.decisions, and
-// its hit path pays no wrapper. Any other limiter is wrapped with [Wrap].
-// Either way each decision, a decision of the failure policy included
+// A leasing limiter (a [*lease.Limiter]) is observed with [ObserveLease]:
+// its own counts give ratelimit.decisions, and its hit path pays no
+// wrapper. Any other limiter is wrapped with [Wrap]. Either way each
+// decision, a decision of the failure policy included
 // (ratelimit.source=fallback), counts once, in ratelimit.decisions; each
 // leasing limiter also reports the lease metrics and
 // ratelimit.circuit.state, the state of its circuit breaker.
@@ -34,34 +34,33 @@ import (
 // ratelimit.decision.errors: wrap the tiers.Limiter itself, with [Wrap],
 // to time and count whole checks too.
 //
-// It reads [WithMeterProvider], [WithAttributes], [WithSampleEvery] and
-// [WithAccuracyBudget]; WithTier and WithLimitName are set per Spec. A
-// tier's override limits are limiters of their own with the same names;
+// A tier's override limits are limiters of their own with the same names;
 // their counters add up with the tier's, their gauges are reported for one
 // of them.
 //
 // The limiters it returns stop reporting when the tiers.Limiter closes
 // them (after a reload, or on Close). If reporting cannot start, the
 // limiter f made is closed and the Spec fails with the error.
-func Factory(f tiers.Factory, opts ...Option) tiers.Factory {
+func Factory(f tiers.Factory, opts ...FactoryOption) tiers.Factory {
 	if f == nil {
 		return nil // tiers.New refuses it
 	}
-	base := append([]Option(nil), opts...)
+	base := newConfig(opts, FactoryOption.applyFactory)
 	return func(s tiers.Spec) (ratelimit.Limiter, error) {
 		l, err := f(s)
 		if err != nil || l == nil {
 			return l, err
 		}
-		o := append(append(make([]Option, 0, len(base)+3), base...), WithTier(s.Tier), WithLimitName(s.Limit.Name))
+		c := base
+		c.tier, c.limit = s.Tier, s.Limit.Name
 		var out ratelimit.Limiter
 		if ll, ok := l.(*lease.Limiter); ok {
 			var reg metric.Registration
-			if reg, err = ObserveLease(ll, append(o, WithLeaseDecisions())...); err == nil {
+			if reg, err = observeLease(ll, c); err == nil {
 				out = &observedLease{Limiter: ll, reg: reg}
 			}
 		} else {
-			out, err = Wrap(l, o...)
+			out, err = wrap(l, c)
 		}
 		if err != nil {
 			if c, ok := l.(interface{ Close(context.Context) error }); ok {

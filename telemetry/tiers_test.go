@@ -34,7 +34,7 @@ tiers:
 
 // newPlans returns a tiers.Limiter of plansYAML on a miniredis with a
 // stopped clock, made through telemetry.Factory on mp, and the miniredis.
-func newPlans(t *testing.T, opts ...telemetry.Option) (*tiers.Limiter, *miniredis.Miniredis) {
+func newPlans(t *testing.T, opts ...telemetry.FactoryOption) (*tiers.Limiter, *miniredis.Miniredis) {
 	t.Helper()
 	mr := miniredis.RunT(t)
 	mr.SetTime(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))

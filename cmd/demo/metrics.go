@@ -31,7 +31,7 @@ type metrics struct {
 	w    io.Writer
 	kind string
 	mp   *sdkmetric.MeterProvider
-	hk   *telemetry.RedisHook
+	hk   redis.Hook
 	srv  *http.Server // Prometheus endpoint
 
 	out     bytes.Buffer // stdout: the exports, printed at shutdown
@@ -89,7 +89,7 @@ func (m *metrics) factory(f tiers.Factory, instance int) tiers.Factory {
 	if m == nil {
 		return f
 	}
-	opts := []telemetry.Option{telemetry.WithMeterProvider(m.mp)}
+	opts := []telemetry.FactoryOption{telemetry.WithMeterProvider(m.mp)}
 	if instance > 0 {
 		opts = append(opts, telemetry.WithAttributes(attrInstance.Int(instance)))
 	}
