@@ -11,25 +11,36 @@
 //
 // # Pieces
 //
-//   - [Wrap] decorates a [ratelimit.Limiter]: every decision is counted by
-//     result, source and tier, and a sample is timed. It costs one atomic
-//     add and no allocation per check, plus the call layer it adds.
+//   - [ObserveLease] reports a leasing limiter's running totals (its
+//     decisions; tokens leased, served, returned, expired; refills,
+//     waits, keys...) and its accuracy (tokens held against the accuracy
+//     budget). The lease counts its own decisions, for about 2 ns each.
+//   - [Wrap] decorates any other [ratelimit.Limiter]: every decision is
+//     counted by result, source and tier, and a sample is timed. It costs
+//     one atomic add and no allocation per check, plus the call layer it
+//     adds. It refuses a leasing limiter, so that no decision counts
+//     twice.
 //   - [Limiter.RecordShadowed] lets a rejection layer in shadow mode report
 //     the denials it admitted anyway.
-//   - [ObserveLease] reports a leasing limiter's running totals (tokens
-//     leased, served, returned, expired; refills, waits, keys...) and its
-//     accuracy (tokens held against the accuracy budget).
 //   - [Factory] does both for every limiter of a tiers.Limiter: it
 //     observes the leasing ones and wraps the others, named by tier and
 //     limit.
 //   - [NewRedisHook] returns a go-redis hook that counts, times and,
 //     optionally, traces the calls of the limiter's Lua scripts.
 //
+// # Options
+//
+// Each constructor takes options of its own type, so that an option it
+// would not read does not compile: [Option] (WithMeterProvider,
+// WithAttributes) for every constructor; [LeaseOption] (WithTier,
+// WithLimitName) for ObserveLease and Wrap; [FactoryOption]
+// (WithSampleEvery) for Factory and Wrap; [HookOption]
+// (WithTracerProvider) for NewRedisHook. [WrapOption] is any of the first
+// three.
+//
 // # Use
 //
 //	lim, err := lease.New(rdb, ratelimit.PerSecond(100), lease.WithKeyspace(ks))
-//	...
-//	tl, err := telemetry.Wrap(lim, telemetry.WithTier("free"))
 //	...
 //	reg, err := telemetry.ObserveLease(lim, telemetry.WithTier("free"))
 //	...
@@ -37,7 +48,13 @@
 //	...
 //	rdb.AddHook(hook)
 //
-//	d, err := tl.Allow(ctx, key) // use tl wherever lim was used
+//	d, err := lim.Allow(ctx, key) // the lease, called directly
+//
+//	dl, err := algorithms.NewLimiter(rdb, ratelimit.PerSecond(100))
+//	...
+//	tl, err := telemetry.Wrap(dl, telemetry.WithTier("free"))
+//	...
+//	d, err = tl.Allow(ctx, key) // use tl wherever dl was used
 //
 // For a tiers.Limiter, one call instruments the limiters of every limit:
 //
@@ -57,7 +74,8 @@
 //
 // # Attributes
 //
-// Attribute keys and values are constants of this package. No metric
-// carries a client key: keys are unbounded and may identify people. Tier
-// and limit names come from configuration and must stay few.
+// Attribute keys and values are constants of this package, pinned by its
+// tests. No metric carries a client key: keys are unbounded and may
+// identify people. Tier and limit names come from configuration and must
+// stay few.
 package telemetry

@@ -46,6 +46,9 @@ import (
 // then counts as shadowed instead of denied, so that the ratelimit.result
 // values split the decisions.
 //
+// A Limiter counts the decisions of a limiter that is not a leasing one:
+// [ObserveLease] counts those.
+//
 // A Limiter is safe for concurrent use. Create it with [Wrap]; the zero
 // value is not usable.
 type Limiter struct {

@@ -37,8 +37,8 @@ const (
 	metricLeaseOverflows      = "ratelimit.lease.overflows"
 	metricLeaseGiveBackErrors = "ratelimit.lease.giveback.errors"
 
-	// metricCircuitState is observed by [ObserveLease]: the lease
-	// limiter's circuit breaker, or the one [WithCircuitState] reports.
+	// metricCircuitState is observed by [ObserveLease]: the state of
+	// the limiter's circuit breaker, lease.Stats.Breaker.
 	metricCircuitState = "ratelimit.circuit.state"
 )
 

@@ -10,16 +10,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Each constructor takes options of its own type, so that an option it
-// would not read does not compile, as in go-redis's redisotel:
-//
-//	Option         WithMeterProvider, WithAttributes      every constructor
-//	LeaseOption    WithTier, WithLimitName               ObserveLease and Wrap
-//	FactoryOption  WithSampleEvery                       Factory and Wrap
-//	HookOption     WithTracerProvider                    NewRedisHook
-//
-// Wrap reads every option but the hook's. A nil option is skipped.
-
 // A WrapOption configures [Wrap]: an [Option], a [LeaseOption] or a
 // [FactoryOption].
 type WrapOption interface{ applyWrap(*config) }
@@ -43,7 +33,9 @@ type FactoryOption interface {
 type HookOption interface{ applyHook(*config) }
 
 // An Option configures every constructor: [Wrap], [ObserveLease],
-// [Factory] and [NewRedisHook].
+// [Factory] and [NewRedisHook]. Each constructor takes options of its own
+// type, so that an option it would not read does not compile (see the
+// package doc); a nil option of any type is skipped.
 type Option interface {
 	LeaseOption
 	FactoryOption

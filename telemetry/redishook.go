@@ -20,7 +20,7 @@ import (
 	"github.com/distributedratelimiter/ratelimit/algorithms"
 )
 
-// Span attribute keys of a [RedisHook]'s spans, from OpenTelemetry's
+// Span attribute keys of the hook's spans, from OpenTelemetry's
 // database conventions.
 const (
 	attrDBSystem    attribute.Key = "db.system.name"
