@@ -221,7 +221,7 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (d ratelimit.De
 	// The check is counted before it is made, as allowed and local, the
 	// leased hit path's outcome: an atomic add before the call costs less
 	// than one after it, which must wait for the decision's stores. Any
-	// other outcome is counted after, in its own slot, and subtracted.
+	// other outcome is counted after, in a counter of its own, and subtracted.
 	st := l.stripe()
 	var start time.Time
 	if st.calls.Add(1)&l.sampleMask == 0 {
