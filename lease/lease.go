@@ -615,8 +615,11 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	}
 	e.remote.Store(int64(g.Remaining))
 	if g.Granted == 0 {
+		// Redis ran the script after the call began: counted from then,
+		// the retry never ends after a token is due (a late reply on a
+		// busy process would otherwise stretch the denial).
 		wait := l.sz.denialWait(max(g.RetryAfter, time.Nanosecond), rate, rtt)
-		e.deniedUntil.Store(end + int64(wait))
+		e.deniedUntil.Store(start + int64(wait))
 		e.low.Store(0)
 		return nil
 	}
@@ -687,6 +690,9 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 		}
 		want = min(want, max(e.refundable(), 0))
 		local := min(want, max(l.sz.maxLease-e.held(), 0))
+		if remote := e.remote.Load(); 2*remote < int64(l.lim.Burst) && l.sz.quiet(e.rate, time.Duration(l.rtt.Load())) {
+			local = 0 // see minBatch: Redis is short, the other instances need it
+		}
 		if local > 0 && e.add(local, l.now()) {
 			e.refunds += local
 			want -= local

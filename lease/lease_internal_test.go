@@ -506,14 +506,18 @@ func TestRefillErrorAndWaitBounds(t *testing.T) {
 }
 
 func TestRefundReturnsToLease(t *testing.T) {
-	b := &fakeBucket{tokens: 1}
+	b := &fakeBucket{tokens: 100}
 	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10))
 	ctx := context.Background()
 	if d, _ := l.Allow(ctx, "k"); !d.Allowed {
 		t.Fatal("denied")
 	}
+	// Redis has plenty: the refund stays in this instance's lease.
 	if err := l.RefundN(ctx, "k", 1); err != nil {
 		t.Fatal(err)
+	}
+	if _, returned, _ := b.state(); returned != 0 {
+		t.Fatalf("returned %d tokens to the bucket, want 0", returned)
 	}
 	if d, _ := l.Allow(ctx, "k"); !d.Allowed {
 		t.Fatal("refunded token was not served")
@@ -524,6 +528,27 @@ func TestRefundReturnsToLease(t *testing.T) {
 	}
 	if _, returned, _ := b.state(); returned != 1 {
 		t.Fatalf("returned %d tokens to the bucket, want 1", returned)
+	}
+}
+
+// TestQuietRefundGoesToRedisWhenShort: a quiet key whose Redis bucket is
+// short gets its refund back in Redis, where the other instances find it,
+// not in this instance's lease (see minBatch).
+func TestQuietRefundGoesToRedisWhenShort(t *testing.T) {
+	b := &fakeBucket{tokens: 1}
+	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10))
+	ctx := context.Background()
+	if d, _ := l.Allow(ctx, "k"); !d.Allowed {
+		t.Fatal("denied")
+	}
+	if err := l.RefundN(ctx, "k", 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, returned, _ := b.state(); returned != 1 {
+		t.Fatalf("returned %d tokens to the bucket, want 1", returned)
+	}
+	if held := l.Stats().TokensHeld; held != 0 {
+		t.Fatalf("the instance holds %d tokens after the refund, want 0", held)
 	}
 }
 

@@ -58,7 +58,8 @@ func (s sizer) demand(rate float64, rtt time.Duration) int64 {
 //     left at the last grant), the local demand over fullSpanHorizons
 //     horizons, up to a quarter of what the bucket has left: tokens leased
 //     from a bucket that far from empty deny no one;
-//   - below that, the demand over one span, at most the accuracy budget,
+//   - below that, one token for a quiet key (see minBatch);
+//   - for a busy key, the demand over one span, at most the accuracy budget,
 //     shrinking in proportion to what the bucket has left, but not below
 //     what it refills during one round trip.
 func (s sizer) size(rate float64, rtt time.Duration, remote int64, need int64) int64 {
@@ -68,6 +69,8 @@ func (s sizer) size(rate float64, rtt time.Duration, remote int64, need int64) i
 	case 2*remote >= s.burst:
 		long := int64(math.Round(rate * s.fullSpan(rtt).Seconds()))
 		want = max(want, min(long, remote/4))
+	case s.quiet(rate, rtt):
+		want = 1 // see minBatch
 	default:
 		fillCap := max(1, 2*s.maxLease*remote/s.burst, s.refilled(rtt))
 		want = min(want, fillCap)
@@ -110,23 +113,49 @@ func (s sizer) lowWatermark(lease int64, rate float64, rtt time.Duration) int64 
 	return min(low, lease-1)
 }
 
+// minBatch is the demand per span (tokens) from which a key batches its
+// Redis calls when the bucket runs short: below it a key is quiet, and it
+// is decided as the per-request limiter would decide it. A quiet key's
+// denial lasts until Redis's next token is due, no longer, and its refunds
+// go back to Redis unless the bucket there is at least half full: a token
+// held at one instance, or a denial remembered past the moment a token is
+// due, denies requests at the others that the per-request limiter would
+// admit, and at a quiet key's demand batching saves too few calls to pay
+// for that. With the default horizon (50 ms) a key is quiet below 160
+// requests per second at an instance.
+const minBatch = 16
+
+// quiet reports whether a key with local demand rate (tokens/s) is quiet.
+func (s sizer) quiet(rate float64, rtt time.Duration) bool {
+	return rate*s.span(rtt).Seconds() < minBatch
+}
+
 // denialWait returns how long to remember a denial whose script said one
-// token arrives after retry: long enough for the tokens of one demand-sized
-// lease to accumulate, so that an instance over its limit asks Redis once
-// per lease rather than once per token.
+// token arrives after retry: until then for a quiet key; for a busy one
+// long enough for the tokens of one demand-sized lease to accumulate, so
+// that an instance over its limit asks Redis once per lease rather than
+// once per token.
 func (s sizer) denialWait(retry time.Duration, rate float64, rtt time.Duration) time.Duration {
+	if s.quiet(rate, rtt) {
+		return retry
+	}
 	k := s.demand(rate, rtt)
 	return retry + time.Duration(float64(k-1)*s.interval)
 }
 
+// rateTau is the time constant of a key's demand estimate.
+const rateTau = 250 * time.Millisecond
+
 // ewma folds the demand observed over elapsed into the rate estimate
-// (tokens/s). The weight grows with elapsed (time constant 250 ms) and is
-// at least 0.3, so a hot key's estimate converges within a few refills.
+// (tokens/s), with a weight of 1 - exp(-elapsed/rateTau). Refills follow
+// demand, so the gaps between samples are uneven: this weight makes a
+// short gap count for little (a burst of decisions just before a refill
+// adds about its number divided by rateTau, not its number divided by the
+// gap), and a long one for nearly all.
 func ewma(rate float64, demand int64, elapsed time.Duration) float64 {
 	if elapsed <= 0 {
 		return rate
 	}
-	inst := float64(demand) / elapsed.Seconds()
-	alpha := max(1-math.Exp(-elapsed.Seconds()/0.25), 0.3)
-	return alpha*inst + (1-alpha)*rate
+	alpha := 1 - math.Exp(-elapsed.Seconds()/rateTau.Seconds())
+	return rate + alpha*(float64(demand)/elapsed.Seconds()-rate)
 }
