@@ -90,6 +90,15 @@
 // failure policy (Source ratelimit.SourceFallback) says nothing about the
 // shared limit and is left out of RateLimit.
 //
+// # Costs
+//
+// A request costs one token unless [WithCost] says otherwise. When the
+// actual cost is known only after the work (an LLM call's tokens), the
+// WithCost estimate is reserved up front, the handler reports the actual
+// cost with [SetCost], and the middleware settles the difference when the
+// handler returns (ratelimit.Settler): a refund, or a charge into debt
+// that the client's later requests pay off.
+//
 // # Options
 //
 // Every option follows one rule: its zero value (nil, 0, empty) keeps the
