@@ -169,8 +169,8 @@ func (f *fake) AllowN(context.Context, string, int) (ratelimit.Decision, error) 
 	return ratelimit.Decision{Allowed: true, Limit: f.lim, Remaining: f.lim.Burst - 1}, nil
 }
 
-func (f *fake) RefundN(context.Context, string, int) error         { return nil }
-func (f *fake) SettleN(context.Context, string, int, int) error    { return nil }
+func (f *fake) RefundN(context.Context, string, int) error      { return nil }
+func (f *fake) SettleN(context.Context, string, int, int) error { return nil }
 func (f *fake) Peek(context.Context, string) (ratelimit.Decision, error) {
 	return ratelimit.Decision{Allowed: true, Limit: f.lim, Remaining: f.lim.Burst}, nil
 }
