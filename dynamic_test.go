@@ -531,3 +531,18 @@ func TestDynamicLease(t *testing.T) {
 		}
 	}
 }
+
+// TestDynamicHitAllocs: a check whose key's limit is cached allocates
+// nothing beyond what its limiter does.
+func TestDynamicHitAllocs(t *testing.T) {
+	p := newPlans(map[string]ratelimit.Limit{"a": ratelimit.PerMinute(10)})
+	var b builder
+	d := ratelimit.NewDynamic(p.limit, b.build)
+	ctx := context.Background()
+	if _, err := d.Allow(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = d.Allow(ctx, "a") }); n != 0 {
+		t.Errorf("%v allocations per cached check, want 0", n)
+	}
+}

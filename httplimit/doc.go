@@ -64,7 +64,8 @@
 //   - w is in whole seconds, at least 1: a window that is not is rounded
 //     up, and q scaled to the same rate (rounded down, never below Burst).
 //
-// The algorithm is the one the limiter reports (algorithms.Limiter does),
+// The algorithm is the one the limiter reports (algorithms.Limiter does;
+// a ratelimit.Dynamic of algorithms.Limiters, that of the key's limiter),
 // or for plans the limit's configured one (tiers.LimitResult.Algorithm);
 // a limit whose algorithm is unknown, such as a leasing one (which runs
 // the token bucket), is described as a token bucket.

@@ -14,13 +14,14 @@ import (
 )
 
 // TestLimitDynamic: a ratelimit.Dynamic behind Limit applies each
-// tenant's plan, a plan change once invalidated, and settles costs; a
+// tenant's plan, described by its limiter's algorithm, a plan change once
+// invalidated, and settles costs; a
 // tenant whose plan cannot be had is refused with 403, unless the cause
 // is a store failure, which follows the failure policy.
 func TestLimitDynamic(t *testing.T) {
 	rdb, _ := frozen(t)
 	var mu sync.Mutex
-	plans := map[string]ratelimit.Limit{"acme": ratelimit.PerMinute(2)}
+	plans := map[string]ratelimit.Limit{"acme": ratelimit.PerMinute(2), "half": ratelimit.PerMinute(10).WithBurst(5)}
 	storeDown := &ratelimit.StoreError{Op: "plans", Key: "down", Err: errors.New("connection refused")}
 	limitOf := func(_ context.Context, key string) (ratelimit.Limit, error) {
 		mu.Lock()
@@ -65,6 +66,9 @@ func TestLimitDynamic(t *testing.T) {
 		{h, tenant("acme", 2, 1), nil, 200, `"default";q=5;w=60`}, // settled at 1: 1 left
 		{h, tenant("acme", 1, -1), nil, 200, `"default";q=5;w=60`},
 		{h, tenant("acme", 1, -1), nil, 429, `"default";q=5;w=60`},
+		// Described as the fixed window it is: w is the window, not
+		// the 30 s a bucket of 5 at 10 a minute refills in.
+		{h, tenant("half", 1, -1), nil, 200, `"default";q=5;w=60`},
 		{h, tenant("nobody", 1, -1), nil, 403, ""},
 		{h, tenant("down", 1, -1), nil, 200, ""}, // fail open, served unlimited
 		{closed, tenant("down", 1, -1), nil, 503, ""},

@@ -51,6 +51,7 @@ func Limit(l ratelimit.Limiter, opts ...Option) func(http.Handler) http.Handler 
 	if ar, ok := l.(interface{ Algorithm() algorithms.Algorithm }); ok {
 		s.alg = ar.Algorithm()
 	}
+	s.byKey, _ = l.(limiterByKey)
 	return handler(&middleware{b: s, cfg: newConfig(opts)})
 }
 
@@ -109,11 +110,26 @@ type single struct {
 	ref ratelimit.Refunder   // nil if l cannot refund
 	set ratelimit.Settler    // nil if l cannot settle
 	alg algorithms.Algorithm // what l reports it runs; nil if it does not say
+	// byKey is l if its limiter, and so its algorithm, depends on the key
+	// (a ratelimit.Dynamic of algorithms.Limiters); else nil.
+	byKey limiterByKey
+}
+
+// limiterByKey is a limiter that checks each key with an
+// algorithms.Limiter of its own, as a ratelimit.Dynamic of them does.
+type limiterByKey interface {
+	Limiter(ctx context.Context, key string) (*algorithms.Limiter, error)
 }
 
 func (s *single) check(ctx context.Context, key, _ string, n int) (ratelimit.Decision, []policy, string, error) {
 	d, err := s.l.AllowN(ctx, key, n)
-	return d, []policy{{name: DefaultPolicyName, limit: d.Limit, alg: s.alg, partition: "c:" + key, checked: err == nil, d: d}}, "", err
+	alg := s.alg
+	if s.byKey != nil && err == nil {
+		if l, lerr := s.byKey.Limiter(ctx, key); lerr == nil {
+			alg = l.Algorithm()
+		}
+	}
+	return d, []policy{{name: DefaultPolicyName, limit: d.Limit, alg: alg, partition: "c:" + key, checked: err == nil, d: d}}, "", err
 }
 
 func (s *single) settler() func(ctx context.Context, key, tier string, reserved, actual int) error {
