@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -374,5 +375,65 @@ func TestCostOverBurst(t *testing.T) {
 	do(h, request{remote: "203.0.113.8:1"})
 	if d, err := l.Peek(context.Background(), "203.0.113.8"); err != nil || d.Remaining != 9 {
 		t.Errorf("cost -3: %d left (%v), want 9", d.Remaining, err)
+	}
+}
+
+// TestSettleConcurrentRealRedis: three instances × three clients at once
+// on one real redis-server, each reserving 1 and using 4 until refused:
+// the key is charged exactly 4 per admission, and the admissions stop
+// within what the requests in flight can overspend: 100 ≤ 4 × admitted ≤
+// 100 + 3 × 9.
+func TestSettleConcurrentRealRedis(t *testing.T) {
+	srv := redistest.Start(t)
+	for _, alg := range []algorithms.Algorithm{algorithms.TokenBucket, algorithms.GCRA, algorithms.FixedWindow} {
+		t.Run(alg.Name(), func(t *testing.T) {
+			ks, err := ratelimit.NewKeyspace(redistest.Prefix(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var accepted, admitted atomic.Int64
+			var peek *algorithms.Limiter
+			var wg sync.WaitGroup
+			for range 3 {
+				rdb := srv.Client()
+				t.Cleanup(func() { rdb.Close() })
+				l := newLimiter(t, rdb, ratelimit.Per(100, ratelimit.MaxPeriod), algorithms.WithAlgorithm(alg), algorithms.WithKeyspace(ks))
+				peek = l
+				h := httplimit.Limit(l, httplimit.WithCost(estimate))(reporting(&accepted))
+				for range 3 {
+					wg.Go(func() {
+						for do(h, costly("203.0.113.7:1", 1, 4)).Code == 200 {
+							admitted.Add(1)
+						}
+					})
+				}
+			}
+			wg.Wait()
+			k := admitted.Load()
+			if 4*k < 100 || 4*k > 100+3*9 || accepted.Load() != k {
+				t.Fatalf("%d admitted (%d costs reported): 4 × admitted outside [100, 127]", k, accepted.Load())
+			}
+			d, err := peek.Peek(context.Background(), "203.0.113.7")
+			if err != nil || d.Allowed {
+				t.Fatalf("after: %+v %v, want the key spent", d, err)
+			}
+			// What Redis holds: exactly 4 per admission.
+			rkey, err := ks.ClientKey("203.0.113.7", alg.Name())
+			if err != nil {
+				t.Fatal(err)
+			}
+			rdb := srv.Client()
+			defer rdb.Close()
+			switch alg {
+			case algorithms.FixedWindow:
+				if c, err := rdb.HGet(t.Context(), rkey, "c").Int64(); err != nil || c != 4*k {
+					t.Errorf("window count %d (%v), want %d", c, err, 4*k)
+				}
+			case algorithms.TokenBucket: // nothing refills a token in 3.66 days
+				if tok, err := rdb.HGet(t.Context(), rkey, "t").Float64(); err != nil || tok < float64(100-4*k) || tok >= float64(100-4*k)+1 {
+					t.Errorf("tokens %v (%v), want %d and a fraction", tok, err, 100-4*k)
+				}
+			}
+		})
 	}
 }
