@@ -67,7 +67,7 @@ func New(l *tiers.Limiter, opts ...PlanOption) func(http.Handler) http.Handler {
 }
 
 func handler(m *middleware) func(http.Handler) http.Handler {
-	if m.cfg.cost != nil {
+	if m.cfg.cost != nil || m.cfg.respCost != nil {
 		m.settle = m.b.settler()
 	}
 	return func(next http.Handler) http.Handler {
@@ -151,8 +151,9 @@ func (s *single) refunder() func(ctx context.Context, key, tier string, n int) e
 type middleware struct {
 	b   backend
 	cfg config
-	// settle settles the cost a handler reports with SetCost; nil when
-	// WithCost is not given or the backend cannot settle.
+	// settle settles the cost a handler reports with SetCost or its
+	// response with WithResponseCost; nil when neither WithCost nor
+	// WithResponseCost is given, or the backend cannot settle.
 	settle func(ctx context.Context, key, tier string, reserved, actual int) error
 
 	checkLog  logThrottle // failed checks

@@ -34,6 +34,7 @@ type config struct {
 	noFields bool
 	pkSecret []byte
 	cost     func(*http.Request) int
+	respCost func(*http.Request, http.Header) (int, bool)
 	// settleTimeout bounds each settle.
 	settleTimeout time.Duration
 }

@@ -23,19 +23,37 @@ const DefaultSettleTimeout = 2 * time.Second
 // 403 Forbidden. Default: every request costs 1. A nil function keeps
 // the default.
 //
-// With WithCost, a handler can report the request's actual cost with
-// [SetCost], and the middleware settles it once the handler returns:
-// it calls SettleN(ctx, key, estimate, actual) of a [ratelimit.Settler]
-// given to [Limit], or Settle(ctx, key, tier, estimate, actual) of the
-// [tiers.Limiter] given to [New], which gives back what the request did
-// not use or charges what it used beyond the estimate, into debt if need
-// be (docs/quotas.md). A request admitted without spending tokens (by
-// reject.Shadow over its limit, by a limiter's fallback, or unlimited
-// after a store failure) is not settled.
+// With WithCost (or [WithResponseCost]), the actual cost, once the
+// handler reports it with [SetCost] or its response shows it, is settled
+// when the handler returns: the middleware calls SettleN(ctx, key,
+// estimate, actual) of a [ratelimit.Settler] given to [Limit], or
+// Settle(ctx, key, tier, estimate, actual) of the [tiers.Limiter] given
+// to [New], which gives back what the request did not use or charges what
+// it used beyond the estimate, into debt if need be (docs/quotas.md). A
+// request admitted without spending tokens (by reject.Shadow over its
+// limit, by a limiter's fallback, or unlimited after a store failure) is
+// not settled.
 func WithCost(estimate func(r *http.Request) int) Option {
 	return optionFunc(func(c *config) {
 		if estimate != nil {
 			c.cost = estimate
+		}
+	})
+}
+
+// WithResponseCost sets a function that reads a request's actual cost
+// from its response's header fields, once the handler has returned: for a
+// handler that is not yours to change, such as an
+// httputil.ReverseProxy in front of a service that reports its usage in a
+// header or a trailer (both are in h by then). It returns ok false when
+// the response does not say. A cost the handler reported with [SetCost]
+// wins; a handler that panicked is settled only from SetCost. The cost is
+// settled as [WithCost] describes, against WithCost's estimate (1 without
+// it). Default: none. A nil function keeps the default.
+func WithResponseCost(f func(r *http.Request, h http.Header) (actual int, ok bool)) Option {
+	return optionFunc(func(c *config) {
+		if f != nil {
+			c.respCost = f
 		}
 	})
 }
@@ -63,13 +81,13 @@ type reported struct {
 
 // SetCost reports the actual cost, in tokens, of the request whose
 // context is ctx (the r.Context() of a handler behind a middleware with
-// [WithCost]), to be settled against the estimate the middleware spent
+// [WithCost] or [WithResponseCost]), to be settled against the estimate the middleware spent
 // once the handler returns. The last cost reported before the handler
 // returns is settled; a handler that reports none keeps the estimate as
 // the cost. SetCost may be called from any goroutine.
 //
 // It returns false, and does nothing, when there is nothing to settle:
-// ctx is not such a request's, the limiter cannot settle (it is not a
+// ctx is not the request's of such a middleware, the limiter cannot settle (it is not a
 // [ratelimit.Settler]), the request spent no tokens (see WithCost), the
 // handler has returned, or actual is negative.
 func SetCost(ctx context.Context, actual int) bool {
@@ -95,8 +113,9 @@ func (c *reported) take() (actual int, ok bool) {
 }
 
 // serveSettled serves an admitted request that spent reserved tokens,
-// and settles the cost its handler reports with SetCost when the handler
-// returns, or panics: the tokens of a request whose handler panicked
+// and settles the cost its handler reports with SetCost (or else its
+// response shows, to WithResponseCost) when the handler returns, or
+// panics: the tokens of a request whose handler panicked
 // after reporting its cost are settled too, and one that reported none
 // keeps its estimate spent, since the work may have been done. The
 // response ends after the settle, so that the client's next request sees
@@ -104,12 +123,19 @@ func (c *reported) take() (actual int, ok bool) {
 func (m *middleware) serveSettled(w http.ResponseWriter, r *http.Request, next http.Handler, key, tier string, reserved int) {
 	c := &reported{actual: -1}
 	r = r.WithContext(context.WithValue(r.Context(), costKey{}, c))
+	returned := false
 	defer func() {
-		if actual, ok := c.take(); ok && actual != reserved {
+		actual, ok := c.take()
+		if !ok && returned && m.cfg.respCost != nil {
+			actual, ok = m.cfg.respCost(r, w.Header())
+			ok = ok && actual >= 0
+		}
+		if ok && actual != reserved {
 			m.settleCost(r, key, tier, reserved, actual)
 		}
 	}()
 	next.ServeHTTP(w, r)
+	returned = true
 }
 
 // settleCost settles the request's cost, on a context bounded by the

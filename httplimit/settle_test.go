@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -435,5 +437,83 @@ func TestSettleConcurrentRealRedis(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestResponseCost: behind a reverse proxy, the cost is read from the
+// upstream's header or trailer once the handler returns; SetCost wins; a
+// response that does not say, or a handler that panicked, keeps the
+// estimate.
+func TestResponseCost(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/header":
+			w.Header().Set("X-Usage", "7")
+		case "/trailer":
+			w.Header().Set("Trailer", "X-Usage")
+			defer w.Header().Set("X-Usage", "2")
+		}
+		w.Write([]byte("answer"))
+	}))
+	defer upstream.Close()
+	target, err := url.Parse(upstream.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	usage := func(_ *http.Request, h http.Header) (int, bool) {
+		n, err := strconv.Atoi(h.Get("X-Usage"))
+		return n, err == nil
+	}
+	rdb, _ := frozen(t)
+	l := newLimiter(t, rdb, ratelimit.PerMinute(10))
+	handler := func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/reported":
+			httplimit.SetCost(r.Context(), 3)
+			w.Header().Set("X-Usage", "9")
+		case "/panic":
+			w.Header().Set("X-Usage", "9")
+			panic(http.ErrAbortHandler)
+		default:
+			proxy.ServeHTTP(w, r)
+		}
+	}
+	steps := []struct {
+		path     string
+		estimate bool // WithCost: X-Estimate 5; else 1
+		left     int
+	}{
+		{"/header", false, 3},  // 1 reserved, 7 used
+		{"/trailer", true, 8},  // 5 reserved, 2 used
+		{"/silent", true, 5},   // the estimate stays
+		{"/reported", true, 7}, // SetCost's 3, not the header's 9
+		{"/panic", true, 5},
+	}
+	for i, s := range steps {
+		opts := []httplimit.Option{httplimit.WithResponseCost(usage), nil}
+		if s.estimate {
+			opts[1] = httplimit.WithCost(estimate)
+		}
+		h := httplimit.Limit(l, opts...)(http.HandlerFunc(handler))
+		remote := fmt.Sprintf("203.0.113.%d", i+1)
+		req := httptest.NewRequest("GET", s.path, nil)
+		req.RemoteAddr = remote + ":1"
+		req.Header.Set("X-Estimate", "5")
+		rec := httptest.NewRecorder()
+		func() {
+			defer func() {
+				if p := recover(); p != nil && s.path != "/panic" {
+					t.Errorf("%s: panic %v", s.path, p)
+				}
+			}()
+			h.ServeHTTP(rec, req)
+		}()
+		if s.path != "/panic" && s.path != "/reported" && rec.Body.String() != "answer" {
+			t.Errorf("%s: %d %q", s.path, rec.Code, rec.Body)
+		}
+		if d, err := l.Peek(context.Background(), remote); err != nil || d.Remaining != s.left {
+			t.Errorf("%s: %d left (%v), want %d", s.path, d.Remaining, err, s.left)
+		}
 	}
 }
