@@ -12,6 +12,8 @@
 //   - [Decision], the value every check returns;
 //   - [Limiter], the interface every implementation satisfies;
 //   - [Keyspace], which turns client keys into Cluster-safe Redis keys;
+//   - [Dynamic], a Limiter whose limit per key (a tenant's plan) comes
+//     from a [LimitFunc], over limiters of any implementation;
 //   - the errors callers branch on with [errors.Is].
 //
 // The implementations live in subpackages:

@@ -64,7 +64,8 @@
 //   - w is in whole seconds, at least 1: a window that is not is rounded
 //     up, and q scaled to the same rate (rounded down, never below Burst).
 //
-// The algorithm is the one the limiter reports (algorithms.Limiter does),
+// The algorithm is the one the limiter reports (algorithms.Limiter does;
+// a ratelimit.Dynamic of algorithms.Limiters, that of the key's limiter),
 // or for plans the limit's configured one (tiers.LimitResult.Algorithm);
 // a limit whose algorithm is unknown, such as a leasing one (which runs
 // the token bucket), is described as a token bucket.
@@ -89,6 +90,15 @@
 // structured-field Integer can carry. A decision made by a limiter's own
 // failure policy (Source ratelimit.SourceFallback) says nothing about the
 // shared limit and is left out of RateLimit.
+//
+// # Costs
+//
+// A request costs one token unless [WithCost] says otherwise. When the
+// actual cost is known only after the work (an LLM call's tokens), the
+// WithCost estimate is reserved up front, the handler reports the actual
+// cost with [SetCost], and the middleware settles the difference when the
+// handler returns (ratelimit.Settler): a refund, or a charge into debt
+// that the client's later requests pay off.
 //
 // # Options
 //

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -117,4 +119,62 @@ func ExampleNew() {
 	//   RateLimit: "free.minute";r=0;t=30
 	//   RateLimit-Policy: "free.minute";q=2;w=60
 	//   Retry-After: 30
+}
+
+// An LLM gateway knows what a request cost only when the model has
+// answered. WithCost reserves an estimate (the request's max_tokens, here
+// a header) before the handler runs; the handler reports the tokens used
+// with SetCost, and the middleware settles the difference once it
+// returns: a refund when the request cost less, a charge, into debt if
+// need be, when it cost more.
+func ExampleSetCost() {
+	mr, err := miniredis.Run()
+	if err != nil {
+		panic(err)
+	}
+	defer mr.Close()
+	mr.SetTime(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)) // nothing refills
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	defer rdb.Close()
+
+	// 1,000 tokens an hour per API key.
+	lim, err := algorithms.NewLimiter(rdb, ratelimit.PerHour(1000), algorithms.WithTimeout(time.Minute))
+	if err != nil {
+		panic(err)
+	}
+	maxTokens := func(r *http.Request) int {
+		n, _ := strconv.Atoi(r.Header.Get("X-Max-Tokens"))
+		return n
+	}
+	llm := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		used, _ := strconv.Atoi(r.Header.Get("X-Would-Use")) // what the model used
+		httplimit.SetCost(r.Context(), used)
+		fmt.Fprintf(w, "used %d tokens", used)
+	})
+	handler := httplimit.Limit(lim,
+		httplimit.WithKey(httplimit.Header("X-API-Key")),
+		httplimit.WithCost(maxTokens),
+	)(llm)
+
+	for _, c := range []struct{ max, used string }{
+		{"500", "120"}, // reserves 500, gives back 380
+		{"500", "700"}, // reserves 500, charges 200 more
+		{"500", "100"}, // 180 left: refused
+	} {
+		req := httptest.NewRequest(http.MethodPost, "/v1/chat", nil)
+		req.Header.Set("X-API-Key", "team-a")
+		req.Header.Set("X-Max-Tokens", c.max)
+		req.Header.Set("X-Would-Use", c.used)
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		d, err := lim.Peek(context.Background(), "team-a")
+		if err != nil {
+			panic(err)
+		}
+		fmt.Printf("%d %-15s tokens left: %d\n", rec.Code, strings.TrimSpace(rec.Body.String()), d.Remaining)
+	}
+	// Output:
+	// 200 used 120 tokens tokens left: 880
+	// 200 used 700 tokens tokens left: 180
+	// 429 rate limit exceeded tokens left: 180
 }

@@ -47,9 +47,11 @@ func Limit(l ratelimit.Limiter, opts ...Option) func(http.Handler) http.Handler 
 	}
 	s := &single{l: l}
 	s.ref, _ = l.(ratelimit.Refunder)
+	s.set, _ = l.(ratelimit.Settler)
 	if ar, ok := l.(interface{ Algorithm() algorithms.Algorithm }); ok {
 		s.alg = ar.Algorithm()
 	}
+	s.byKey, _ = l.(limiterByKey)
 	return handler(&middleware{b: s, cfg: newConfig(opts)})
 }
 
@@ -65,6 +67,9 @@ func New(l *tiers.Limiter, opts ...PlanOption) func(http.Handler) http.Handler {
 }
 
 func handler(m *middleware) func(http.Handler) http.Handler {
+	if m.cfg.cost != nil || m.cfg.respCost != nil {
+		m.settle = m.b.settler()
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			m.serve(w, r, next)
@@ -76,33 +81,64 @@ func handler(m *middleware) func(http.Handler) http.Handler {
 // tiers.Limiter or a single limiter.
 type backend interface {
 	// check checks n tokens of key, in the tier named tier (plans only;
-	// "" resolves it), and returns the combined decision and what each
-	// limit decided.
-	check(ctx context.Context, key, tier string, n int) (ratelimit.Decision, []policy, error)
+	// "" resolves it), and returns the combined decision, what each
+	// limit decided and the tier it resolved ("" for a single limiter).
+	check(ctx context.Context, key, tier string, n int) (ratelimit.Decision, []policy, string, error)
 	// refunder returns the backend's refund, or nil if it cannot.
 	refunder() func(ctx context.Context, key, tier string, n int) error
+	// settler returns the backend's settle, or nil if it cannot.
+	settler() func(ctx context.Context, key, tier string, reserved, actual int) error
 }
 
 // plans is the backend of New.
 type plans struct{ l *tiers.Limiter }
 
-func (p plans) check(ctx context.Context, key, tier string, n int) (ratelimit.Decision, []policy, error) {
+func (p plans) check(ctx context.Context, key, tier string, n int) (ratelimit.Decision, []policy, string, error) {
 	res, err := p.l.Check(ctx, key, tier, n)
-	return res.Decision, policiesOf(res, key), err
+	return res.Decision, policiesOf(res, key), res.Tier, err
 }
 
 func (p plans) refunder() func(ctx context.Context, key, tier string, n int) error { return p.l.Refund }
+
+func (p plans) settler() func(ctx context.Context, key, tier string, reserved, actual int) error {
+	return p.l.Settle
+}
 
 // single is the backend of Limit.
 type single struct {
 	l   ratelimit.Limiter
 	ref ratelimit.Refunder   // nil if l cannot refund
+	set ratelimit.Settler    // nil if l cannot settle
 	alg algorithms.Algorithm // what l reports it runs; nil if it does not say
+	// byKey is l if its limiter, and so its algorithm, depends on the key
+	// (a ratelimit.Dynamic of algorithms.Limiters); else nil.
+	byKey limiterByKey
 }
 
-func (s *single) check(ctx context.Context, key, _ string, n int) (ratelimit.Decision, []policy, error) {
+// limiterByKey is a limiter that checks each key with an
+// algorithms.Limiter of its own, as a ratelimit.Dynamic of them does.
+type limiterByKey interface {
+	Limiter(ctx context.Context, key string) (*algorithms.Limiter, error)
+}
+
+func (s *single) check(ctx context.Context, key, _ string, n int) (ratelimit.Decision, []policy, string, error) {
 	d, err := s.l.AllowN(ctx, key, n)
-	return d, []policy{{name: DefaultPolicyName, limit: d.Limit, alg: s.alg, partition: "c:" + key, checked: err == nil, d: d}}, err
+	alg := s.alg
+	if s.byKey != nil && err == nil {
+		if l, lerr := s.byKey.Limiter(ctx, key); lerr == nil {
+			alg = l.Algorithm()
+		}
+	}
+	return d, []policy{{name: DefaultPolicyName, limit: d.Limit, alg: alg, partition: "c:" + key, checked: err == nil, d: d}}, "", err
+}
+
+func (s *single) settler() func(ctx context.Context, key, tier string, reserved, actual int) error {
+	if s.set == nil {
+		return nil
+	}
+	return func(ctx context.Context, key, _ string, reserved, actual int) error {
+		return s.set.SettleN(ctx, key, reserved, actual)
+	}
 }
 
 func (s *single) refunder() func(ctx context.Context, key, tier string, n int) error {
@@ -115,9 +151,31 @@ func (s *single) refunder() func(ctx context.Context, key, tier string, n int) e
 type middleware struct {
 	b   backend
 	cfg config
+	// settle settles the cost a handler reports with SetCost or its
+	// response with WithResponseCost; nil when neither WithCost nor
+	// WithResponseCost is given, or the backend cannot settle.
+	settle func(ctx context.Context, key, tier string, reserved, actual int) error
 
-	lastLog    atomic.Int64 // UnixNano of the last failure logged
-	suppressed atomic.Int64 // failures not logged since then
+	checkLog  logThrottle // failed checks
+	settleLog logThrottle // failed settles
+}
+
+// logThrottle lets one message a second through.
+type logThrottle struct {
+	last       atomic.Int64 // UnixNano of the last message let through
+	suppressed atomic.Int64 // messages held back since then
+}
+
+// allow reports whether a message may be logged now and, if so, how many
+// were held back since the last one.
+func (t *logThrottle) allow() (suppressed int64, ok bool) {
+	now := time.Now().UnixNano()
+	last := t.last.Load()
+	if now-last < int64(time.Second) || !t.last.CompareAndSwap(last, now) {
+		t.suppressed.Add(1)
+		return 0, false
+	}
+	return t.suppressed.Swap(0), true
 }
 
 var (
@@ -125,6 +183,7 @@ var (
 	bodyUnavailable = []byte("rate limiter unavailable\n")
 	bodyNoPlan      = []byte("no rate limit plan for this client\n")
 	bodyExceeded    = []byte("rate limit exceeded\n")
+	bodyTooCostly   = []byte("request costs more than the rate limit allows\n")
 )
 
 const textPlain = "text/plain; charset=utf-8"
@@ -147,20 +206,33 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 			return
 		}
 	}
-	d, err := rl.AllowN(ctx, key, 1)
+	n := 1
+	if m.cfg.cost != nil {
+		n = max(m.cfg.cost(r), 1)
+	}
+	d, err := rl.AllowN(ctx, key, n)
 	if err == nil && !d.Allowed {
-		req := reject.Request{Limiter: rl.view(), Key: key, N: 1, Decision: d}
-		_, err = m.cfg.strategy.Handle(ctx, req)
+		req := reject.Request{Limiter: rl.view(), Key: key, N: n, Decision: d}
+		d, err = m.cfg.strategy.Handle(ctx, req)
 	}
 	var ex *ratelimit.ExceededError
 	switch {
 	case err == nil:
+		ps, tier := rl.result()
 		if !m.cfg.noFields {
-			setRateLimitHeaders(w.Header(), rl.result(), false, m.cfg.pkSecret)
+			setRateLimitHeaders(w.Header(), ps, false, m.cfg.pkSecret)
+		}
+		// Only tokens spent in Redis are settled there: not those of a
+		// request a strategy admitted over the limit (Shadow), nor of
+		// a limiter's own fallback decision.
+		if m.settle != nil && d.Allowed && d.Source != ratelimit.SourceFallback {
+			m.serveSettled(w, r, next, key, tier, n)
+			return
 		}
 		next.ServeHTTP(w, r)
 	case errors.As(err, &ex):
-		m.refuse(w, r, rl.result(), err, ex)
+		ps, _ := rl.result()
+		m.refuse(w, r, ps, err, ex)
 	case ctx.Err() != nil:
 		// The client has gone; nobody will read an answer.
 	default:
@@ -211,6 +283,11 @@ func (m *middleware) failed(w http.ResponseWriter, r *http.Request, next http.Ha
 		m.logFailure(r, err, "refused with 503")
 		w.Header().Set(HeaderRetryAfter, "1")
 		writeBody(w, http.StatusServiceUnavailable, textPlain, bodyUnavailable)
+	case errors.Is(err, ratelimit.ErrInvalidN):
+		// The WithCost estimate is more than a limit's burst: no wait
+		// would admit the request.
+		m.logFailure(r, err, "refused with 403")
+		writeBody(w, http.StatusForbidden, textPlain, bodyTooCostly)
 	case errors.Is(err, tiers.ErrUnknownTier):
 		m.cfg.logger.LogAttrs(r.Context(), slog.LevelDebug, "httplimit: no tier for client", slog.Any("err", err))
 		writeBody(w, http.StatusForbidden, textPlain, bodyNoPlan)
@@ -223,17 +300,15 @@ func (m *middleware) failed(w http.ResponseWriter, r *http.Request, next http.Ha
 // logFailure logs err, and what became of the request, at most once a
 // second.
 func (m *middleware) logFailure(r *http.Request, err error, outcome string) {
-	now := time.Now().UnixNano()
-	last := m.lastLog.Load()
-	if now-last < int64(time.Second) || !m.lastLog.CompareAndSwap(last, now) {
-		m.suppressed.Add(1)
+	suppressed, ok := m.checkLog.allow()
+	if !ok {
 		return
 	}
 	m.cfg.logger.LogAttrs(r.Context(), slog.LevelWarn, "httplimit: rate limit check failed",
 		slog.String("request", outcome),
 		slog.Bool("store", errors.Is(err, ratelimit.ErrStore)),
 		slog.Any("err", err),
-		slog.Int64("suppressed", m.suppressed.Swap(0)))
+		slog.Int64("suppressed", suppressed))
 }
 
 func writeBody(w http.ResponseWriter, code int, ctype string, body []byte) {
@@ -253,8 +328,9 @@ type requestLimiter struct {
 	b    backend
 	tier string
 
-	mu   sync.Mutex // protects last
-	last []policy
+	mu       sync.Mutex // protects last and resolved
+	last     []policy
+	resolved string // the tier of the last check
 }
 
 func (rl *requestLimiter) Allow(ctx context.Context, key string) (ratelimit.Decision, error) {
@@ -262,20 +338,22 @@ func (rl *requestLimiter) Allow(ctx context.Context, key string) (ratelimit.Deci
 }
 
 func (rl *requestLimiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Decision, error) {
-	d, ps, err := rl.b.check(ctx, key, rl.tier, n)
+	d, ps, tier, err := rl.b.check(ctx, key, rl.tier, n)
 	if err != nil {
 		return d, err
 	}
 	rl.mu.Lock()
-	rl.last = ps
+	rl.last, rl.resolved = ps, tier
 	rl.mu.Unlock()
 	return d, nil
 }
 
-func (rl *requestLimiter) result() []policy {
+// result returns what each limit decided in the last check, and the tier
+// it resolved.
+func (rl *requestLimiter) result() ([]policy, string) {
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
-	return rl.last
+	return rl.last, rl.resolved
 }
 
 // view returns rl as the strategy should see it: a ratelimit.Refunder

@@ -3,6 +3,7 @@ package httplimit
 import (
 	"log/slog"
 	"net/http"
+	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/reject"
@@ -32,6 +33,10 @@ type config struct {
 	logger   *slog.Logger
 	noFields bool
 	pkSecret []byte
+	cost     func(*http.Request) int
+	respCost func(*http.Request, http.Header) (int, bool)
+	// settleTimeout bounds each settle.
+	settleTimeout time.Duration
 }
 
 type optionFunc func(*config)
@@ -49,6 +54,8 @@ func defaultConfig() config {
 		key:      ClientIP(),
 		strategy: reject.Reject(),
 		policy:   DefaultFailurePolicy,
+
+		settleTimeout: DefaultSettleTimeout,
 	}
 }
 
