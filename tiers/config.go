@@ -48,8 +48,9 @@ type Limit struct {
 	// 1 to MaxNameLen bytes of ASCII letters, digits, '_' and '-'.
 	Name string
 
-	// Limit is the rate, period and burst.
-	Limit ratelimit.Limit
+	// Budget is the rate, period and burst the limit allows: the budget
+	// that Scope says who shares.
+	Budget ratelimit.Limit
 
 	// Scope says whether each client has its own budget (PerClient, the
 	// zero value) or the tier shares one (PerTier).
@@ -66,12 +67,12 @@ type Limit struct {
 
 // Client returns a per-client Limit named name.
 func Client(name string, lim ratelimit.Limit) Limit {
-	return Limit{Name: name, Limit: lim, Scope: PerClient}
+	return Limit{Name: name, Budget: lim, Scope: PerClient}
 }
 
 // Shared returns a Limit named name whose budget the whole tier shares.
 func Shared(name string, lim ratelimit.Limit) Limit {
-	return Limit{Name: name, Limit: lim, Scope: PerTier}
+	return Limit{Name: name, Budget: lim, Scope: PerTier}
 }
 
 // WithAlgorithm returns a copy of l run by a.
@@ -339,7 +340,7 @@ func validateLimit(is *issues, f string, l Limit) bool {
 		fail(f, nil, "limit name: %v", err)
 		return false
 	}
-	lim := l.Limit
+	lim := l.Budget
 	switch {
 	case lim.Rate <= 0:
 		fail(f+".rate", ratelimit.ErrInvalidLimit, "must be positive, got %d", lim.Rate)
@@ -377,7 +378,7 @@ func validateLimit(is *issues, f string, l Limit) bool {
 
 // validateCalendar reports the problems of l, run by cal, under field f.
 func validateCalendar(is *issues, f string, cal algorithms.CalendarWindow, l Limit) {
-	if err := cal.Validate(l.Limit); err != nil {
+	if err := cal.Validate(l.Budget); err != nil {
 		is.add(f+".period", err, "%v", err)
 	}
 	if l.Lease {

@@ -48,7 +48,7 @@ func (f *fake) AllowN(ctx context.Context, key string, n int) (ratelimit.Decisio
 	if f.err != nil {
 		return ratelimit.Decision{}, f.err
 	}
-	lim := f.spec.Limit.Limit
+	lim := f.spec.Limit.Budget
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.used == nil {

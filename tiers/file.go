@@ -428,18 +428,18 @@ func (r *reader) limit(name string, n *yaml.Node, field string) Limit {
 		calendarAlg                bool                      // algorithm: calendar_window
 	)
 	r.fields(n, field, map[string]func(*yaml.Node, string){
-		"rate": func(v *yaml.Node, f string) { l.Limit.Rate, hasRate = r.int(v, f), true },
+		"rate": func(v *yaml.Node, f string) { l.Budget.Rate, hasRate = r.int(v, f), true },
 		"period": func(v *yaml.Node, f string) {
 			hasPeriod = true
 			if v.Kind == yaml.ScalarNode && v.Tag == "!!str" {
 				if p, err := algorithms.ParseCalendarPeriod(v.Value); err == nil {
-					calendar, l.Limit.Period = p, p.Nominal()
+					calendar, l.Budget.Period = p, p.Nominal()
 					return
 				}
 			}
-			l.Limit.Period = r.duration(v, f)
+			l.Budget.Period = r.duration(v, f)
 		},
-		"burst":    func(v *yaml.Node, f string) { l.Limit.Burst, hasBurst, burstNode = r.int(v, f), true, v },
+		"burst":    func(v *yaml.Node, f string) { l.Budget.Burst, hasBurst, burstNode = r.int(v, f), true, v },
 		"timezone": func(v *yaml.Node, f string) { tzNode = v },
 		"scope": func(v *yaml.Node, f string) {
 			switch s := r.str(v, f); s {
@@ -488,7 +488,7 @@ func (r *reader) limit(name string, n *yaml.Node, field string) Limit {
 	r.calendar(&l, field, calendar, tzNode, burstNode, algNode, calendarAlg)
 	if !hasBurst {
 		// Burst is Rate: any problem with it is Rate's, reported there.
-		l.Limit.Burst = l.Limit.Rate
+		l.Budget.Burst = l.Budget.Rate
 		r.is.skip[field+".burst"] = true
 	}
 	return l
@@ -525,8 +525,8 @@ func (r *reader) calendar(l *Limit, field string, p algorithms.CalendarPeriod, t
 		r.fail(alg, field+".algorithm", nil, "period %s is a calendar quota, run by the calendar_window algorithm, not %s", p, l.Algorithm.Name())
 		return
 	}
-	if burst != nil && !r.is.skip[field+".burst"] && l.Limit.Burst != l.Limit.Rate {
-		r.fail(burst, field+".burst", nil, "a calendar quota admits rate requests per %s: leave burst out, or make it equal to rate (%d)", p, l.Limit.Rate)
+	if burst != nil && !r.is.skip[field+".burst"] && l.Budget.Burst != l.Budget.Rate {
+		r.fail(burst, field+".burst", nil, "a calendar quota admits rate requests per %s: leave burst out, or make it equal to rate (%d)", p, l.Budget.Rate)
 		return
 	}
 	l.Algorithm = cal

@@ -56,7 +56,7 @@ tiers:
 		t.Fatal(err)
 	}
 	got := cfg.Tiers[0].Limits[0]
-	want := tiers.Limit{Name: "l", Limit: ratelimit.Limit{Rate: 7, Period: 90 * time.Second, Burst: 7}}
+	want := tiers.Limit{Name: "l", Budget: ratelimit.Limit{Rate: 7, Period: 90 * time.Second, Burst: 7}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("limit = %+v, want %+v (burst defaults to rate, scope to client)", got, want)
 	}

@@ -25,7 +25,7 @@ func TestLeaseFactory(t *testing.T) {
 		if !s.Limit.Lease {
 			return direct(s)
 		}
-		l, err := lease.New(rdb, s.Limit.Limit, lease.WithKeyspace(s.Keyspace),
+		l, err := lease.New(rdb, s.Limit.Budget, lease.WithKeyspace(s.Keyspace),
 			lease.WithRefillTimeout(testTimeout))
 		if err != nil {
 			return nil, err

@@ -167,8 +167,8 @@ func (l *Limiter) Check(ctx context.Context, key, tier string, n int) (Result, e
 	}
 	res := Result{Tier: t.name, Limits: make([]LimitResult, len(t.limits))}
 	for i, b := range t.limits {
-		res.Limits[i] = LimitResult{Name: b.Name, Scope: b.Scope, Limit: b.Limit.Limit, Algorithm: b.alg}
-		if err := b.Limit.Limit.ValidateN(n); err != nil {
+		res.Limits[i] = LimitResult{Name: b.Name, Scope: b.Scope, Limit: b.Limit.Budget, Algorithm: b.alg}
+		if err := b.Limit.Budget.ValidateN(n); err != nil {
 			return res, fmt.Errorf("tiers: limit %q of tier %q: %w", b.Name, t.name, err)
 		}
 	}

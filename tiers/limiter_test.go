@@ -139,7 +139,7 @@ func TestOverride(t *testing.T) {
 	var tierSecond, acmeSecond *fake
 	for _, f := range fs.all() {
 		if f.spec.Tier == "pro" && f.spec.Limit.Name == "second" {
-			if f.spec.Limit.Limit.Rate == 40 {
+			if f.spec.Limit.Budget.Rate == 40 {
 				acmeSecond = f
 			} else {
 				tierSecond = f
@@ -371,8 +371,8 @@ func TestValidate(t *testing.T) {
 	}{
 		{"duplicate tier", func(c *tiers.Config) { c.Tiers = append(c.Tiers, c.Tiers[0]) }, "tiers.free"},
 		{"duplicate limit", func(c *tiers.Config) { c.Tiers[0].Limits = append(c.Tiers[0].Limits, c.Tiers[0].Limits[0]) }, "tiers.free.limits.s"},
-		{"zero burst", func(c *tiers.Config) { c.Tiers[0].Limits[0].Limit.Burst = 0 }, "tiers.free.limits.s.burst"},
-		{"sub-microsecond period", func(c *tiers.Config) { c.Tiers[0].Limits[0].Limit.Period = time.Second + 1 }, "tiers.free.limits.s.period"},
+		{"zero burst", func(c *tiers.Config) { c.Tiers[0].Limits[0].Budget.Burst = 0 }, "tiers.free.limits.s.burst"},
+		{"sub-microsecond period", func(c *tiers.Config) { c.Tiers[0].Limits[0].Budget.Period = time.Second + 1 }, "tiers.free.limits.s.period"},
 		{"long name", func(c *tiers.Config) { c.Tiers[0].Name = strings.Repeat("x", tiers.MaxNameLen+1) }, "tiers." + strings.Repeat("x", tiers.MaxNameLen+1)},
 		{"bad scope", func(c *tiers.Config) { c.Tiers[0].Limits[0].Scope = 7 }, "tiers.free.limits.s.scope"},
 		{"empty client key", func(c *tiers.Config) { c.Clients = map[string]string{"": "free"} }, "clients."},

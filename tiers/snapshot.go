@@ -136,7 +136,7 @@ func (l *Limiter) build(cfg Config, old *snapshot) (s *snapshot, created []ratel
 		drained:   make(chan struct{}),
 	}
 	bind := func(tierName string, lim Limit) (bound, error) {
-		k := specKey{tier: tierName, name: lim.Name, scope: lim.Scope, lim: lim.Limit, lease: lim.Lease}
+		k := specKey{tier: tierName, name: lim.Name, scope: lim.Scope, lim: lim.Budget, lease: lim.Lease}
 		if lim.Algorithm != nil {
 			k.alg = lim.Algorithm.Name()
 			if s, ok := lim.Algorithm.(fmt.Stringer); ok {

@@ -118,7 +118,7 @@ func walk(p plan, evs [][]event, f func(c client, ev event, fits bool) (take boo
 			}
 			b := buckets[k]
 			if b == nil {
-				b = newBucket(l.Limit)
+				b = newBucket(l.Budget)
 				buckets[k] = b
 			}
 			b.refill(ev.at)
