@@ -18,7 +18,8 @@ var (
 	// MaxKeyLen bytes.
 	ErrInvalidKey = errors.New("ratelimit: invalid key")
 
-	// ErrInvalidLimit is returned for a Limit that fails [Limit.Validate].
+	// ErrInvalidLimit is matched by the error of a Limit that fails
+	// [Limit.Validate], whose [*LimitError] names the field at fault.
 	ErrInvalidLimit = errors.New("ratelimit: invalid limit")
 
 	// ErrInvalidN is returned when n is not positive or exceeds the burst.

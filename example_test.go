@@ -29,8 +29,8 @@ func ExampleLimit_Validate() {
 	}
 	// Output:
 	// false <nil>
-	// true ratelimit: invalid limit: period 0s must be at least 1ms
-	// true ratelimit: invalid limit: burst 0 must be positive
+	// true ratelimit: invalid limit: period must be positive, got 0s
+	// true ratelimit: invalid limit: burst must be positive, got 0
 }
 
 func ExampleKeyspace_ClientKey() {

@@ -1,6 +1,7 @@
 package tiers
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -195,31 +196,22 @@ func validateLimit(is *issues, f string, l Limit) bool {
 		fail(f, nil, "limit name: %v", err)
 		return false
 	}
-	lim := l.Budget
-	switch {
-	case lim.Rate <= 0:
-		fail(f+".rate", ratelimit.ErrInvalidLimit, "must be positive, got %d", lim.Rate)
-	case lim.Rate > ratelimit.MaxRate:
-		fail(f+".rate", ratelimit.ErrInvalidLimit, "%d exceeds the maximum %d", lim.Rate, ratelimit.MaxRate)
-	}
-	switch {
-	case lim.Period <= 0:
-		fail(f+".period", ratelimit.ErrInvalidLimit, "must be positive, got %v", lim.Period)
-	case lim.Period < ratelimit.MinPeriod:
-		fail(f+".period", ratelimit.ErrInvalidLimit, "%v is shorter than the minimum %v", lim.Period, ratelimit.MinPeriod)
-	case lim.Period > ratelimit.MaxPeriod:
-		fail(f+".period", ratelimit.ErrInvalidLimit, "%v exceeds the maximum %v", lim.Period, ratelimit.MaxPeriod)
-	}
-	switch {
-	case lim.Burst <= 0:
-		fail(f+".burst", ratelimit.ErrInvalidLimit, "must be positive, got %d", lim.Burst)
-	case lim.Burst > ratelimit.MaxRate:
-		fail(f+".burst", ratelimit.ErrInvalidLimit, "%d exceeds the maximum %d", lim.Burst, ratelimit.MaxRate)
-	}
-	if ok {
-		// Anything else ratelimit.Limit rejects (whole microseconds).
-		if err := lim.Validate(); err != nil {
-			fail(f+".period", err, "%v", err)
+	if err := l.Budget.Validate(); err != nil {
+		list := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			list = j.Unwrap()
+		}
+		for _, e := range list {
+			var le *ratelimit.LimitError
+			if !errors.As(e, &le) {
+				fail(f, e, "%v", e)
+				continue
+			}
+			field := f // the refill time, which no one field makes
+			if le.Field != "" {
+				field += "." + le.Field // rate, period, burst: named as in the file
+			}
+			fail(field, le, "%s", le.Msg)
 		}
 	}
 	if l.Scope != PerClient && l.Scope != PerTier {
