@@ -214,17 +214,11 @@ func b2i(b bool) int {
 // Every call counts, whatever the limiter answered: each is a request that
 // arrived.
 func idealAdmits(calls []call, lim ratelimit.Limit) []bool {
-	m := algorithms.TokenBucketModel{Limit: lim}
-	var s algorithms.TokenBucketState
-	ok := make([]bool, len(calls))
+	at := make([]int64, len(calls))
 	for i, c := range calls {
-		var d ratelimit.Decision
-		// The model takes µs; the offset keeps every instant after the
-		// zero state's TS (which means "full").
-		s, d = m.Decide(s, 1e15+c.at.Microseconds(), 1)
-		ok[i] = d.Allowed
+		at[i] = c.at.Nanoseconds()
 	}
-	return ok
+	return replayExact(lim, at)
 }
 
 // busiestWindow returns the most admissions among calls (sorted by send

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
 )
 
 // Bounds on the measured loops besides their durations: no goroutine does
@@ -338,19 +339,31 @@ func newStats(n, arrivals int) []*loopStats {
 // requests.
 func exactAdmissions(arrivals []int64, lim ratelimit.Limit) int64 {
 	slices.Sort(arrivals)
-	perNs := float64(lim.Rate) / float64(lim.Period.Nanoseconds())
-	tokens, burst := float64(lim.Burst), float64(lim.Burst)
 	var n int64
-	for i, t := range arrivals {
-		if i > 0 {
-			tokens = math.Min(burst, tokens+float64(t-arrivals[i-1])*perNs)
-		}
-		if tokens >= 1 {
-			tokens--
+	for _, ok := range replayExact(lim, arrivals) {
+		if ok {
 			n++
 		}
 	}
 	return n
+}
+
+// replayExact replays requests of one token arriving at the instants at
+// (ns from any origin, in order) through algorithms.TokenBucketModel of
+// lim, the reference model of the token bucket script, starting full, and
+// reports which it admits.
+func replayExact(lim ratelimit.Limit, at []int64) []bool {
+	m := algorithms.TokenBucketModel{Limit: lim}
+	var s algorithms.TokenBucketState
+	ok := make([]bool, len(at))
+	for i, t := range at {
+		var d ratelimit.Decision
+		// The model takes µs; the offset keeps every instant after the
+		// zero state's TS (which means "full").
+		s, d = m.Decide(s, 1e15+t/1e3, 1)
+		ok[i] = d.Allowed
+	}
+	return ok
 }
 
 // stopOnDone sets stop when ctx is done, so loops need not poll ctx (whose
