@@ -123,11 +123,7 @@ func blockingFakes(entered, release chan struct{}) *fakes {
 func TestReloadInFlightFinishesOnOldConfig(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	fs := blockingFakes(entered, release)
-	l, err := tiers.New(fs.factory, twoLimits(1), tiers.WithGracePeriod(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, fs.factory, twoLimits(1), tiers.WithGracePeriod(time.Minute))
 	old := fs.find("free", "second")
 
 	done := make(chan tiers.Result)
@@ -167,11 +163,7 @@ func TestReloadInFlightFinishesOnOldConfig(t *testing.T) {
 func TestReloadGracePeriod(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	fs := blockingFakes(entered, release)
-	l, err := tiers.New(fs.factory, twoLimits(1), tiers.WithGracePeriod(30*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, fs.factory, twoLimits(1), tiers.WithGracePeriod(30*time.Millisecond))
 	old := fs.find("free", "second")
 	done := make(chan struct{})
 	go func() {
@@ -190,11 +182,7 @@ func TestReloadGracePeriod(t *testing.T) {
 func TestReloadInvalidKeepsOld(t *testing.T) {
 	var hook []error
 	fs := &fakes{}
-	l, err := tiers.New(fs.factory, twoLimits(5), tiers.WithReloadHook(func(err error) { hook = append(hook, err) }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, fs.factory, twoLimits(5), tiers.WithReloadHook(func(err error) { hook = append(hook, err) }))
 	made := len(fs.all())
 
 	bad := twoLimits(5)
@@ -258,12 +246,8 @@ func TestWatchFile(t *testing.T) {
 	}
 	hook := make(chan error, 10)
 	fs := &fakes{}
-	l, err := tiers.New(fs.factory, cfg, tiers.WithReloadHook(func(err error) { hook <- err }),
+	l := newLimiter(t, fs.factory, cfg, tiers.WithReloadHook(func(err error) { hook <- err }),
 		tiers.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
 	watched := make(chan error)
 	go func() { watched <- tiers.WatchFile(ctx, l, path, 10*time.Millisecond) }()
