@@ -86,20 +86,7 @@ func (c Config) validate(is *issues) *issues {
 			continue
 		}
 		tiers[t.Name] = t
-		if len(t.Limits) == 0 {
-			is.add(f+".limits", nil, "tier %q needs at least one limit", t.Name)
-		}
-		seen := make(map[string]bool, len(t.Limits))
-		for _, l := range t.Limits {
-			lf := f + ".limits." + l.Name
-			if !validateLimit(is, lf, l) {
-				continue
-			}
-			if seen[l.Name] {
-				is.add(lf, nil, "duplicate limit %q in tier %q", l.Name, t.Name)
-			}
-			seen[l.Name] = true
-		}
+		eachLimit(is, f, fmt.Sprintf("tier %q", t.Name), t.Limits, nil)
 	}
 	if c.DefaultTier != "" && tiers[c.DefaultTier] == nil {
 		is.add("default_tier", nil, "unknown tier %q", c.DefaultTier)
@@ -138,39 +125,51 @@ func (c Config) validate(is *issues) *issues {
 		case t == nil:
 			is.add(f+".tier", nil, "unknown tier %q", name)
 		}
-		if len(o.Limits) == 0 {
-			is.add(f+".limits", nil, "override of client %q needs at least one limit", o.Key)
-		}
-		seen := make(map[string]bool, len(o.Limits))
-		for _, l := range o.Limits {
-			lf := f + ".limits." + l.Name
-			if !validateLimit(is, lf, l) {
-				continue
-			}
-			if seen[l.Name] {
-				is.add(lf, nil, "duplicate limit %q", l.Name)
-			}
-			seen[l.Name] = true
+		eachLimit(is, f, fmt.Sprintf("override of client %q", o.Key), o.Limits, func(l Limit, lf string) {
 			if l.Scope != PerClient {
 				is.add(lf+".scope", nil, "an override applies to one client: scope must be %q", PerClient)
-				continue
+				return
 			}
-			if t != nil {
-				for _, tl := range t.Limits {
-					if tl.Name == l.Name && tl.Scope == PerTier {
-						is.add(lf, nil, "limit %q of tier %q is shared by the tier and cannot be overridden", l.Name, t.Name)
-					}
-					if cal, isCal := tl.Algorithm.(algorithms.CalendarWindow); isCal && tl.Name == l.Name && l.Algorithm == nil {
-						// It inherits the calendar (see Override).
-						inherited := l
-						inherited.Algorithm = cal
-						validateCalendar(is, lf, cal, inherited)
-					}
+			if t == nil {
+				return
+			}
+			for _, tl := range t.Limits {
+				if tl.Name == l.Name && tl.Scope == PerTier {
+					is.add(lf, nil, "limit %q of tier %q is shared by the tier and cannot be overridden", l.Name, t.Name)
+				}
+				if cal, isCal := tl.Algorithm.(algorithms.CalendarWindow); isCal && tl.Name == l.Name && l.Algorithm == nil {
+					// It inherits the calendar (see Override).
+					inherited := l
+					inherited.Algorithm = cal
+					validateCalendar(is, lf, cal, inherited)
 				}
 			}
-		}
+		})
 	}
 	return is
+}
+
+// eachLimit reports the problems of limits, those of owner (such as
+// `tier "free"`) under field f: none at all, a limit's own, duplicate
+// names; and calls fn, if not nil, with each usable limit and its field.
+func eachLimit(is *issues, f, owner string, limits []Limit, fn func(l Limit, lf string)) {
+	if len(limits) == 0 {
+		is.add(f+".limits", nil, "%s needs at least one limit", owner)
+	}
+	seen := make(map[string]bool, len(limits))
+	for _, l := range limits {
+		lf := f + ".limits." + l.Name
+		if !validateLimit(is, lf, l) {
+			continue
+		}
+		if seen[l.Name] {
+			is.add(lf, nil, "duplicate limit %q in %s", l.Name, owner)
+		}
+		seen[l.Name] = true
+		if fn != nil {
+			fn(l, lf)
+		}
+	}
 }
 
 // overrideTier returns the tier an override applies to.
