@@ -27,7 +27,8 @@
 //
 // [Limiter.Allow] reports a denial as a [Decision] with Allowed set to false
 // and a nil error; an error means the check itself failed (bad input, Redis
-// unreachable). The layer that acts on a denial, such as [Take], returns
-// [ErrRateLimitExceeded] wrapped in an [*ExceededError] that carries the
-// decision.
+// unreachable). The layer that acts on a denial (a strategy of the reject
+// package, such as reject.Reject or reject.Wait, or the HTTP middleware)
+// returns [ErrRateLimitExceeded] wrapped in an [*ExceededError] that
+// carries the decision.
 package ratelimit

@@ -9,7 +9,7 @@ import (
 // this module wraps one of them.
 var (
 	// ErrRateLimitExceeded is matched by the [*ExceededError] that a
-	// rejecting layer ([Take], a rejection strategy, the HTTP middleware)
+	// rejecting layer (a strategy of the reject package, the HTTP middleware)
 	// returns for a denied request. A plain check reports a denial as a
 	// Decision, not as this error.
 	ErrRateLimitExceeded = errors.New("ratelimit: rate limit exceeded")
@@ -18,7 +18,8 @@ var (
 	// MaxKeyLen bytes.
 	ErrInvalidKey = errors.New("ratelimit: invalid key")
 
-	// ErrInvalidLimit is returned for a Limit that fails [Limit.Validate].
+	// ErrInvalidLimit is matched by the error of a Limit that fails
+	// [Limit.Validate], whose [*LimitError] names the field at fault.
 	ErrInvalidLimit = errors.New("ratelimit: invalid limit")
 
 	// ErrInvalidN is returned when n is not positive or exceeds the burst.

@@ -1,16 +1,10 @@
 package ratelimit_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"time"
-
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
-	"github.com/distributedratelimiter/ratelimit/algorithms"
 )
 
 func ExamplePerSecond() {
@@ -35,8 +29,8 @@ func ExampleLimit_Validate() {
 	}
 	// Output:
 	// false <nil>
-	// true ratelimit: invalid limit: period 0s must be at least 1ms
-	// true ratelimit: invalid limit: burst 0 must be positive
+	// true ratelimit: invalid limit: period must be positive, got 0s
+	// true ratelimit: invalid limit: burst must be positive, got 0
 }
 
 func ExampleKeyspace_ClientKey() {
@@ -54,42 +48,4 @@ func ExampleKeyspace_ClientKey() {
 	// "user:42" -> rl:{c:user:42}:token_bucket (hash tag c:user:42)
 	// "a{b}c" -> rl:{c:a%7Bb%7Dc}:token_bucket (hash tag c:a%7Bb%7Dc)
 	// "100% é" -> rl:{c:100%25%20%C3%A9}:token_bucket (hash tag c:100%25%20%C3%A9)
-}
-
-func ExampleTake() {
-	// An embedded Redis stands in for a real server here.
-	mr, err := miniredis.Run()
-	if err != nil {
-		panic(err)
-	}
-	defer mr.Close()
-	// Freeze the server's clock, which the scripts read, so the output
-	// is exact.
-	mr.SetTime(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
-
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
-
-	l, err := algorithms.NewLimiter(rdb, ratelimit.PerMinute(3), algorithms.WithAlgorithm(algorithms.TokenBucket))
-	if err != nil {
-		panic(err)
-	}
-	ctx := context.Background()
-	for i := 1; i <= 4; i++ {
-		d, err := ratelimit.Take(ctx, l, "user:42", 1)
-		var ex *ratelimit.ExceededError
-		switch {
-		case errors.As(err, &ex):
-			fmt.Printf("request %d: denied, retry after %v\n", i, ex.Decision.RetryAfter)
-		case err != nil:
-			fmt.Printf("request %d: check failed: %v\n", i, err)
-		default:
-			fmt.Printf("request %d: allowed, %d left\n", i, d.Remaining)
-		}
-	}
-	// Output:
-	// request 1: allowed, 2 left
-	// request 2: allowed, 1 left
-	// request 3: allowed, 0 left
-	// request 4: denied, retry after 20s
 }

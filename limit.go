@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/bits"
@@ -88,30 +89,68 @@ func (l Limit) WithBurst(burst int) Limit {
 // Validate reports whether l can be enforced: Rate and Burst between 1 and
 // MaxRate, Period between MinPeriod and MaxPeriod in whole microseconds,
 // and the time to refill the whole burst, Burst × Period / Rate, at most
-// MaxRefill. The error wraps [ErrInvalidLimit] and names the field, or the
-// derived quantity, at fault.
+// MaxRefill. Each problem is a [*LimitError], which matches
+// [ErrInvalidLimit] and names the field at fault; the error is the one
+// problem, or an [errors.Join] of one per field at fault (the refill time
+// is checked only when the fields are valid).
 func (l Limit) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, &LimitError{Field: field, Msg: fmt.Sprintf(format, args...)})
+	}
 	switch {
 	case l.Rate <= 0:
-		return fmt.Errorf("%w: rate %d must be positive", ErrInvalidLimit, l.Rate)
+		bad("rate", "must be positive, got %d", l.Rate)
 	case l.Rate > MaxRate:
-		return fmt.Errorf("%w: rate %d exceeds %d", ErrInvalidLimit, l.Rate, MaxRate)
-	case l.Period < MinPeriod:
-		return fmt.Errorf("%w: period %v must be at least %v", ErrInvalidLimit, l.Period, MinPeriod)
-	case l.Period > MaxPeriod:
-		return fmt.Errorf("%w: period %v exceeds %v", ErrInvalidLimit, l.Period, MaxPeriod)
-	case l.Period%time.Microsecond != 0:
-		return fmt.Errorf("%w: period %v must be a whole number of microseconds", ErrInvalidLimit, l.Period)
-	case l.Burst <= 0:
-		return fmt.Errorf("%w: burst %d must be positive", ErrInvalidLimit, l.Burst)
-	case l.Burst > MaxRate:
-		return fmt.Errorf("%w: burst %d exceeds %d", ErrInvalidLimit, l.Burst, MaxRate)
-	case l.DurationFor(l.Burst) > MaxRefill:
-		return fmt.Errorf("%w: refill time (burst × period / rate) %s exceeds the maximum %s: lower burst %d or period %v, or raise rate %d",
-			ErrInvalidLimit, years(l.refillSeconds()), years(MaxRefill.Seconds()), l.Burst, l.Period, l.Rate)
+		bad("rate", "%d exceeds the maximum %d", l.Rate, MaxRate)
 	}
-	return nil
+	switch {
+	case l.Period <= 0:
+		bad("period", "must be positive, got %v", l.Period)
+	case l.Period < MinPeriod:
+		bad("period", "%v is shorter than the minimum %v", l.Period, MinPeriod)
+	case l.Period > MaxPeriod:
+		bad("period", "%v exceeds the maximum %v", l.Period, MaxPeriod)
+	case l.Period%time.Microsecond != 0:
+		bad("period", "%v must be a whole number of microseconds", l.Period)
+	}
+	switch {
+	case l.Burst <= 0:
+		bad("burst", "must be positive, got %d", l.Burst)
+	case l.Burst > MaxRate:
+		bad("burst", "%d exceeds the maximum %d", l.Burst, MaxRate)
+	}
+	if len(errs) == 0 && l.DurationFor(l.Burst) > MaxRefill {
+		bad("", "refill time (burst × period / rate) %s exceeds the maximum %s: lower burst %d or period %v, or raise rate %d",
+			years(l.refillSeconds()), years(MaxRefill.Seconds()), l.Burst, l.Period, l.Rate)
+	}
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	return errors.Join(errs...)
 }
+
+// A LimitError is one problem that [Limit.Validate] found with a Limit.
+// It matches [ErrInvalidLimit].
+type LimitError struct {
+	// Field is the field at fault, "rate", "period" or "burst", or empty
+	// for the refill time, which all three make.
+	Field string
+	// Msg describes the problem, such as "must be positive, got 0".
+	Msg string
+}
+
+// Error returns "ratelimit: invalid limit: " followed by the field, if
+// any, and Msg.
+func (e *LimitError) Error() string {
+	if e.Field == "" {
+		return "ratelimit: invalid limit: " + e.Msg
+	}
+	return "ratelimit: invalid limit: " + e.Field + " " + e.Msg
+}
+
+// Is reports whether target is [ErrInvalidLimit].
+func (e *LimitError) Is(target error) bool { return target == ErrInvalidLimit }
 
 // refillSeconds returns Burst × Period / Rate in seconds, as a float64,
 // which does not overflow where a Duration would.

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -94,6 +95,42 @@ func TestLimitValidate(t *testing.T) {
 				t.Fatalf("Validate(%v) = %q, want it to name %q", tt.lim, err, tt.field)
 			}
 		})
+	}
+}
+
+// TestLimitValidateFields checks that Validate's problems are
+// *LimitErrors naming their fields, one per field at fault.
+func TestLimitValidateFields(t *testing.T) {
+	tests := []struct {
+		lim    Limit
+		fields []string
+	}{
+		{PerSecond(0), []string{"rate", "burst"}},
+		{Limit{}, []string{"rate", "period", "burst"}},
+		{Per(5, time.Second+1), []string{"period"}},
+		{PerSecond(5).WithBurst(MaxRate + 1), []string{"burst"}},
+		{PerSecond(1).WithBurst(1 << 40), []string{""}}, // the refill time
+	}
+	for _, tt := range tests {
+		err := tt.lim.Validate()
+		var got []string
+		list := []error{err}
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			list = j.Unwrap()
+		}
+		for _, e := range list {
+			le, ok := e.(*LimitError)
+			if !ok || !errors.Is(e, ErrInvalidLimit) {
+				t.Fatalf("Validate(%v): problem %v (%T) is not a *LimitError matching ErrInvalidLimit", tt.lim, e, e)
+			}
+			if le.Field != "" && !strings.HasPrefix(le.Error(), "ratelimit: invalid limit: "+le.Field+" ") {
+				t.Errorf("Validate(%v): %q does not name field %q", tt.lim, le, le.Field)
+			}
+			got = append(got, le.Field)
+		}
+		if !slices.Equal(got, tt.fields) {
+			t.Errorf("Validate(%v) names fields %q, want %q", tt.lim, got, tt.fields)
+		}
 	}
 }
 

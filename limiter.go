@@ -35,56 +35,6 @@ type SystemClock struct{}
 // Now returns time.Now().
 func (SystemClock) Now() time.Time { return time.Now() }
 
-// Take is AllowN that turns a denial into an error: it returns
-// an [*ExceededError], which matches [ErrRateLimitExceeded] and carries the
-// decision.
-func Take(ctx context.Context, l Limiter, key string, n int) (Decision, error) {
-	d, err := l.AllowN(ctx, key, n)
-	if err != nil {
-		return d, err
-	}
-	if !d.Allowed {
-		return d, &ExceededError{Key: key, Decision: d}
-	}
-	return d, nil
-}
-
-// Wait calls AllowN until it admits the request, sleeping for each
-// denial's RetryAfter in between. It gives up when ctx is done, returning
-// ctx's error, or, without sleeping, when ctx's deadline would pass before
-// the next retry, returning an [*ExceededError].
-func Wait(ctx context.Context, l Limiter, key string, n int) (Decision, error) {
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	for {
-		d, err := l.AllowN(ctx, key, n)
-		if err != nil || d.Allowed {
-			return d, err
-		}
-		wait := d.RetryAfter
-		if wait <= 0 {
-			wait = time.Millisecond
-		}
-		if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
-			return d, &ExceededError{Key: key, Decision: d}
-		}
-		if timer == nil {
-			timer = time.NewTimer(wait)
-		} else {
-			timer.Reset(wait)
-		}
-		select {
-		case <-ctx.Done():
-			return d, ctx.Err()
-		case <-timer.C:
-		}
-	}
-}
-
 // A Refunder gives back n tokens that an earlier admitted AllowN of the
 // same key spent but did not use, for example because another limit of the
 // same request denied it. A refund never raises a key above its burst.

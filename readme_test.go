@@ -41,6 +41,7 @@ import (
 	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"github.com/distributedratelimiter/ratelimit/httplimit"
 	"github.com/distributedratelimiter/ratelimit/lease"
+	"github.com/distributedratelimiter/ratelimit/reject"
 	"github.com/distributedratelimiter/ratelimit/telemetry"
 	"github.com/distributedratelimiter/ratelimit/tiers"
 )
@@ -265,7 +266,7 @@ func frozenRedis() *miniredis.Miniredis {
 	return mr
 }
 
-// The README's "Usage": a check, then Take and a 429 once the limit is
+// The README's "Usage": a check, then Enforce and a 429 once the limit is
 // spent.
 func Example_readmeUsage() {
 	mr := frozenRedis()
@@ -292,9 +293,10 @@ func Example_readmeUsage() {
 			// Denied; d.RetryAfter says when the same request could pass.
 		}
 
-		// Or Take, which turns a denial into an *ExceededError that matches
-		// ratelimit.ErrRateLimitExceeded and carries the decision.
-		if _, err := ratelimit.Take(ctx, l, clientIP, 1); err != nil {
+		// Or reject.Enforce with the Reject strategy, which turns a denial into
+		// an *ExceededError that matches ratelimit.ErrRateLimitExceeded and
+		// carries the decision.
+		if _, err := reject.Enforce(ctx, l, clientIP, 1, reject.Reject()); err != nil {
 			var ex *ratelimit.ExceededError
 			if errors.As(err, &ex) {
 				w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(ex.Decision.RetryAfter.Seconds()))))
@@ -307,7 +309,7 @@ func Example_readmeUsage() {
 	}
 
 	// The client has spent 199 of its 200 already: Allow takes the last
-	// one, and Take is refused.
+	// one, and Enforce refuses.
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	defer rdb.Close()
 	l, err := algorithms.NewLimiter(rdb, ratelimit.PerSecond(100).WithBurst(200))

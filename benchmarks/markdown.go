@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"math"
 	"path"
+	"strconv"
 	"time"
+
+	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/lease"
 )
 
 // report is everything docs/benchmarks.md shows.
@@ -51,21 +54,21 @@ func (rp *report) markdown(w io.Writer) error {
 	p("")
 	p("## Machine and versions")
 	p("")
-	p("| | |")
-	p("| --- | --- |")
-	p("| CPU | %s |", rp.m.cpu)
-	p("| nproc | %d |", rp.m.nproc)
-	p("| GOMAXPROCS | %d |", rp.m.gomaxprocs)
-	p("| Go | %s %s/%s |", rp.m.goVersion, rp.m.goos, rp.m.goarch)
 	server := "started by the run on a free 127.0.0.1 port (persistence off)"
 	if !rp.ownServer {
 		server = "an existing loopback server given with -redis"
 	}
-	p("| Redis | redis-server %s, %s |", rp.redisVersion, server)
-	p("| go-redis/redis_rate | v10.0.1 |")
-	p("| Load average (1, 5, 15 min) | %s at the start, %s at the end |", rp.loadStart, rp.loadEnd)
-	p("| One `time.Now` | %.0f ns; every measured call pays two |", rp.m.clockNs)
-	p("| Date | %s |", rp.date.Format(time.RFC3339))
+	writeTable(&b, []string{"", ""}, nil, [][]string{
+		{"CPU", rp.m.cpu},
+		{"nproc", strconv.Itoa(rp.m.nproc)},
+		{"GOMAXPROCS", strconv.Itoa(rp.m.gomaxprocs)},
+		{"Go", fmt.Sprintf("%s %s/%s", rp.m.goVersion, rp.m.goos, rp.m.goarch)},
+		{"Redis", fmt.Sprintf("redis-server %s, %s", rp.redisVersion, server)},
+		{"go-redis/redis_rate", "v10.0.1"},
+		{"Load average (1, 5, 15 min)", fmt.Sprintf("%s at the start, %s at the end", rp.loadStart, rp.loadEnd)},
+		{"One `time.Now`", fmt.Sprintf("%.0f ns; every measured call pays two", rp.m.clockNs)},
+		{"Date", rp.date.Format(time.RFC3339)},
+	})
 	p("")
 	rp.writeCompared(&b)
 	rp.writeMethod(&b)
@@ -108,20 +111,21 @@ func (rp *report) writeCompared(b *bytes.Buffer) {
 	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
 	p("## What is compared")
 	p("")
-	p("- **lease**: `lease.New(rdb, lim)` with its defaults (lease TTL 1 s, accuracy budget 5%% of the burst) apart from the call timeout below. " +
-		"A request takes a token from an in-process counter; the counter is refilled from the Redis token bucket in batches sized to the key's demand.")
+	p("- **lease**: `lease.New(rdb, lim)` with its defaults (lease TTL %s, accuracy budget %s of the burst) apart from the call timeout below. "+
+		"A request takes a token from an in-process counter; the counter is refilled from the Redis token bucket in batches sized to the key's demand.",
+		fmtDur(lease.DefaultLeaseTTL), leaseBudget())
 	p("- **tokenbucket**: `algorithms.NewLimiter(rdb, lim, algorithms.WithAlgorithm(algorithms.TokenBucket))`: one Lua script run in Redis per request.")
 	p("- **redis_rate**: `github.com/go-redis/redis_rate/v10`, `Limiter.Allow`: one GCRA Lua script run in Redis per request; the usual per-request peer.")
 	p("")
 	p("An *instance* is one simulated service process: its own go-redis client (`ContextTimeoutEnabled`, otherwise go-redis defaults, so a pool of 10 × GOMAXPROCS connections) and its own limiter. " +
 		"The instances of a row share the Redis keys, so they enforce one limit together. Every row uses fresh keys.")
 	p("")
-	p("Each Redis call of the two limiters of this module is bounded by %s (`lease.WithRefillTimeout`, `algorithms.WithTimeout`) instead of their 50 ms defaults; redis_rate has no per-call timeout and its calls are bounded by the client's 3 s read timeout. "+
+	p("Each Redis call of the two limiters of this module is bounded by %s (`lease.WithRefillTimeout`, `algorithms.WithTimeout`) instead of their defaults (%s and %s); redis_rate has no per-call timeout and its calls are bounded by the client's 3 s read timeout. "+
 		"The benchmark overloads the server on purpose, up to 256 goroutines on two cores, and that queueing is to be measured as latency; "+
-		"with 50 ms, the busiest rows time out, the circuit breakers open and the failure policies decide instead of Redis. "+
+		"with shorter bounds, the busiest rows time out, the circuit breakers open and the failure policies decide instead of Redis. "+
 		"Failure policies and breakers stay at their defaults (lease: `FailLocal`; token bucket: `FailClosed`). "+
 		"A call that returned an error, or a decision with `Source == SourceFallback`, is counted in the *errors, fallbacks* column and not as a decision.",
-		fmtDur(callTimeout))
+		fmtDur(callTimeout), fmtDur(lease.DefaultRefillTimeout), fmtDur(algorithms.DefaultTimeout))
 	p("")
 }
 
@@ -165,94 +169,6 @@ func (rp *report) writeBenchstat(b *bytes.Buffer) {
 	p("go test -run '^$' -bench BenchmarkCompare -cpu 1,2,8 -count 10 ./benchmarks > new.txt")
 	p("benchstat old.txt new.txt")
 	p("```")
-}
-
-// writeReading explains the results with the run's own figures.
-func (rp *report) writeReading(b *bytes.Buffer) {
-	p := func(format string, args ...any) { fmt.Fprintf(b, format+"\n", args...) }
-	rs := rp.results
-	get := func(im impl, w workload) result { r, _ := find(rs, im, w); return r }
-	hot := summaryHot
-	hot4 := workload{instances: 4, goroutines: 8, keys: 1}
-	wide := workload{instances: 1, goroutines: 8, keys: 10_000}
-	lh, th, rh := get(implLease, hot), get(implTokenBucket, hot), get(implRedisRate, hot)
-	lh4 := get(implLease, hot4)
-	lw, tw, rw := get(implLease, wide), get(implTokenBucket, wide), get(implRedisRate, wide)
-
-	p("## Reading the results")
-	p("")
-	p("**Hot key.** At 1 instance, 8 goroutines, the lease made %s decisions/s against %s for the per-request token bucket and %s for redis_rate: %s× and %s×. "+
-		"Almost every lease decision is one compare-and-swap on an in-process counter: p50 %s µs and p99 %s µs, the cost of timing included, "+
-		"against p50 %s µs / p99 %s µs for the token bucket, whose every call is a round trip to Redis and a Lua script. "+
-		"The lease went to Redis %s times per 1,000 decisions (the per-request limiters: 1,000, by construction and by count) and allocated %s times per decision (the token bucket %s, redis_rate %s). "+
-		"With 4 instances sharing the key the lease still made %s decisions/s in total at %s Redis calls per 1,000: each instance leases its own batches.",
-		fmtRate(lh.throughput()), fmtRate(th.throughput()), fmtRate(rh.throughput()),
-		fmtSig(ratio(lh.throughput(), th.throughput())), fmtSig(ratio(lh.throughput(), rh.throughput())),
-		fmtMicros(lh.p50), fmtMicros(lh.p99), fmtMicros(th.p50), fmtMicros(th.p99),
-		fmtSig(lh.callsPer1k()), fmtSig(lh.allocsPerOp()), fmtSig(th.allocsPerOp()), fmtSig(rh.allocsPerOp()),
-		fmtRate(lh4.throughput()), fmtSig(lh4.callsPer1k()))
-	p("")
-	p("The per-request limiters' throughput is bounded by Redis round trips: on two cores shared by redis-server and the client, "+
-		"more goroutines add throughput slowly and latency quickly (at 64 goroutines per instance most of a call's time is spent waiting for one of the pool's %d connections and for the single-threaded server). "+
-		"On this row redis_rate is %s the token bucket (%s×). Two differences plausibly account for a gap, though this run does not separate them: "+
-		"redis_rate's script reads and writes one string key (GET, SET), the token bucket's a hash (HMGET, HSET, PEXPIRE); "+
-		"and the token bucket limiter bounds each call with its own deadline (`algorithms.WithTimeout`, %s here), which costs a context and a timer per call, while redis_rate's calls are bounded only by the client's timeouts.",
-		10*rp.m.gomaxprocs, compareWord(rh.throughput(), th.throughput()), fmtSig(ratio(rh.throughput(), th.throughput())), fmtDur(callTimeout))
-	p("")
-	p("**10,000 keys.** Spread uniformly over 10,000 keys, each key saw about %s requests per second at the instance (1 instance, 8 goroutines). "+
-		"The lease sizes a key's batch to that key's own demand over one span (50 ms, or four Redis round trips if longer), capped at 5%% of the burst, "+
-		"so a key needs more than about 30 requests per second at one instance before it leases more than one token, and a one-token lease has no low watermark to refill ahead of time. "+
-		"Below that every lease decision makes one Redis call on the caller's goroutine, exactly like a per-request limiter, plus the lease's own bookkeeping (a table entry per key). "+
-		"Measured: %s Redis calls per 1,000 decisions, %s decisions/s (token bucket %s, redis_rate %s), p99 %s µs (token bucket %s µs) and %s allocations per decision (token bucket %s). "+
-		"On such a key space the lease is %s: it pays off on keys that are hot at an instance, not on a wide, flat key space.",
-		fmtSig(lw.perKeyRate()), fmtSig(lw.callsPer1k()), fmtRate(lw.throughput()), fmtRate(tw.throughput()), fmtRate(rw.throughput()),
-		fmtMicros(lw.p99), fmtMicros(tw.p99), fmtSig(lw.allocsPerOp()), fmtSig(tw.allocsPerOp()),
-		versus(compareWord(lw.throughput(), tw.throughput()), compareWord(lw.throughput(), rw.throughput())))
-	p("")
-	if sw := sweepRows(rs); len(sw) > 2 {
-		p("**Where leasing stops paying.** The lease alone, 1 instance, 8 goroutines, the same closed loop over more and more keys:")
-		p("")
-		writeSweepTable(b, rs)
-		p("")
-		p("Redis calls per 1,000 decisions climb toward 1,000 as the requests per key at the instance fall to the order of 30 per second, the crossover the sizing rule above predicts " +
-			"(it comes lower when round trips are slow, since a lease then covers four of them). " +
-			"In a closed loop the demand per key depends on how fast the limiter answers, so between those key counts a run can settle in either of two states: " +
-			"one-token leases keep decisions slow and the demand per key low, while large leases keep decisions fast and the demand per key high. " +
-			"Runs on this machine have landed in either state at 1,000 keys, from about 40 thousand to a few million decisions/s; an open-loop service with a fixed demand per key sees one state, the one its demand picks.")
-		p("")
-	}
-	o1, o4 := get(implLease, workload{instances: 1, goroutines: accuracyGoroutines, keys: 1, demand: 10}), get(implLease, summaryOver)
-	u4 := get(implLease, summaryUnder)
-	var worst struct {
-		r   result
-		dev float64
-	}
-	for _, r := range accuracyRows(rs) {
-		if d := math.Max(r.overadmitPct(), r.falseDenyPct()); r.impl != implLease && d >= worst.dev {
-			worst.r, worst.dev = r, d
-		}
-	}
-	to4, ro4 := get(implTokenBucket, summaryOver), get(implRedisRate, summaryOver)
-	p("**Accuracy.** At 10× the limit from 4 instances the lease admitted %s requests against an ideal of %s: %.2f%% overadmitted and %.2f%% falsely denied "+
-		"(token bucket %.2f%% / %.2f%%, redis_rate %.2f%% / %.2f%%). At 0.8× it falsely denied %.2f%%. "+
-		"The per-request limiters are exact by construction, so their deviations (up to %.2f%% here, %v at %s) show the resolution of the measurement itself: arrivals are timed on the client, "+
-		"halfway through each call, while Redis decides the calls in the order they reach it and refills the bucket on its own clock; when a stalled machine holds calls back, the two orders differ most. "+
-		"The lease can also fall short by the tokens it holds unspent when the phase ends (at most 5%% of the burst per instance, %d tokens for 4 instances here) "+
-		"and by requests denied at one instance while another still holds leased tokens. It serves only tokens Redis granted and none more than the lease TTL after the grant, "+
-		"so over any span T all instances together admit at most burst + rate × (T + TTL), plus what they held when the span began (nothing here: every row starts on fresh keys); [accuracy.md](accuracy.md) has the argument. "+
-		"Over the limit, the lease remembers each Redis denial until tokens are due, so it went to Redis only %s times per 1,000 decisions at 1 instance and %s at 4, against about 1,000 for the per-request limiters, "+
-		"with p50 %s µs against %s µs for the token bucket.",
-		fmtInt(o4.allowed), fmtInt(int64(o4.ideal()+0.5)), o4.overadmitPct(), o4.falseDenyPct(),
-		to4.overadmitPct(), to4.falseDenyPct(), ro4.overadmitPct(), ro4.falseDenyPct(), u4.falseDenyPct(),
-		worst.dev, worst.r.impl, worst.r.w.short(),
-		4*max(1, accuracyLimit.Burst*5/100), fmtSig(o1.callsPer1k()), fmtSig(o4.callsPer1k()), fmtMicros(o4.p50), fmtMicros(to4.p50))
-	p("")
-	rp.writeFailures(b)
-	p("**Noise.** The load average was %s at the start and %s at the end of the run; other engineers' test suites ran on the same two cores. "+
-		"Rows that ran while they did are slower and have longer tails, and rows run minutes apart are not strictly comparable. "+
-		"The implementations of one workload run back to back, so their ratios are more trustworthy than any absolute figure.",
-		rp.loadStart, rp.loadEnd)
-	p("")
 }
 
 // ratio returns a ÷ b, or 0 when b is not positive.

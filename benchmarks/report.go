@@ -170,38 +170,103 @@ func fmtLimit(l ratelimit.Limit) string {
 // fmtMicros formats d in microseconds with fmtSig.
 func fmtMicros(d time.Duration) string { return fmtSig(float64(d.Nanoseconds()) / 1e3) }
 
+// A column is one column of a Markdown table of results.
+type column struct {
+	head   string
+	number bool // right-aligned
+	cell   func(r result) string
+}
+
+// Cells shared by several tables.
+var (
+	colImpl      = column{"impl", false, func(r result) string { return r.impl.String() }}
+	colInstances = column{"instances", true, func(r result) string { return strconv.Itoa(r.w.instances) }}
+	colDemand    = column{"demand", false, func(r result) string { return r.w.demandLabel() }}
+	colP50       = column{"p50 µs", true, func(r result) string { return fmtMicros(r.p50) }}
+	colP99       = column{"p99 µs", true, func(r result) string { return fmtMicros(r.p99) }}
+	colCalls     = column{"Redis calls/1k decisions", true, func(r result) string { return fmtSig(r.callsPer1k()) }}
+	colAllocs    = column{"allocs/op", true, func(r result) string { return fmtSig(r.allocsPerOp()) }}
+	colFailures  = column{"errors, fallbacks", true, func(r result) string { return r.failures() }}
+	colRate      = column{"decisions/s", true, func(r result) string { return fmtRate(r.throughput()) }}
+)
+
+// writeResultTable writes a Markdown table of one row per result.
+func writeResultTable(w io.Writer, cols []column, rs []result) {
+	head := make([]string, len(cols))
+	right := make([]bool, len(cols))
+	for i, c := range cols {
+		head[i], right[i] = c.head, c.number
+	}
+	rows := make([][]string, len(rs))
+	for j, r := range rs {
+		rows[j] = make([]string, len(cols))
+		for i, c := range cols {
+			rows[j][i] = c.cell(r)
+		}
+	}
+	writeTable(w, head, right, rows)
+}
+
+// writeTable writes a Markdown table: its header, a separator that
+// right-aligns the columns marked in right (which may be short), and rows.
+func writeTable(w io.Writer, head []string, right []bool, rows [][]string) {
+	line := func(cells []string) { fmt.Fprintf(w, "| %s |\n", strings.Join(cells, " | ")) }
+	line(head)
+	sep := make([]string, len(head))
+	for i := range sep {
+		sep[i] = "---"
+		if i < len(right) && right[i] {
+			sep[i] = "---:"
+		}
+	}
+	line(sep)
+	for _, r := range rows {
+		line(r)
+	}
+}
+
 // writeThroughputTable writes the markdown table of the throughput rows.
 func writeThroughputTable(w io.Writer, rs []result) {
-	fmt.Fprintln(w, "| impl | instances | goroutines/instance | keys | demand | decisions/s | ns/op | p50 µs | p99 µs | max µs | Redis calls/1k decisions | allocs/op | errors, fallbacks |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-	for _, r := range throughputRows(rs) {
-		fmt.Fprintf(w, "| %v | %d | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			r.impl, r.w.instances, r.w.goroutines, r.w.keyLabel(), r.w.demandLabel(),
-			fmtInt(int64(r.throughput()+0.5)), fmtSig(r.nsPerOp()), fmtMicros(r.p50), fmtMicros(r.p99), fmtMicros(r.max),
-			fmtSig(r.callsPer1k()), fmtSig(r.allocsPerOp()), r.failures())
-	}
+	writeResultTable(w, []column{
+		colImpl, colInstances,
+		{"goroutines/instance", true, func(r result) string { return strconv.Itoa(r.w.goroutines) }},
+		{"keys", false, func(r result) string { return r.w.keyLabel() }},
+		colDemand, colRate,
+		{"ns/op", true, func(r result) string { return fmtSig(r.nsPerOp()) }},
+		colP50, colP99,
+		{"max µs", true, func(r result) string { return fmtMicros(r.max) }},
+		colCalls, colAllocs, colFailures,
+	}, throughputRows(rs))
 }
 
 // writeSweepTable writes the markdown table of the lease's key sweep.
 func writeSweepTable(w io.Writer, rs []result) {
-	fmt.Fprintln(w, "| keys | decisions/s | requests/s per key | Redis calls/1k decisions | p50 µs | p99 µs | allocs/op |")
-	fmt.Fprintln(w, "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-	for _, r := range sweepRows(rs) {
-		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s |\n",
-			r.w.keyLabel(), fmtInt(int64(r.throughput()+0.5)), fmtSig(r.perKeyRate()),
-			fmtSig(r.callsPer1k()), fmtMicros(r.p50), fmtMicros(r.p99), fmtSig(r.allocsPerOp()))
-	}
+	writeResultTable(w, []column{
+		{"keys", true, func(r result) string { return r.w.keyLabel() }},
+		colRate,
+		{"requests/s per key", true, func(r result) string { return fmtSig(r.perKeyRate()) }},
+		colCalls, colP50, colP99, colAllocs,
+	}, sweepRows(rs))
 }
 
 // writeAccuracyTable writes the markdown table of the accuracy rows.
 func writeAccuracyTable(w io.Writer, rs []result) {
-	fmt.Fprintln(w, "| impl | instances | demand | offered/s | seconds | offered | skipped | admitted | ideal | bound | overadmit % | false-deny % | p50 µs | p99 µs | Redis calls/1k decisions | errors, fallbacks |")
-	fmt.Fprintln(w, "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-	for _, r := range accuracyRows(rs) {
-		fmt.Fprintf(w, "| %v | %d | %s | %s | %.2f | %s | %s | %s | %s | %s | %.2f | %.2f | %s | %s | %s | %s |\n",
-			r.impl, r.w.instances, r.w.demandLabel(), fmtInt(int64(r.offeredRate()+0.5)), r.elapsed.Seconds(),
-			fmtInt(r.ops), fmtInt(r.skipped), fmtInt(r.allowed), fmtInt(int64(r.ideal()+0.5)), fmtInt(int64(r.bound()+0.5)),
-			r.overadmitPct(), r.falseDenyPct(), fmtMicros(r.p50), fmtMicros(r.p99),
-			fmtSig(r.callsPer1k()), r.failures())
+	count := func(head string, v func(r result) int64) column {
+		return column{head, true, func(r result) string { return fmtInt(v(r)) }}
 	}
+	round := func(v float64) int64 { return int64(v + 0.5) }
+	fixed := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+	writeResultTable(w, []column{
+		colImpl, colInstances, colDemand,
+		count("offered/s", func(r result) int64 { return round(r.offeredRate()) }),
+		{"seconds", true, func(r result) string { return fixed(r.elapsed.Seconds()) }},
+		count("offered", func(r result) int64 { return r.ops }),
+		count("skipped", func(r result) int64 { return r.skipped }),
+		count("admitted", func(r result) int64 { return r.allowed }),
+		count("ideal", func(r result) int64 { return round(r.ideal()) }),
+		count("bound", func(r result) int64 { return round(r.bound()) }),
+		{"overadmit %", true, func(r result) string { return fixed(r.overadmitPct()) }},
+		{"false-deny %", true, func(r result) string { return fixed(r.falseDenyPct()) }},
+		colP50, colP99, colCalls, colFailures,
+	}, accuracyRows(rs))
 }

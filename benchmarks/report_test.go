@@ -255,10 +255,17 @@ func TestMarkdownAndCharts(t *testing.T) {
 		"| CPU | Test CPU |", "| nproc | 2 |", "| GOMAXPROCS | 2 |", "redis-server 7.0.15",
 		"These numbers are noisy", sum.String(), "## Reading the results", "Where leasing stops paying",
 		"go test -run '^$' -bench BenchmarkCompare",
+		// The reading quotes the rows and the lease's defaults.
+		"At 1 instance, 8 goroutines, the lease made 5,000,000 decisions/s",
+		"capped at 5% of the burst, so a key needs more than about 30 requests per second",
+		"(lease TTL 2 s, accuracy budget 5% of the burst)",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q", want)
 		}
+	}
+	if i := strings.Index(md, "<no value>"); i >= 0 {
+		t.Errorf("the reading's template names a missing figure near %q", md[max(0, i-60):min(len(md), i+40)])
 	}
 	if i := strings.Index(md, "%!"); i >= 0 {
 		t.Errorf("markdown has a formatting error near %q", md[max(0, i-60):min(len(md), i+40)])

@@ -117,6 +117,31 @@ func ExampleReject() {
 	// 4 refused: true retry after 20s
 }
 
+// Enforce checks a request and hands a denial to a strategy: with
+// Reject, the fourth request of three tokens is refused with an error
+// that carries the decision.
+func ExampleEnforce() {
+	l := &bucket{tokens: 3, retry: 20 * time.Second}
+	ctx := context.Background()
+	for i := 1; i <= 4; i++ {
+		d, err := reject.Enforce(ctx, l, "user:42", 1, reject.Reject())
+		var ex *ratelimit.ExceededError
+		switch {
+		case errors.As(err, &ex):
+			fmt.Printf("request %d: denied, retry after %v\n", i, ex.Decision.RetryAfter)
+		case err != nil:
+			fmt.Printf("request %d: check failed: %v\n", i, err)
+		default:
+			fmt.Printf("request %d: allowed, %d left\n", i, d.Remaining)
+		}
+	}
+	// Output:
+	// request 1: allowed, 2 left
+	// request 2: allowed, 1 left
+	// request 3: allowed, 0 left
+	// request 4: denied, retry after 20s
+}
+
 // Status refuses with what an HTTP layer should answer.
 func ExampleStatus() {
 	denial := ratelimit.Decision{Limit: ratelimit.PerSecond(5), RetryAfter: 200 * time.Millisecond}

@@ -14,6 +14,9 @@
 //     back), to try a limit out before enforcing it;
 //   - [Custom] is a function of your own.
 //
+// [Enforce] checks a request and hands a denial to a strategy in one
+// call.
+//
 // A strategy returns a nil error to admit the request and an error that
 // matches [ratelimit.ErrRateLimitExceeded] (and carries the decision in an
 // [*ratelimit.ExceededError]) to refuse it. Any other error is a failure,
@@ -64,6 +67,22 @@ type Custom func(ctx context.Context, r Request) (ratelimit.Decision, error)
 
 // Handle returns f(ctx, r).
 func (f Custom) Handle(ctx context.Context, r Request) (ratelimit.Decision, error) { return f(ctx, r) }
+
+// Enforce checks n tokens of key against l and, if l denies them, hands
+// the denial to s: it returns l's decision and a nil error for a request
+// that l admits at once, and otherwise what s returns. An error of the
+// check itself (an invalid key or n, a closed limiter, a store failure,
+// ctx done) is returned as it is, without calling s.
+//
+// With [Reject] it turns a denial into an [*ratelimit.ExceededError]; with
+// [Wait] it blocks until l admits the request.
+func Enforce(ctx context.Context, l ratelimit.Limiter, key string, n int, s Strategy) (ratelimit.Decision, error) {
+	d, err := l.AllowN(ctx, key, n)
+	if err != nil || d.Allowed {
+		return d, err
+	}
+	return s.Handle(ctx, Request{Limiter: l, Key: key, N: n, Decision: d})
+}
 
 // Reject returns the Strategy that refuses every denied request at once
 // with an [*ratelimit.ExceededError], which matches

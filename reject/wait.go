@@ -18,10 +18,13 @@ const minRetry = 5 * time.Millisecond
 const giveBackTimeout = time.Second
 
 // Wait returns the Strategy that blocks until the limiter admits the
-// request, checking again after each denial's RetryAfter. It refuses with
-// an [*ratelimit.ExceededError], without sleeping in vain, as soon as the
-// next retry would come after [WithMaxWait] (default 5 s) from the start
-// or after ctx's deadline; it returns ctx's error if ctx ends while it
+// request, checking again after each denial's RetryAfter (at least 5 ms
+// apart, so that a limiter that reports no RetryAfter is not polled in a
+// busy loop). It is the module's one waiting loop: [Enforce] with Wait
+// checks and waits in one call, and [Queue] waits through it. It refuses
+// with an [*ratelimit.ExceededError], without sleeping in vain, as soon as
+// the next retry would come after [WithMaxWait] (default 5 s) from the
+// start or after ctx's deadline; it returns ctx's error if ctx ends while it
 // sleeps. If ctx ends while the limiter is admitting the request, the
 // tokens are given back (when the limiter is a [ratelimit.Refunder]).
 // Other options are ignored.

@@ -39,11 +39,7 @@ func TestResultNamesAlgorithm(t *testing.T) {
 		}}},
 		DefaultTier: "t",
 	}
-	l, err := tiers.New(factory, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close(context.Background()) })
+	l := newLimiter(t, factory, cfg)
 	res, err := l.Check(context.Background(), "k", "", 1)
 	if err != nil || !res.Decision.Allowed {
 		t.Fatalf("Check: %+v, %v", res, err)

@@ -1,7 +1,6 @@
 package tiers_test
 
 import (
-	"context"
 	"errors"
 	"reflect"
 	"strings"
@@ -183,11 +182,7 @@ tiers:
 		}
 		return cfg
 	}
-	l, err := tiers.New(factory, config("Europe/Paris"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	l := newLimiter(t, factory, config("Europe/Paris"))
 	ctx := t.Context()
 	for i := range 3 {
 		res, err := l.Check(ctx, "alice", "", 1)
@@ -244,11 +239,7 @@ tiers:
 	}
 	var ls []*tiers.Limiter
 	for range 2 {
-		l, err := tiers.New(tiers.Direct(rdb), cfg, tiers.WithKeyspace(base))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = l.Close(context.Background()) })
+		l := newLimiter(t, tiers.Direct(rdb), cfg, tiers.WithKeyspace(base))
 		ls = append(ls, l)
 	}
 	admitted := 0

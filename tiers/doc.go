@@ -10,9 +10,13 @@
 // mistake is reported with its file, line and field).
 //
 // A [Limiter] enforces a Config with one [ratelimit.Limiter] per limit,
-// made by a [Factory] ([Direct] makes per-request limiters from the
-// algorithms package; wrap it to lease some limits). Each limit may choose
-// its algorithm and whether to lease.
+// made by a [Factory]. Each limit may choose its algorithm and whether to
+// lease: in code with [Limit.WithAlgorithm] and [Limit.WithLease], in YAML
+// with "algorithm:" and "lease: true". [Redis] is the Factory most
+// services want: it gives the limits that ask to lease a leasing limiter
+// (lease.New) and the others a per-request one from the algorithms
+// package; [Direct] makes only per-request limiters and refuses leasing
+// with [ErrLeaseUnsupported].
 //
 // # All or nothing
 //

@@ -26,7 +26,7 @@ type Spec struct {
 }
 
 // A Factory makes the limiter that enforces one limit of one tier. The
-// limiter must keep its keys in spec.Keyspace, enforce spec.Limit.Limit,
+// limiter must keep its keys in spec.Keyspace, enforce spec.Limit.Budget,
 // and, for tiers of several limits, implement [ratelimit.Refunder]. If it
 // has a Close(context.Context) error method, the [Limiter] calls it when
 // the limiter is no longer used (after a reload or on Close).
@@ -55,7 +55,7 @@ func Direct(rdb redis.Scripter, opts ...algorithms.Option) Factory {
 		if s.Limit.Algorithm != nil {
 			o = append(o, algorithms.WithAlgorithm(s.Limit.Algorithm))
 		}
-		return algorithms.NewLimiter(rdb, s.Limit.Limit, o...)
+		return algorithms.NewLimiter(rdb, s.Limit.Budget, o...)
 	}
 }
 

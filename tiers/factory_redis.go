@@ -21,6 +21,6 @@ func Redis(rdb redis.Scripter, directOpts []algorithms.Option, leaseOpts ...leas
 			return direct(s)
 		}
 		o := append(append(make([]lease.Option, 0, len(base)+1), base...), lease.WithKeyspace(s.Keyspace))
-		return lease.New(rdb, s.Limit.Limit, o...)
+		return lease.New(rdb, s.Limit.Budget, o...)
 	}
 }

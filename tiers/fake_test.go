@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
@@ -48,7 +49,7 @@ func (f *fake) AllowN(ctx context.Context, key string, n int) (ratelimit.Decisio
 	if f.err != nil {
 		return ratelimit.Decision{}, f.err
 	}
-	lim := f.spec.Limit.Limit
+	lim := f.spec.Limit.Budget
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.used == nil {
@@ -131,3 +132,15 @@ func (fs *fakes) find(tier, name string) *fake {
 
 // noRefund is a limiter that cannot refund.
 type noRefund struct{ ratelimit.Limiter }
+
+// newLimiter returns tiers.New(f, cfg, opts...), failing t if New fails,
+// and closes the limiter when t ends.
+func newLimiter(t testing.TB, f tiers.Factory, cfg tiers.Config, opts ...tiers.Option) *tiers.Limiter {
+	t.Helper()
+	l, err := tiers.New(f, cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	return l
+}

@@ -56,7 +56,7 @@ tiers:
 		t.Fatal(err)
 	}
 	got := cfg.Tiers[0].Limits[0]
-	want := tiers.Limit{Name: "l", Limit: ratelimit.Limit{Rate: 7, Period: 90 * time.Second, Burst: 7}}
+	want := tiers.Limit{Name: "l", Budget: ratelimit.Limit{Rate: 7, Period: 90 * time.Second, Burst: 7}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("limit = %+v, want %+v (burst defaults to rate, scope to client)", got, want)
 	}
@@ -93,6 +93,7 @@ func TestParseErrors(t *testing.T) {
 		{"fractional rate", head + "      s:\n        rate: 2.5\n        period: 1s\n", 5, "tiers.free.limits.s.rate", "whole number"},
 		{"missing rate", head + "      s:\n        period: 1s\n", 5, "tiers.free.limits.s.rate", "missing required field rate"},
 		{"missing period", head + "      s:\n        rate: 1\n", 5, "tiers.free.limits.s.period", "missing required field period"},
+		{"refill beyond the maximum", head + "      s: {rate: 1, period: 366d, burst: 1000000}\n", 4, "tiers.free.limits.s", "refill time (burst × period / rate)"},
 		{"unknown scope", head + "      s: {rate: 1, period: 1s, scope: global}\n", 4, "tiers.free.limits.s.scope", `unknown scope "global"`},
 		{"unknown algorithm", head + "      s: {rate: 1, period: 1s, algorithm: leaky}\n", 4, "tiers.free.limits.s.algorithm", `unknown algorithm "leaky"`},
 		{"lease not a bool", head + "      s: {rate: 1, period: 1s, lease: maybe}\n", 4, "tiers.free.limits.s.lease", "true or false"},

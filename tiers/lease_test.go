@@ -25,7 +25,7 @@ func TestLeaseFactory(t *testing.T) {
 		if !s.Limit.Lease {
 			return direct(s)
 		}
-		l, err := lease.New(rdb, s.Limit.Limit, lease.WithKeyspace(s.Keyspace),
+		l, err := lease.New(rdb, s.Limit.Budget, lease.WithKeyspace(s.Keyspace),
 			lease.WithRefillTimeout(testTimeout))
 		if err != nil {
 			return nil, err
@@ -42,11 +42,7 @@ func TestLeaseFactory(t *testing.T) {
 			tiers.Client("short", ratelimit.PerHour(3)).WithAlgorithm(algorithms.GCRA),
 		}}}, DefaultTier: "t"}
 	}
-	l, err := tiers.New(factory, cfg(100), tiers.WithKeyspace(base))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, factory, cfg(100), tiers.WithKeyspace(base))
 	ctx := context.Background()
 	var allowed int
 	for range 6 {

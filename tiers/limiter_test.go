@@ -51,11 +51,7 @@ func resolver() tiers.Resolver {
 
 func TestResolution(t *testing.T) {
 	fs := &fakes{}
-	l, err := tiers.New(fs.factory, threeTiers(), tiers.WithResolver(resolver()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, fs.factory, threeTiers(), tiers.WithResolver(resolver()))
 	tests := []struct {
 		key, tier string // tier: explicit tier passed to Check
 		want      string
@@ -97,11 +93,7 @@ func TestNoDefaultTier(t *testing.T) {
 	cfg := threeTiers()
 	cfg.DefaultTier = ""
 	fs := &fakes{}
-	l, err := tiers.New(fs.factory, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, fs.factory, cfg)
 	if _, err := l.Check(context.Background(), "stranger", "", 1); !errors.Is(err, tiers.ErrUnknownTier) {
 		t.Errorf("unknown client without default tier: error = %v, want ErrUnknownTier", err)
 	}
@@ -112,11 +104,7 @@ func TestNoDefaultTier(t *testing.T) {
 
 func TestOverride(t *testing.T) {
 	fs := &fakes{}
-	l, err := tiers.New(fs.factory, threeTiers())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, fs.factory, threeTiers())
 	ctx := context.Background()
 
 	res, err := l.Check(ctx, "acme", "", 1)
@@ -139,7 +127,7 @@ func TestOverride(t *testing.T) {
 	var tierSecond, acmeSecond *fake
 	for _, f := range fs.all() {
 		if f.spec.Tier == "pro" && f.spec.Limit.Name == "second" {
-			if f.spec.Limit.Limit.Rate == 40 {
+			if f.spec.Limit.Budget.Rate == 40 {
 				acmeSecond = f
 			} else {
 				tierSecond = f
@@ -179,11 +167,7 @@ func TestDenialRefundsEarlierLimits(t *testing.T) {
 		tiers.Shared("shared", ratelimit.PerHour(3)),
 	}}}, DefaultTier: "t"}
 	fs := &fakes{}
-	l, err := tiers.New(fs.factory, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, fs.factory, cfg)
 	ctx := context.Background()
 	big, small, shared := fs.find("t", "big"), fs.find("t", "small"), fs.find("t", "shared")
 
@@ -236,11 +220,7 @@ func TestAllowedDecisionIsTightestLimit(t *testing.T) {
 		tiers.Client("small", ratelimit.PerHour(5)),
 	}}}, DefaultTier: "t"}
 	fs := &fakes{}
-	l, err := tiers.New(fs.factory, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, fs.factory, cfg)
 	d, err := l.AllowN(context.Background(), "k", 2)
 	if err != nil || !d.Allowed || d.Remaining != 3 || d.Limit != ratelimit.PerHour(5) {
 		t.Errorf("AllowN = %+v, %v; want allowed with the small limit's remaining 3", d, err)
@@ -258,12 +238,8 @@ func TestErrorMidCheckRefunds(t *testing.T) {
 			f.err = storeErr
 		}
 	}}
-	l, err := tiers.New(fs.factory, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
-	_, err = l.Check(context.Background(), "k", "", 1)
+	l := newLimiter(t, fs.factory, cfg)
+	_, err := l.Check(context.Background(), "k", "", 1)
 	if !errors.Is(err, ratelimit.ErrStore) {
 		t.Errorf("error = %v, want one matching ErrStore", err)
 	}
@@ -278,11 +254,7 @@ func TestInvalidNSpendsNothing(t *testing.T) {
 		tiers.Client("small", ratelimit.PerHour(5)),
 	}}}, DefaultTier: "t"}
 	fs := &fakes{}
-	l, err := tiers.New(fs.factory, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, fs.factory, cfg)
 	for _, n := range []int{0, -1, 6} {
 		if _, err := l.AllowN(context.Background(), "k", n); !errors.Is(err, ratelimit.ErrInvalidN) {
 			t.Errorf("AllowN(%d) error = %v, want ErrInvalidN", n, err)
@@ -295,11 +267,7 @@ func TestInvalidNSpendsNothing(t *testing.T) {
 
 func TestRefundN(t *testing.T) {
 	fs := &fakes{}
-	l, err := tiers.New(fs.factory, threeTiers())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, fs.factory, threeTiers())
 	ctx := context.Background()
 	for range 3 {
 		if _, err := l.Allow(ctx, "alice"); err != nil {
@@ -326,11 +294,7 @@ func TestNotRefundable(t *testing.T) {
 		t.Errorf("New with a two-limit tier of non-refunders: error = %v, want ErrNotRefundable", err)
 	}
 	single := tiers.Config{Tiers: []tiers.Tier{{Name: "t", Limits: []tiers.Limit{tiers.Client("a", ratelimit.PerHour(10))}}}, DefaultTier: "t"}
-	l, err := tiers.New(plain, single)
-	if err != nil {
-		t.Fatalf("New with one limit needs no refunds: %v", err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, plain, single) // one limit needs no refunds
 	if err := l.RefundN(context.Background(), "k", 1); !errors.Is(err, tiers.ErrNotRefundable) {
 		t.Errorf("RefundN = %v, want ErrNotRefundable", err)
 	}
@@ -371,8 +335,8 @@ func TestValidate(t *testing.T) {
 	}{
 		{"duplicate tier", func(c *tiers.Config) { c.Tiers = append(c.Tiers, c.Tiers[0]) }, "tiers.free"},
 		{"duplicate limit", func(c *tiers.Config) { c.Tiers[0].Limits = append(c.Tiers[0].Limits, c.Tiers[0].Limits[0]) }, "tiers.free.limits.s"},
-		{"zero burst", func(c *tiers.Config) { c.Tiers[0].Limits[0].Limit.Burst = 0 }, "tiers.free.limits.s.burst"},
-		{"sub-microsecond period", func(c *tiers.Config) { c.Tiers[0].Limits[0].Limit.Period = time.Second + 1 }, "tiers.free.limits.s.period"},
+		{"zero burst", func(c *tiers.Config) { c.Tiers[0].Limits[0].Budget.Burst = 0 }, "tiers.free.limits.s.burst"},
+		{"sub-microsecond period", func(c *tiers.Config) { c.Tiers[0].Limits[0].Budget.Period = time.Second + 1 }, "tiers.free.limits.s.period"},
 		{"long name", func(c *tiers.Config) { c.Tiers[0].Name = strings.Repeat("x", tiers.MaxNameLen+1) }, "tiers." + strings.Repeat("x", tiers.MaxNameLen+1)},
 		{"bad scope", func(c *tiers.Config) { c.Tiers[0].Limits[0].Scope = 7 }, "tiers.free.limits.s.scope"},
 		{"empty client key", func(c *tiers.Config) { c.Clients = map[string]string{"": "free"} }, "clients."},

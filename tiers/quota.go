@@ -68,7 +68,7 @@ func (l *Limiter) Inspect(ctx context.Context, key, tier string) (Result, error)
 	res := Result{Tier: t.name, Limits: make([]LimitResult, len(t.limits))}
 	denied := -1
 	for i, b := range t.limits {
-		res.Limits[i] = LimitResult{Name: b.Name, Scope: b.Scope, Limit: b.Limit.Limit, Algorithm: b.alg}
+		res.Limits[i] = LimitResult{Name: b.Name, Scope: b.Scope, Limit: b.Limit.Budget, Algorithm: b.alg}
 		in, ok := b.lim.(ratelimit.Inspector)
 		if !ok {
 			return res, fmt.Errorf("%w: limit %q of tier %q (%T) cannot peek", errors.ErrUnsupported, b.Name, t.name, b.lim)

@@ -1,7 +1,6 @@
 package tiers_test
 
 import (
-	"context"
 	"errors"
 	"testing"
 	"time"
@@ -43,11 +42,7 @@ func TestTierQuota(t *testing.T) {
 	mr.SetTime(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
 	t.Cleanup(func() { _ = rdb.Close() })
-	l, err := tiers.New(tiers.Direct(rdb), quotaConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	l := newLimiter(t, tiers.Direct(rdb), quotaConfig())
 	ctx := t.Context()
 
 	if got := remaining(t, l, "alice"); got != [2]int{100, 1000} {
@@ -114,11 +109,7 @@ func TestTierQuota(t *testing.T) {
 // or reset make the calls fail with errors.ErrUnsupported.
 func TestTierQuotaUnsupported(t *testing.T) {
 	var fs fakes
-	l, err := tiers.New(fs.factory, quotaConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = l.Close(context.Background()) })
+	l := newLimiter(t, fs.factory, quotaConfig())
 	ctx := t.Context()
 	if err := l.SettleN(ctx, "k", 1, 2); !errors.Is(err, errors.ErrUnsupported) {
 		t.Errorf("SettleN: %v", err)
@@ -141,11 +132,7 @@ func TestTierQuotaRealRedis(t *testing.T) {
 	}}}}
 	var ls [2]*tiers.Limiter
 	for i := range ls {
-		l, err := tiers.New(tiers.Direct(rdb), cfg, tiers.WithKeyspace(base))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = l.Close(context.Background()) })
+		l := newLimiter(t, tiers.Direct(rdb), cfg, tiers.WithKeyspace(base))
 		ls[i] = l
 	}
 	ctx := t.Context()

@@ -71,11 +71,7 @@ func TestAllOrNothingRealServer(t *testing.T) {
 		{Name: "short-first", Limits: []tiers.Limit{tb(tiers.Client("short", short)), tb(tiers.Client("day", day))}},
 		{Name: "day-first", Limits: []tiers.Limit{tb(tiers.Client("day", day)), tb(tiers.Client("short", short))}},
 	}}
-	l, err := tiers.New(direct(rdb), cfg, tiers.WithKeyspace(base))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, direct(rdb), cfg, tiers.WithKeyspace(base))
 	ctx := context.Background()
 
 	for _, tier := range []string{"short-first", "day-first"} {
@@ -135,11 +131,7 @@ func TestTierWideRealServer(t *testing.T) {
 		}}},
 		DefaultTier: "free",
 	}
-	l, err := tiers.New(direct(rdb), cfg, tiers.WithKeyspace(base))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, direct(rdb), cfg, tiers.WithKeyspace(base))
 	ctx := context.Background()
 	steps := []struct {
 		key         string
@@ -188,11 +180,7 @@ func TestReloadAppliesToCurrentWindow(t *testing.T) {
 			tb(tiers.Client("hour", ratelimit.PerHour(rate))),
 		}}}, DefaultTier: "t"}
 	}
-	l, err := tiers.New(direct(rdb), cfg(10), tiers.WithKeyspace(base))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, direct(rdb), cfg(10), tiers.WithKeyspace(base))
 	ctx := context.Background()
 	for i := range 8 {
 		if d, err := l.Allow(ctx, "k"); err != nil || !d.Allowed {
@@ -232,11 +220,7 @@ func TestRefundEveryAlgorithmRealServer(t *testing.T) {
 			tb(tiers.Client("short", short)),
 		}})
 	}
-	l, err := tiers.New(direct(rdb), cfg, tiers.WithKeyspace(base))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, direct(rdb), cfg, tiers.WithKeyspace(base))
 	ctx := context.Background()
 	for _, alg := range algorithms.All {
 		var allowed int

@@ -99,7 +99,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	for _, f := range made {
 		if c := f.closes.Load(); c != 1 {
-			t.Errorf("limiter %s/%s (%v) closed %d times, want 1", f.spec.Tier, f.spec.Limit.Name, f.spec.Limit.Limit, c)
+			t.Errorf("limiter %s/%s (%v) closed %d times, want 1", f.spec.Tier, f.spec.Limit.Name, f.spec.Limit.Budget, c)
 		}
 		if n := f.afterClose.Load(); n != 0 {
 			t.Errorf("limiter %s/%s used %d times after Close", f.spec.Tier, f.spec.Limit.Name, n)
@@ -111,7 +111,7 @@ func TestReloadUnderLoad(t *testing.T) {
 // released, so a check can be held in flight.
 func blockingFakes(entered, release chan struct{}) *fakes {
 	return &fakes{setup: func(f *fake) {
-		if f.spec.Limit.Name == "second" && f.spec.Limit.Limit.Rate == 1 {
+		if f.spec.Limit.Name == "second" && f.spec.Limit.Budget.Rate == 1 {
 			f.entered, f.release = entered, release
 		}
 	}}
@@ -123,11 +123,7 @@ func blockingFakes(entered, release chan struct{}) *fakes {
 func TestReloadInFlightFinishesOnOldConfig(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	fs := blockingFakes(entered, release)
-	l, err := tiers.New(fs.factory, twoLimits(1), tiers.WithGracePeriod(time.Minute))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, fs.factory, twoLimits(1), tiers.WithGracePeriod(time.Minute))
 	old := fs.find("free", "second")
 
 	done := make(chan tiers.Result)
@@ -167,11 +163,7 @@ func TestReloadInFlightFinishesOnOldConfig(t *testing.T) {
 func TestReloadGracePeriod(t *testing.T) {
 	entered, release := make(chan struct{}), make(chan struct{})
 	fs := blockingFakes(entered, release)
-	l, err := tiers.New(fs.factory, twoLimits(1), tiers.WithGracePeriod(30*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, fs.factory, twoLimits(1), tiers.WithGracePeriod(30*time.Millisecond))
 	old := fs.find("free", "second")
 	done := make(chan struct{})
 	go func() {
@@ -190,15 +182,11 @@ func TestReloadGracePeriod(t *testing.T) {
 func TestReloadInvalidKeepsOld(t *testing.T) {
 	var hook []error
 	fs := &fakes{}
-	l, err := tiers.New(fs.factory, twoLimits(5), tiers.WithReloadHook(func(err error) { hook = append(hook, err) }))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
+	l := newLimiter(t, fs.factory, twoLimits(5), tiers.WithReloadHook(func(err error) { hook = append(hook, err) }))
 	made := len(fs.all())
 
 	bad := twoLimits(5)
-	bad.Tiers[0].Limits[0].Limit.Rate = 0
+	bad.Tiers[0].Limits[0].Budget.Rate = 0
 	if err := l.Reload(bad); !errors.Is(err, tiers.ErrInvalidConfig) {
 		t.Errorf("invalid reload: %v, want ErrInvalidConfig", err)
 	}
@@ -210,7 +198,7 @@ func TestReloadInvalidKeepsOld(t *testing.T) {
 	if err := l.Reload(failing); err == nil {
 		t.Error("reload whose factory fails: no error")
 	}
-	if got := l.Config().Tiers[0].Limits[0].Limit.Rate; got != 5 {
+	if got := l.Config().Tiers[0].Limits[0].Budget.Rate; got != 5 {
 		t.Errorf("rate in force = %d, want the old 5", got)
 	}
 	res, err := l.Check(context.Background(), "k", "", 1)
@@ -258,12 +246,8 @@ func TestWatchFile(t *testing.T) {
 	}
 	hook := make(chan error, 10)
 	fs := &fakes{}
-	l, err := tiers.New(fs.factory, cfg, tiers.WithReloadHook(func(err error) { hook <- err }),
+	l := newLimiter(t, fs.factory, cfg, tiers.WithReloadHook(func(err error) { hook <- err }),
 		tiers.WithLogger(slog.New(slog.DiscardHandler)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close(context.Background())
 	ctx, cancel := context.WithCancel(context.Background())
 	watched := make(chan error)
 	go func() { watched <- tiers.WatchFile(ctx, l, path, 10*time.Millisecond) }()
@@ -277,7 +261,7 @@ func TestWatchFile(t *testing.T) {
 			return nil
 		}
 	}
-	rate := func() int { return l.Config().Tiers[0].Limits[0].Limit.Rate }
+	rate := func() int { return l.Config().Tiers[0].Limits[0].Budget.Rate }
 
 	write(4, "")
 	if err := next(); err != nil || rate() != 4 {

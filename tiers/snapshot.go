@@ -136,7 +136,7 @@ func (l *Limiter) build(cfg Config, old *snapshot) (s *snapshot, created []ratel
 		drained:   make(chan struct{}),
 	}
 	bind := func(tierName string, lim Limit) (bound, error) {
-		k := specKey{tier: tierName, name: lim.Name, scope: lim.Scope, lim: lim.Limit, lease: lim.Lease}
+		k := specKey{tier: tierName, name: lim.Name, scope: lim.Scope, lim: lim.Budget, lease: lim.Lease}
 		if lim.Algorithm != nil {
 			k.alg = lim.Algorithm.Name()
 			if s, ok := lim.Algorithm.(fmt.Stringer); ok {
@@ -171,81 +171,20 @@ func (l *Limiter) build(cfg Config, old *snapshot) (s *snapshot, created []ratel
 		}
 		return bound{Limit: lim, lim: x, ref: ref, alg: alg}, nil
 	}
-	finish := func(t *tier) error {
-		// Every limit but the last must be able to give back.
-		for _, b := range t.limits[:len(t.limits)-1] {
-			if b.ref == nil {
-				return fmt.Errorf("%w: limit %q of tier %q (%T) does not implement ratelimit.Refunder, "+
-					"so a denial by a later limit could not give back its tokens", ErrNotRefundable, b.Name, t.name, b.lim)
-			}
-		}
-		return nil
-	}
 
+	byName := make(map[string]Tier, len(cfg.Tiers))
 	for _, ct := range cfg.Tiers {
-		t := &tier{name: ct.Name}
-		for _, scope := range []Scope{PerClient, PerTier} {
-			for _, lim := range ct.Limits {
-				if lim.Scope != scope {
-					continue
-				}
-				b, err := bind(ct.Name, lim)
-				if err != nil {
-					return nil, created, err
-				}
-				t.limits = append(t.limits, b)
-			}
-		}
-		if err := finish(t); err != nil {
+		byName[ct.Name] = ct
+		t, err := bindTier(ct.Name, checkOrder(ct.Limits), bind)
+		if err != nil {
 			return nil, created, err
 		}
 		s.tiers[ct.Name] = t
 	}
 	for _, o := range cfg.Overrides {
-		base := s.tiers[cfg.overrideTier(o)]
-		t := &tier{name: base.name}
-		var added []Limit
-	next:
-		for _, lim := range o.Limits {
-			for _, b := range base.limits {
-				if b.Name == lim.Name && b.Scope == PerClient {
-					continue next // replaces b below
-				}
-			}
-			added = append(added, lim)
-		}
-		for _, b := range base.limits {
-			if b.Scope != PerClient {
-				continue
-			}
-			i := slices.IndexFunc(o.Limits, func(lim Limit) bool { return lim.Name == b.Name })
-			if i < 0 {
-				t.limits = append(t.limits, b)
-				continue
-			}
-			lim := o.Limits[i]
-			if lim.Algorithm == nil {
-				lim.Algorithm = b.Algorithm
-			}
-			nb, err := bind(base.name, lim)
-			if err != nil {
-				return nil, created, err
-			}
-			t.limits = append(t.limits, nb)
-		}
-		for _, lim := range added {
-			nb, err := bind(base.name, lim)
-			if err != nil {
-				return nil, created, err
-			}
-			t.limits = append(t.limits, nb)
-		}
-		for _, b := range base.limits {
-			if b.Scope == PerTier {
-				t.limits = append(t.limits, b) // the tier's own shared budget
-			}
-		}
-		if err := finish(t); err != nil {
+		base := byName[cfg.overrideTier(o)]
+		t, err := bindTier(base.Name, overrideLimits(base.Limits, o.Limits), bind)
+		if err != nil {
 			return nil, created, err
 		}
 		s.overrides[o.Key] = t
@@ -257,6 +196,80 @@ func (l *Limiter) build(cfg Config, old *snapshot) (s *snapshot, created []ratel
 		s.def = s.tiers[cfg.DefaultTier]
 	}
 	return s, created, nil
+}
+
+// bindTier binds limits, in check order, as the tier named name. Every
+// limiter but the last must be able to give back.
+func bindTier(name string, limits []Limit, bind func(string, Limit) (bound, error)) (*tier, error) {
+	t := &tier{name: name, limits: make([]bound, 0, len(limits))}
+	for _, lim := range limits {
+		b, err := bind(name, lim)
+		if err != nil {
+			return nil, err
+		}
+		t.limits = append(t.limits, b)
+	}
+	for _, b := range t.limits[:len(t.limits)-1] {
+		if b.ref == nil {
+			return nil, fmt.Errorf("%w: limit %q of tier %q (%T) does not implement ratelimit.Refunder, "+
+				"so a denial by a later limit could not give back its tokens", ErrNotRefundable, b.Name, t.name, b.lim)
+		}
+	}
+	return t, nil
+}
+
+// checkOrder returns limits in the order a check runs them: every
+// PerClient limit, then every PerTier limit, each in config order.
+func checkOrder(limits []Limit) []Limit {
+	out := make([]Limit, 0, len(limits))
+	for _, scope := range []Scope{PerClient, PerTier} {
+		for _, lim := range limits {
+			if lim.Scope == scope {
+				out = append(out, lim)
+			}
+		}
+	}
+	return out
+}
+
+// overrideLimits returns, in check order, the limits of a client whose
+// tier has the limits base and whose override gives it the limits over
+// (all PerClient, as Config.Validate requires), as [Override] describes:
+// the tier's per-client limits, each replaced by the override's limit of
+// the same name if there is one (which inherits the replaced limit's
+// Algorithm if its own is nil); then the override's limits that replace
+// none; then the tier's shared limits.
+func overrideLimits(base, over []Limit) []Limit {
+	base = checkOrder(base)
+	out := make([]Limit, 0, len(base)+len(over))
+	replaced := make(map[string]bool, len(over))
+	for _, b := range base {
+		if b.Scope != PerClient {
+			continue
+		}
+		i := slices.IndexFunc(over, func(o Limit) bool { return o.Name == b.Name })
+		if i < 0 {
+			out = append(out, b)
+			continue
+		}
+		lim := over[i]
+		if lim.Algorithm == nil {
+			lim.Algorithm = b.Algorithm
+		}
+		out = append(out, lim)
+		replaced[lim.Name] = true
+	}
+	for _, o := range over {
+		if !replaced[o.Name] {
+			out = append(out, o)
+		}
+	}
+	for _, b := range base {
+		if b.Scope == PerTier {
+			out = append(out, b) // the tier's own shared budget
+		}
+	}
+	return out
 }
 
 // clone returns a deep copy of c.

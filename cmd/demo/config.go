@@ -146,7 +146,7 @@ func applyOverride(base, ov []tiers.Limit) []tiers.Limit {
 func describeTier(t tiers.Tier) string {
 	parts := make([]string, 0, len(t.Limits))
 	for _, l := range t.Limits {
-		s := l.Name + " " + rateString(l.Limit)
+		s := l.Name + " " + rateString(l.Budget)
 		if l.Scope == tiers.PerTier {
 			s += " (whole tier)"
 		}

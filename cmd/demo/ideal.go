@@ -122,7 +122,7 @@ func walk(p plan, evs [][]event, margin time.Duration, f func(c client, ev event
 			}
 			b := buckets[k]
 			if b == nil {
-				b = newBucket(l.Limit)
+				b = newBucket(l.Budget)
 				buckets[k] = b
 			}
 			b.refill(ev.at)

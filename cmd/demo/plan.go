@@ -185,7 +185,7 @@ func refRate(limits []tiers.Limit, scope tiers.Scope, d time.Duration) float64 {
 		if l.Scope != scope {
 			continue
 		}
-		x := max(l.Limit.PerSecondRate(), float64(l.Limit.Burst)/d.Seconds())
+		x := max(l.Budget.PerSecondRate(), float64(l.Budget.Burst)/d.Seconds())
 		if r == 0 || x < r {
 			r = x
 		}

@@ -79,7 +79,7 @@ func TestResolve(t *testing.T) {
 	names := func(ls []tiers.Limit) string {
 		var s []string
 		for _, l := range ls {
-			s = append(s, l.Name+"="+l.Limit.String())
+			s = append(s, l.Name+"="+l.Budget.String())
 		}
 		return strings.Join(s, " ")
 	}
