@@ -241,9 +241,11 @@ func (s Subject) scriptFlush(t *testing.T) {
 	rdb := Client(srv, true)
 	ks := Keyspace(t)
 	lim := ratelimit.PerHour(10)
+	cs := make([]Config, len(s.Variants))
 	ls := make([]Limiter, len(s.Variants))
 	for i, v := range s.Variants {
-		ls[i] = s.New(t, rdb, lim, Config{Variant: v, Keyspace: ks, Timeout: time.Second, Policy: ratelimit.FailClosed})
+		cs[i] = Config{Variant: v, Keyspace: ks, Timeout: time.Second, Policy: ratelimit.FailClosed}
+		ls[i] = s.New(t, rdb, lim, cs[i])
 	}
 	step := 0
 	allow := func(what string, wantRemaining int) {
@@ -272,8 +274,8 @@ func (s Subject) scriptFlush(t *testing.T) {
 		t.Fatal(err)
 	}
 	allow("after a restart and SCRIPT FLUSH", 8)
-	for i, v := range s.Variants {
-		s.check(t, Outcome{Scenario: ScriptFlush, Limiter: ls[i], Config: Config{Variant: v, Keyspace: ks}, Limit: lim})
+	for i, l := range ls {
+		s.check(t, Outcome{Scenario: ScriptFlush, Limiter: l, Config: cs[i], Limit: lim})
 	}
 }
 

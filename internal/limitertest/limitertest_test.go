@@ -29,13 +29,13 @@ func TestNoLeak(t *testing.T) {
 	defer leaked.Wait()
 	defer close(stop)
 	r := &recorder{T: t}
-	noLeak(r, "leaky", func(*testing.T) { leaked.Go(func() { <-stop }) })
+	noLeak(r, "leaky", time.Second, func(*testing.T) { leaked.Go(func() { <-stop }) })
 	if len(r.errs) != 1 || !strings.HasPrefix(r.errs[0], "leaky: ") {
 		t.Errorf("a scenario that left a goroutine: errors %q, want one naming the scenario", r.errs)
 	}
 
 	r = &recorder{T: t}
-	noLeak(r, "tidy", func(t *testing.T) {
+	noLeak(r, "tidy", time.Second, func(t *testing.T) {
 		done := make(chan struct{})
 		var wg sync.WaitGroup
 		wg.Go(func() { <-done })
