@@ -13,13 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/limitertest"
 )
-
-// testClock is a ratelimit.Clock that the test sets.
-type testClock struct{ us atomic.Int64 }
-
-func (c *testClock) Now() time.Time  { return time.UnixMicro(c.us.Load()) }
-func (c *testClock) set(t time.Time) { c.us.Store(t.UnixMicro()) }
 
 // scriptCalls is a redis.Hook that counts the script calls that Redis
 // ran: EVAL and EVALSHA without an error (so a NOSCRIPT miss and the EVAL
@@ -45,7 +40,7 @@ func (h *scriptCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 type calendarRig struct {
 	mr    *miniredis.Miniredis
 	rdb   *redis.Client
-	clock *testClock
+	clock *limitertest.Clock
 	calls *scriptCalls
 	l     *Limiter
 	skew  time.Duration // of the Go clock against the server's
@@ -54,7 +49,7 @@ type calendarRig struct {
 func newCalendarRig(t *testing.T, cal CalendarWindow, quota int, at time.Time) *calendarRig {
 	t.Helper()
 	mr, rdb := miniServer(t, at.UnixMicro())
-	r := &calendarRig{mr: mr, rdb: rdb, clock: &testClock{}, calls: &scriptCalls{}}
+	r := &calendarRig{mr: mr, rdb: rdb, clock: &limitertest.Clock{}, calls: &scriptCalls{}}
 	rdb.AddHook(r.calls)
 	r.l = newLimiter(t, rdb, cal.Limit(quota), WithAlgorithm(cal), WithClock(r.clock))
 	r.at(at)
@@ -64,7 +59,7 @@ func newCalendarRig(t *testing.T, cal CalendarWindow, quota int, at time.Time) *
 // at sets the server's clock to t, and the Go clock to t plus the skew.
 func (r *calendarRig) at(t time.Time) {
 	setNow(r.mr, t.UnixMicro())
-	r.clock.set(t.Add(r.skew))
+	r.clock.Set(t.Add(r.skew))
 }
 
 // calendarStep is one request of a steps table: at a wall-clock time, n
@@ -216,8 +211,7 @@ func TestCalendarKeyWindowWins(t *testing.T) {
 	paris := zone(t, "Europe/Paris")
 	at := wall(t, "2025-06-15 12:00:00 +02:00")
 	mr, rdb := miniServer(t, at.UnixMicro())
-	clk := &testClock{}
-	clk.set(at)
+	clk := limitertest.NewClock(at)
 	day := CalendarWindow{Period: Day, Location: paris}
 	tokyo := CalendarWindow{Period: Day, Location: zone(t, "Asia/Tokyo")}
 	month := CalendarWindow{Period: Month, Location: paris}
@@ -239,7 +233,7 @@ func TestCalendarKeyWindowWins(t *testing.T) {
 	// After the Paris day, the month's own window.
 	next := wall(t, "2025-06-16 00:00:00 +02:00")
 	setNow(mr, next.UnixMicro())
-	clk.set(next)
+	clk.Set(next)
 	if d, err := lMonth.Allow(ctx, "k"); err != nil || d.Remaining != 4 || d.ResetAfter != 15*24*time.Hour {
 		t.Fatalf("month after the day: %+v, %v", d, err)
 	}

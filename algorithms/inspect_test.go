@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/limitertest"
 )
 
 // quotaAlgorithms are every Algorithm with the Limit it is tested with:
@@ -95,8 +96,7 @@ func TestPeekReset(t *testing.T) {
 	for _, x := range quotaAlgorithms(t, lim) {
 		t.Run("alg="+x.alg.Name(), func(t *testing.T) {
 			_, rdb := miniServer(t, t0)
-			clk := &testClock{}
-			clk.set(time.UnixMicro(t0))
+			clk := limitertest.NewClock(time.UnixMicro(t0))
 			l := newLimiter(t, rdb, x.lim, WithAlgorithm(x.alg), WithClock(clk))
 			ctx := t.Context()
 			d, err := l.Peek(ctx, "k")

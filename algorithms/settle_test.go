@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/limitertest"
 )
 
 // TestSettleValidation checks SettleN's arguments and errors, before and
@@ -78,8 +79,7 @@ func TestSettle(t *testing.T) {
 	for _, x := range quotaAlgorithms(t, ratelimit.PerHour(10)) {
 		t.Run("alg="+x.alg.Name(), func(t *testing.T) {
 			_, rdb := miniServer(t, t0)
-			clk := &testClock{}
-			clk.set(time.UnixMicro(t0))
+			clk := limitertest.NewClock(time.UnixMicro(t0))
 			l := newLimiter(t, rdb, x.lim, WithAlgorithm(x.alg), WithClock(clk))
 			ctx := t.Context()
 			peek := func(want int, where string) ratelimit.Decision {

@@ -7,34 +7,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/internal/limitertest"
 	"github.com/distributedratelimiter/ratelimit/lease"
 )
 
-// quietRedis drops go-redis's own log lines: the fault tests make it fail
-// to dial on purpose.
-type quietRedis struct{}
-
-func (quietRedis) Printf(context.Context, string, ...any) {}
-
 // TestMain fails the package if any goroutine outlives its tests: every
 // limiter a test starts must be closed by its cleanups, and Close must
-// stop the janitor and every refill.
-func TestMain(m *testing.M) {
-	redis.SetLogger(quietRedis{})
-	goleak.VerifyTestMain(m, ignoreDialProbe)
-}
-
-// ignoreDialProbe ignores go-redis's dial probe: once dials to a node keep
-// failing (a killed server, a crashed cluster master), its pool starts a
-// goroutine that retries once a second until a dial succeeds or, at its
-// next wake-up, the pool is closed. A client closed at cleanup therefore
-// leaves it for up to a second, longer than goleak waits.
-var ignoreDialProbe = goleak.IgnoreAnyFunction("github.com/redis/go-redis/v9/internal/pool.(*ConnPool).tryDial")
+// stop the janitor and every refill (see also limitertest.Main).
+func TestMain(m *testing.M) { limitertest.Main(m) }
 
 // stuckBucket is a Bucket whose calls block until their context ends, as
 // a stalled Redis behind a client that honours deadlines would.

@@ -10,27 +10,11 @@ import (
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/internal/limitertest"
 )
 
-// fakeClock is a settable ratelimit.Clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{t: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newFakeClock returns a settable ratelimit.Clock.
+func newFakeClock() *limitertest.Clock { return limitertest.NewClock(time.Unix(1_700_000_000, 0)) }
 
 // fakeBucket is an in-memory Bucket that never refills by itself: tokens
 // change only by takes and give-backs, so tests can count exactly.
@@ -96,7 +80,7 @@ func (b *fakeBucket) state() (tokens, returned int, takes []int) {
 	return b.tokens, b.returned, append([]int(nil), b.takes...)
 }
 
-func newTestLimiter(t *testing.T, b *fakeBucket, lim ratelimit.Limit, opts ...Option) (*Limiter, *fakeClock) {
+func newTestLimiter(t *testing.T, b *fakeBucket, lim ratelimit.Limit, opts ...Option) (*Limiter, *limitertest.Clock) {
 	t.Helper()
 	clk := newFakeClock()
 	// A long TTL keeps the background janitor out of the way: tests call
@@ -631,7 +615,7 @@ func TestLongOutageKeepsTheBoundAndTheKey(t *testing.T) {
 // modelBucket is an exact in-memory Bucket: algorithms.TokenBucketModel on
 // the test's fake clock, as Redis would run the scripts.
 type modelBucket struct {
-	clk *fakeClock
+	clk *limitertest.Clock
 	mu  sync.Mutex
 	s   algorithms.TokenBucketState
 }
