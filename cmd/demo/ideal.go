@@ -57,10 +57,10 @@ type cause struct {
 // with the real admissions instead: comparing request by request with the
 // ideal's own choices would count as "false" every pair of near-
 // simultaneous requests that Redis saw in the other order, which matters
-// for a contested tier-wide limit. A denial counts as false only if the
-// token was due at least a microsecond before the request: Redis's clock
-// has microseconds, so a token due within the same one may or may not be
-// there, by rounding alone.
+// for a contested tier-wide limit. A denial counts as false only if every
+// limit had a token and a billionth: whether a token due at the very
+// moment of the request was there depends on rounding alone (the scripts
+// compute in microseconds and their own floating point).
 func replay(p plan, evs [][]event) []idealResult {
 	out := make([]idealResult, len(p.tiers))
 	walk(p, evs, 0, func(c client, _ event, fits bool) bool {
@@ -69,7 +69,7 @@ func replay(p plan, evs [][]event) []idealResult {
 		}
 		return fits
 	})
-	walk(p, evs, time.Microsecond, func(c client, ev event, fits bool) bool {
+	walk(p, evs, 1e-9, func(c client, ev event, fits bool) bool {
 		if fits && ev.res == resDenied {
 			r := &out[c.tier]
 			r.falseDenials++
@@ -90,11 +90,11 @@ func replay(p plan, evs [][]event) []idealResult {
 // walk feeds every client's events, in time order across clients, through
 // exact token buckets: one per limit and client for per-client limits, one
 // per limit and tier for tier-wide ones. For each event it calls f with
-// whether every limit of the client has a token then, and has had it for
-// at least margin; if f returns true,
+// whether every limit of the client has 1 + margin tokens then; if f
+// returns true,
 // each of those limits gives one (and may go below zero), as a request
 // admitted by a tiers.Limiter takes from each of its limits.
-func walk(p plan, evs [][]event, margin time.Duration, f func(c client, ev event, fits bool) (take bool)) {
+func walk(p plan, evs [][]event, margin float64, f func(c client, ev event, fits bool) (take bool)) {
 	type ref struct{ client, i int }
 	var all []ref
 	for c := range evs {
@@ -126,7 +126,7 @@ func walk(p plan, evs [][]event, margin time.Duration, f func(c client, ev event
 				buckets[k] = b
 			}
 			b.refill(ev.at)
-			fits = fits && b.tokens >= 1+float64(margin)*b.perNS
+			fits = fits && b.tokens >= 1+margin
 			need = append(need, b)
 		}
 		if f(c, ev, fits) {
