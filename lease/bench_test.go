@@ -101,7 +101,7 @@ func BenchmarkAllowLocal(b *testing.B) {
 }
 
 // endlessBucket grants every token asked for.
-type endlessBucket struct{}
+type endlessBucket struct{ quotaless }
 
 func (endlessBucket) TakeUpTo(_ context.Context, _ string, lim ratelimit.Limit, n int, _ algorithms.Charge) (algorithms.Grant, error) {
 	return algorithms.Grant{Granted: n, Remaining: lim.Burst}, nil

@@ -20,9 +20,21 @@ import (
 // stop the janitor and every refill (see also limitertest.Main).
 func TestMain(m *testing.M) { limitertest.Main(m) }
 
+// quotaless gives a test Bucket the Peek and Charge it has no use for:
+// both fail with errors.ErrUnsupported.
+type quotaless struct{}
+
+func (quotaless) Peek(context.Context, string, ratelimit.Limit) (ratelimit.Decision, error) {
+	return ratelimit.Decision{}, errors.ErrUnsupported
+}
+
+func (quotaless) Charge(context.Context, string, ratelimit.Limit, int) error {
+	return errors.ErrUnsupported
+}
+
 // stuckBucket is a Bucket whose calls block until their context ends, as
 // a stalled Redis behind a client that honours deadlines would.
-type stuckBucket struct{}
+type stuckBucket struct{ quotaless }
 
 func (b *stuckBucket) TakeUpTo(ctx context.Context, _ string, _ ratelimit.Limit, _ int, _ algorithms.Charge) (algorithms.Grant, error) {
 	<-ctx.Done()

@@ -33,6 +33,12 @@ type Bucket interface {
 	TakeUpTo(ctx context.Context, rkey string, lim ratelimit.Limit, n int, c algorithms.Charge) (algorithms.Grant, error)
 	// GiveBack returns n unspent tokens to the bucket at rkey.
 	GiveBack(ctx context.Context, rkey string, lim ratelimit.Limit, n int) (int, error)
+	// Peek returns what the bucket at rkey holds now, spending nothing
+	// (see algorithms.Inspector).
+	Peek(ctx context.Context, rkey string, lim ratelimit.Limit) (ratelimit.Decision, error)
+	// Charge spends n tokens of the bucket at rkey however few it holds,
+	// into debt down to -Burst (see algorithms.Charger).
+	Charge(ctx context.Context, rkey string, lim ratelimit.Limit, n int) error
 }
 
 // redisBucket is the default Bucket.
@@ -44,6 +50,14 @@ func (b redisBucket) TakeUpTo(ctx context.Context, rkey string, lim ratelimit.Li
 
 func (b redisBucket) GiveBack(ctx context.Context, rkey string, lim ratelimit.Limit, n int) (int, error) {
 	return algorithms.GiveBack(ctx, b.rdb, rkey, lim, n)
+}
+
+func (b redisBucket) Peek(ctx context.Context, rkey string, lim ratelimit.Limit) (ratelimit.Decision, error) {
+	return algorithms.TokenBucket.(algorithms.Inspector).Peek(ctx, b.rdb, rkey, lim)
+}
+
+func (b redisBucket) Charge(ctx context.Context, rkey string, lim ratelimit.Limit, n int) error {
+	return algorithms.TokenBucket.(algorithms.Charger).Charge(ctx, b.rdb, rkey, lim, n)
 }
 
 // Limiter is the leasing limiter. See the package documentation for how it

@@ -25,7 +25,7 @@ type fakeBucket struct {
 	err      error         // returned by every call when set
 	block    chan struct{} // when set, calls wait for it to close or ctx
 	takes    []int         // n of each TakeUpTo
-	charged  int64         // tokens charged by TakeUpTo
+	charged  int64         // tokens charged by TakeUpTo and Charge
 	returned int
 }
 
@@ -72,6 +72,26 @@ func (b *fakeBucket) GiveBack(ctx context.Context, _ string, lim ratelimit.Limit
 	b.tokens = min(b.tokens+n, lim.Burst)
 	b.returned += n
 	return b.tokens, nil
+}
+
+func (b *fakeBucket) Peek(ctx context.Context, _ string, lim ratelimit.Limit) (ratelimit.Decision, error) {
+	if err := b.wait(ctx); err != nil {
+		return ratelimit.Decision{}, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return ratelimit.Decision{Allowed: b.tokens >= 1, Limit: lim, Remaining: max(b.tokens, 0), Source: ratelimit.SourceRedis}, nil
+}
+
+func (b *fakeBucket) Charge(ctx context.Context, _ string, lim ratelimit.Limit, n int) error {
+	if err := b.wait(ctx); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tokens = max(b.tokens-n, -lim.Burst)
+	b.charged += int64(n)
+	return nil
 }
 
 func (b *fakeBucket) state() (tokens, returned int, takes []int) {
@@ -628,6 +648,19 @@ func (b *modelBucket) TakeUpTo(_ context.Context, _ string, lim ratelimit.Limit,
 	var g algorithms.Grant
 	b.s, g = algorithms.TokenBucketModel{Limit: lim}.ChargeTakeUpTo(b.s, b.nowUS(), n, c)
 	return g, nil
+}
+
+func (b *modelBucket) Peek(_ context.Context, _ string, lim ratelimit.Limit) (ratelimit.Decision, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return algorithms.TokenBucketModel{Limit: lim}.Peek(b.s, b.nowUS()), nil
+}
+
+func (b *modelBucket) Charge(_ context.Context, _ string, lim ratelimit.Limit, n int) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.s, _ = algorithms.TokenBucketModel{Limit: lim}.Charge(b.s, b.nowUS(), n)
+	return nil
 }
 
 func (b *modelBucket) GiveBack(_ context.Context, _ string, lim ratelimit.Limit, n int) (int, error) {

@@ -18,7 +18,10 @@ import (
 // oneTokenBucket is an in-memory Bucket that grants one token to every
 // take and keeps no state per key, so the limiter is the only thing whose
 // memory grows with the keys.
-type oneTokenBucket struct{ takes, gives atomic.Int64 }
+type oneTokenBucket struct {
+	quotaless
+	takes, gives atomic.Int64
+}
 
 func (b *oneTokenBucket) TakeUpTo(_ context.Context, _ string, lim ratelimit.Limit, n int, _ algorithms.Charge) (algorithms.Grant, error) {
 	b.takes.Add(1)

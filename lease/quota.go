@@ -1,0 +1,136 @@
+package lease
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/rcall"
+)
+
+// Peek reports what key has left now, spending nothing: the Decision of a
+// request for one token that is not made. It implements
+// [ratelimit.Inspector].
+//
+// Remaining is what the Redis bucket holds, read in one script, plus the
+// leased tokens this instance holds for key, at most the burst. Tokens
+// that other instances hold in leases count as spent: the answer is low by
+// at most what they hold (each instance at most its lease of the key, see
+// [WithAccuracyBudget]), and exact once they are spent or returned, within
+// the lease TTL. RetryAfter is zero when a token is left, else Redis's
+// time until one is; ResetAfter is the time until the key is full.
+//
+// It fails with [ratelimit.ErrInvalidKey] for a key AllowN refuses,
+// [ratelimit.ErrClosed] after Close, a [*ratelimit.StoreError] when Redis
+// fails or the circuit breaker is open, and ctx's error when ctx is done.
+// The failure policy does not apply: a peek has nothing to fall back to.
+func (l *Limiter) Peek(ctx context.Context, key string) (ratelimit.Decision, error) {
+	if err := l.usable(key); err != nil {
+		return ratelimit.Decision{}, err
+	}
+	cctx, cancel := l.callerContext(ctx)
+	defer cancel()
+	d, err := call(l, cctx, l.cfg.maxWait, false, func(ctx context.Context) (ratelimit.Decision, error) {
+		return l.bucket.Peek(ctx, l.rkey(key), l.lim)
+	})
+	if err != nil {
+		return ratelimit.Decision{}, l.callError(ctx, "lease peek", key, err)
+	}
+	var held int64
+	if v, ok := l.entries.Load(key); ok {
+		e := v.(*entry)
+		e.mu.Lock()
+		held = max(e.held(), 0)
+		e.mu.Unlock()
+	}
+	rem := min(int64(max(d.Remaining, 0))+held, int64(l.lim.Burst))
+	out := ratelimit.Decision{
+		Allowed:    rem >= 1,
+		Limit:      l.lim,
+		Remaining:  int(rem),
+		ResetAfter: l.earn(int64(l.lim.Burst) - rem),
+		Source:     ratelimit.SourceRedis,
+	}
+	if !out.Allowed {
+		out.RetryAfter = d.RetryAfter
+	}
+	return out, nil
+}
+
+// SettleN settles the cost of a request that AllowN(ctx, key, reserved)
+// admitted, once its actual cost is known. It implements
+// [ratelimit.Settler]:
+//   - actual < reserved: RefundN(ctx, key, reserved-actual);
+//   - actual > reserved: the extra comes out of this instance's leased
+//     tokens for key when it holds enough, else it is charged to the
+//     Redis bucket at once, into debt down to -Burst that later requests
+//     of every instance pay off (their refills find the bucket short).
+//
+// Debt, and so what under-estimates let through, is bounded as for the
+// per-request token bucket (docs/quotas.md): over any span T, what
+// requests really cost is at most 2 × Burst + Rate × T / Period, plus the
+// extra of settles still to come. A charge that Redis does not take (down,
+// slow, the breaker open) is returned as a [*ratelimit.StoreError] and not
+// retried: the caller may retry it.
+//
+// reserved must be between 0 and the burst and actual between 0 and
+// [ratelimit.MaxRate], else it fails with [ratelimit.ErrInvalidN]; other
+// errors are Peek's.
+func (l *Limiter) SettleN(ctx context.Context, key string, reserved, actual int) error {
+	switch {
+	case reserved < 0 || reserved > l.lim.Burst:
+		return fmt.Errorf("%w: reserved %d must be between 0 and the burst %d", ratelimit.ErrInvalidN, reserved, l.lim.Burst)
+	case actual < 0 || actual > ratelimit.MaxRate:
+		return fmt.Errorf("%w: actual %d must be between 0 and %d", ratelimit.ErrInvalidN, actual, ratelimit.MaxRate)
+	case actual < reserved:
+		return l.RefundN(ctx, key, reserved-actual)
+	}
+	if err := l.usable(key); err != nil || actual == reserved {
+		return err
+	}
+	extra := int64(min(actual-reserved, 2*l.lim.Burst))
+	if v, ok := l.entries.Load(key); ok {
+		e := v.(*entry)
+		e.mu.Lock()
+		e.gather()
+		_, ok := e.take(extra)
+		e.mu.Unlock()
+		if ok {
+			return nil
+		}
+	}
+	cctx, cancel := l.callerContext(ctx)
+	defer cancel()
+	_, err := call(l, cctx, l.cfg.maxWait, false, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, l.bucket.Charge(ctx, l.rkey(key), l.lim, int(extra))
+	})
+	if err != nil {
+		return l.callError(ctx, "lease charge", key, err)
+	}
+	return nil
+}
+
+// usable returns the error of a call for key on l: an invalid key, or l
+// closed.
+func (l *Limiter) usable(key string) error {
+	if err := ratelimit.ValidateKey(key); err != nil {
+		return err
+	}
+	if l.closed.Load() {
+		return ratelimit.ErrClosed
+	}
+	return nil
+}
+
+// callError is the error of a Redis call for key made on the caller's
+// goroutine (op names it) that failed with err: ctx's own when the caller
+// ended it, ErrClosed when Close did, else a StoreError.
+func (l *Limiter) callError(ctx context.Context, op, key string, err error) error {
+	if cerr := rcall.CallerDone(ctx); cerr != nil {
+		return cerr
+	}
+	if l.closed.Load() {
+		return ratelimit.ErrClosed
+	}
+	return &ratelimit.StoreError{Op: op, Key: key, Err: err}
+}
