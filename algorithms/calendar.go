@@ -2,7 +2,6 @@ package algorithms
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 	"math"
 	"time"
@@ -13,13 +12,8 @@ import (
 )
 
 var (
-	//go:embed lua/calendar_window.lua
-	calendarWindowSrc    string
-	calendarWindowScript = redis.NewScript(calendarWindowSrc)
-
-	//go:embed lua/calendar_window_refund.lua
-	calendarWindowRefundSrc    string
-	calendarWindowRefundScript = redis.NewScript(calendarWindowRefundSrc)
+	calendarWindowScript       = newScript("calendar_window")
+	calendarWindowRefundScript = newScript("calendar_window_refund")
 )
 
 // A CalendarPeriod is the length of the windows of a [CalendarWindow]: a

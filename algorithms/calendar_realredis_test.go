@@ -15,9 +15,13 @@ import (
 )
 
 // clockedSource returns a copy of the script src for a real redis-server
-// that reads the time from the hash KEYS[1] .. clockSuffix, as clocked
-// does, for scripts with at most one TIME and one PEXPIRE (clocked wants
-// exactly one of each).
+// that runs it at an instant the test chooses, a real Lua with the clock
+// of a model: it reads the time (seconds, µs) from the hash KEYS[1] ..
+// clockSuffix instead of TIME. Where it would set the key's TTL, it passes
+// the same argument to PEXPIRE on another key, which must take it, and
+// records it, as Redis received it, in the hash KEYS[1] .. ttlSuffix; the
+// key itself keeps no TTL, so that the state outlives the real time the
+// test takes. src must call TIME and PEXPIRE at most once each.
 func clockedSource(t *testing.T, src string) *redis.Script {
 	t.Helper()
 	const (
@@ -89,7 +93,7 @@ func realRedisCalendar(t *testing.T, ops []calendarOp) {
 	rdb, ks := patientServer(t)
 	scripts := map[*redis.Script]*redis.Script{}
 	for _, o := range ops {
-		scripts[o.script] = clockedSource(t, scriptSource(t, o.script))
+		scripts[o.script] = clockedSource(t, sourceOf(t, o.script))
 	}
 	for i, tc := range calendarDiffCases {
 		cal := CalendarWindow{Period: tc.period, Location: zone(t, tc.zone)}
@@ -147,36 +151,18 @@ func realRedisCalendar(t *testing.T, ops []calendarOp) {
 	}
 }
 
-// scriptSource returns the embedded source of one of the package's
-// scripts.
-func scriptSource(t *testing.T, s *redis.Script) string {
+// sourceOf returns the text of one of the package's scripts.
+func sourceOf(t *testing.T, s *redis.Script) string {
 	t.Helper()
-	if src, ok := scriptSources[s]; ok {
-		return src
+	name, ok := ScriptName(s.Hash())
+	if !ok {
+		t.Fatalf("script %s: not one of the package's", s.Hash())
 	}
-	if src, ok := quotaScriptSources[s]; ok {
-		return src
+	src, err := scriptSource(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("script %s: no source", s.Hash())
-	return ""
-}
-
-// quotaScriptSources are the sources of the scripts that scriptSources
-// (of the extreme-limits test) does not list.
-var quotaScriptSources = map[*redis.Script]string{
-	calendarWindowScript:       calendarWindowSrc,
-	calendarWindowRefundScript: calendarWindowRefundSrc,
-	calendarWindowPeekScript:   calendarWindowPeekSrc,
-	tokenBucketPeekScript:      tokenBucketPeekSrc,
-	gcraPeekScript:             gcraPeekSrc,
-	fixedWindowPeekScript:      fixedWindowPeekSrc,
-	slidingWindowPeekScript:    slidingWindowPeekSrc,
-	resetScript:                resetSrc,
-	tokenBucketChargeScript:    tokenBucketChargeSrc,
-	gcraChargeScript:           gcraChargeSrc,
-	fixedWindowChargeScript:    fixedWindowChargeSrc,
-	slidingWindowChargeScript:  slidingWindowChargeSrc,
-	calendarWindowChargeScript: calendarWindowChargeSrc,
+	return src
 }
 
 // skipNearWindowEnd skips t when the calendar window of the server's time

@@ -31,7 +31,7 @@ var (
 		{"take_up_to", tokenBucketTakeUpToScript, func(l ratelimit.Limit, s TokenBucketState, now int64, n int) (TokenBucketState, reply) {
 			return TokenBucketModel{l}.takeUpTo(s, now, n)
 		}, true},
-		{"refund", tokenBucketGiveBackScript, func(l ratelimit.Limit, s TokenBucketState, now int64, n int) (TokenBucketState, reply) {
+		{"refund", tokenBucketReturnScript, func(l ratelimit.Limit, s TokenBucketState, now int64, n int) (TokenBucketState, reply) {
 			return TokenBucketModel{l}.refund(s, now, n)
 		}, false},
 	}

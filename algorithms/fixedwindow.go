@@ -2,7 +2,6 @@ package algorithms
 
 import (
 	"context"
-	_ "embed"
 
 	"github.com/redis/go-redis/v9"
 
@@ -10,13 +9,8 @@ import (
 )
 
 var (
-	//go:embed lua/fixed_window.lua
-	fixedWindowSrc    string
-	fixedWindowScript = redis.NewScript(fixedWindowSrc)
-
-	//go:embed lua/fixed_window_refund.lua
-	fixedWindowRefundSrc    string
-	fixedWindowRefundScript = redis.NewScript(fixedWindowRefundSrc)
+	fixedWindowScript       = newScript("fixed_window")
+	fixedWindowRefundScript = newScript("fixed_window_refund")
 )
 
 type fixedWindow struct{}

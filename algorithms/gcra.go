@@ -2,7 +2,6 @@ package algorithms
 
 import (
 	"context"
-	_ "embed"
 
 	"github.com/redis/go-redis/v9"
 
@@ -10,13 +9,8 @@ import (
 )
 
 var (
-	//go:embed lua/gcra.lua
-	gcraSrc    string
-	gcraScript = redis.NewScript(gcraSrc)
-
-	//go:embed lua/gcra_refund.lua
-	gcraRefundSrc    string
-	gcraRefundScript = redis.NewScript(gcraRefundSrc)
+	gcraScript       = newScript("gcra")
+	gcraRefundScript = newScript("gcra_refund")
 )
 
 type gcra struct{}

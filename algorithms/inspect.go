@@ -2,7 +2,6 @@ package algorithms
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 
@@ -13,29 +12,12 @@ import (
 )
 
 var (
-	//go:embed lua/token_bucket_peek.lua
-	tokenBucketPeekSrc    string
-	tokenBucketPeekScript = redis.NewScript(tokenBucketPeekSrc)
-
-	//go:embed lua/gcra_peek.lua
-	gcraPeekSrc    string
-	gcraPeekScript = redis.NewScript(gcraPeekSrc)
-
-	//go:embed lua/fixed_window_peek.lua
-	fixedWindowPeekSrc    string
-	fixedWindowPeekScript = redis.NewScript(fixedWindowPeekSrc)
-
-	//go:embed lua/sliding_window_peek.lua
-	slidingWindowPeekSrc    string
-	slidingWindowPeekScript = redis.NewScript(slidingWindowPeekSrc)
-
-	//go:embed lua/calendar_window_peek.lua
-	calendarWindowPeekSrc    string
-	calendarWindowPeekScript = redis.NewScript(calendarWindowPeekSrc)
-
-	//go:embed lua/reset.lua
-	resetSrc    string
-	resetScript = redis.NewScript(resetSrc)
+	tokenBucketPeekScript    = newScript("token_bucket_peek")
+	gcraPeekScript           = newScript("gcra_peek")
+	fixedWindowPeekScript    = newScript("fixed_window_peek")
+	slidingWindowPeekScript  = newScript("sliding_window_peek")
+	calendarWindowPeekScript = newScript("calendar_window_peek")
+	resetScript              = newScript("reset")
 )
 
 // An Inspector is an [Algorithm] that can tell what a key has left without

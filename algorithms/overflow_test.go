@@ -125,48 +125,6 @@ func patientServer(t *testing.T) (*redis.Client, ratelimit.Keyspace) {
 	return srv.Client(func(o *redis.Options) { o.ReadTimeout, o.WriteTimeout = 30*time.Second, 30*time.Second }), ks
 }
 
-// scriptSources maps each script to its source, so that a test can run a
-// clocked copy of it.
-var scriptSources = map[*redis.Script]string{
-	tokenBucketTakeScript:     tokenBucketTakeSrc,
-	tokenBucketTakeUpToScript: tokenBucketTakeUpToSrc,
-	tokenBucketGiveBackScript: tokenBucketGiveBackSrc,
-	gcraScript:                gcraSrc,
-	gcraRefundScript:          gcraRefundSrc,
-	fixedWindowScript:         fixedWindowSrc,
-	fixedWindowRefundScript:   fixedWindowRefundSrc,
-	slidingWindowScript:       slidingWindowSrc,
-	slidingWindowRefundScript: slidingWindowRefundSrc,
-}
-
-// clocked returns a copy of s for a real redis-server that runs it at an
-// instant the test chooses, a real Lua with the clock of a model: it reads
-// the time (seconds, µs) from the hash KEYS[1] .. clockSuffix instead of
-// TIME. Where it
-// would set the key's TTL, it passes the same argument to PEXPIRE on
-// another key, which must take it, and records it, as Redis received it,
-// in the hash KEYS[1] .. ttlSuffix; the key itself keeps no TTL, so that
-// the state outlives the real time the test takes.
-func clocked(t *testing.T, s *redis.Script) *redis.Script {
-	t.Helper()
-	const (
-		timeCall    = "local t = redis.call('TIME')"
-		pexpireCall = "redis.call('PEXPIRE', KEYS[1], "
-	)
-	src, ok := scriptSources[s]
-	if !ok || strings.Count(src, timeCall) != 1 || strings.Count(src, pexpireCall) != 1 {
-		t.Fatalf("script %s: no source, or not one call of TIME and of PEXPIRE", s.Hash())
-	}
-	src = strings.Replace(src, pexpireCall, "pexpire(", 1)
-	src = strings.Replace(src, timeCall, `local t = redis.call('HMGET', KEYS[1] .. '`+clockSuffix+`', 's', 'us')
-local function pexpire(ms)
-  redis.call('SET', KEYS[1] .. '`+ttlSuffix+`.probe', 1)
-  redis.call('PEXPIRE', KEYS[1] .. '`+ttlSuffix+`.probe', ms)
-  redis.call('HSET', KEYS[1] .. '`+ttlSuffix+`', 'ms', ms)
-end`, 1)
-	return redis.NewScript(src)
-}
-
 // clockSuffix and ttlSuffix name the keys from which a clocked script
 // reads the time and in which it records the TTL it set.
 const (
@@ -335,7 +293,7 @@ const extremeSteps = 150
 func extremes[S comparable](t *testing.T, rdb *redis.Client, ks ratelimit.Keyspace, alg Algorithm, ops []op[S], codec stateCodec[S], exact bool) {
 	scripts := make([]*redis.Script, len(ops))
 	for i, o := range ops {
-		scripts[i] = clocked(t, o.script)
+		scripts[i] = clockedSource(t, sourceOf(t, o.script))
 	}
 	for i, x := range extremeLimits {
 		lim := x.lim
@@ -538,38 +496,16 @@ func TestRealRedisExtremeLimitsLive(t *testing.T) {
 	}
 }
 
-// exactBlock returns the exact arithmetic that opens src.
-func exactBlock(t *testing.T, name, src string) string {
-	t.Helper()
-	const begin, end = "-- Exact arithmetic", "-- End of exact arithmetic."
-	i, j := strings.Index(src, begin), strings.Index(src, end)
-	if i < 0 || j < i {
-		t.Fatalf("%s: no exact arithmetic block", name)
-	}
-	return src[i : j+len(end)]
-}
-
-// TestExactArithmeticSame checks that the scripts that carry the exact
-// arithmetic carry the same copy.
-func TestExactArithmeticSame(t *testing.T) {
-	want := exactBlock(t, "gcra.lua", gcraSrc)
-	for name, src := range map[string]string{
-		"gcra_refund.lua":           gcraRefundSrc,
-		"sliding_window.lua":        slidingWindowSrc,
-		"sliding_window_refund.lua": slidingWindowRefundSrc,
-	} {
-		if got := exactBlock(t, name, src); got != want {
-			t.Errorf("%s: the exact arithmetic differs from gcra.lua's", name)
-		}
-	}
-}
-
 // TestRealRedisMulDiv checks the scripts' muldiv and divmod on a real
 // redis-server against math/big, at the edges of their contracts and at
 // random.
 func TestRealRedisMulDiv(t *testing.T) {
 	rdb, _ := patientServer(t)
-	script := redis.NewScript(exactBlock(t, "gcra.lua", gcraSrc) + `
+	muldiv, err := luaFiles.ReadFile("lua/lib/muldiv.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := redis.NewScript(string(muldiv) + `
 local out = {}
 for i = 1, #ARGV, 3 do
   local a, b, m = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])

@@ -3,9 +3,6 @@ package algorithms
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -186,41 +183,6 @@ func checkTimesOf[S comparable](t *testing.T, where string, check op[S], lim rat
 	}
 }
 
-// TestExactArithmeticShared checks that every script with the exact
-// arithmetic of gcra.lua has the same copy of it.
-func TestExactArithmeticShared(t *testing.T) {
-	files, err := filepath.Glob("lua/*.lua")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const from, to = "local function divmod(x, m)", "-- End of exact arithmetic."
-	var want string
-	n := 0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		src := string(b)
-		i, j := strings.Index(src, from), strings.Index(src, to)
-		if i < 0 {
-			continue
-		}
-		if j < i {
-			t.Fatalf("%s: exact arithmetic without its end", f)
-		}
-		n++
-		if want == "" {
-			want = src[i:j]
-		} else if src[i:j] != want {
-			t.Errorf("%s: the exact arithmetic differs from the other scripts'", f)
-		}
-	}
-	if n < 6 {
-		t.Fatalf("exact arithmetic in %d scripts, want the GCRA and sliding window ones", n)
-	}
-}
-
 // TestRealRedisQuotaOps runs the quota ops, clocked, on a real
 // redis-server with the extreme limits of overflow_test.go and the
 // differential test's limits: each reply must equal the model's and the
@@ -239,7 +201,7 @@ func TestRealRedisQuotaOps(t *testing.T) {
 func realRedisOps[S comparable](t *testing.T, rdb *redis.Client, ks ratelimit.Keyspace, alg Algorithm, ops []op[S], codec stateCodec[S]) {
 	scripts := make([]*redis.Script, len(ops))
 	for i, o := range ops {
-		scripts[i] = clockedSource(t, scriptSource(t, o.script))
+		scripts[i] = clockedSource(t, sourceOf(t, o.script))
 	}
 	limits := append([]ratelimit.Limit(nil), diffLimits...)
 	for _, x := range extremeLimits {

@@ -2,7 +2,6 @@ package algorithms
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 
@@ -13,25 +12,11 @@ import (
 )
 
 var (
-	//go:embed lua/token_bucket_charge.lua
-	tokenBucketChargeSrc    string
-	tokenBucketChargeScript = redis.NewScript(tokenBucketChargeSrc)
-
-	//go:embed lua/gcra_charge.lua
-	gcraChargeSrc    string
-	gcraChargeScript = redis.NewScript(gcraChargeSrc)
-
-	//go:embed lua/fixed_window_charge.lua
-	fixedWindowChargeSrc    string
-	fixedWindowChargeScript = redis.NewScript(fixedWindowChargeSrc)
-
-	//go:embed lua/sliding_window_charge.lua
-	slidingWindowChargeSrc    string
-	slidingWindowChargeScript = redis.NewScript(slidingWindowChargeSrc)
-
-	//go:embed lua/calendar_window_charge.lua
-	calendarWindowChargeSrc    string
-	calendarWindowChargeScript = redis.NewScript(calendarWindowChargeSrc)
+	tokenBucketChargeScript    = newScript("token_bucket_charge")
+	gcraChargeScript           = newScript("gcra_charge")
+	fixedWindowChargeScript    = newScript("fixed_window_charge")
+	slidingWindowChargeScript  = newScript("sliding_window_charge")
+	calendarWindowChargeScript = newScript("calendar_window_charge")
 )
 
 // A Charger is an [Algorithm] that can spend tokens of a key whatever the

@@ -2,7 +2,6 @@ package algorithms
 
 import (
 	"context"
-	_ "embed"
 
 	"github.com/redis/go-redis/v9"
 
@@ -10,13 +9,8 @@ import (
 )
 
 var (
-	//go:embed lua/sliding_window.lua
-	slidingWindowSrc    string
-	slidingWindowScript = redis.NewScript(slidingWindowSrc)
-
-	//go:embed lua/sliding_window_refund.lua
-	slidingWindowRefundSrc    string
-	slidingWindowRefundScript = redis.NewScript(slidingWindowRefundSrc)
+	slidingWindowScript       = newScript("sliding_window")
+	slidingWindowRefundScript = newScript("sliding_window_refund")
 )
 
 type slidingWindow struct{}

@@ -2,7 +2,6 @@ package algorithms
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
@@ -11,17 +10,9 @@ import (
 )
 
 var (
-	//go:embed lua/token_bucket_take.lua
-	tokenBucketTakeSrc    string
-	tokenBucketTakeScript = redis.NewScript(tokenBucketTakeSrc)
-
-	//go:embed lua/token_bucket_take_up_to.lua
-	tokenBucketTakeUpToSrc    string
-	tokenBucketTakeUpToScript = redis.NewScript(tokenBucketTakeUpToSrc)
-
-	//go:embed lua/token_bucket_give_back.lua
-	tokenBucketGiveBackSrc    string
-	tokenBucketGiveBackScript = redis.NewScript(tokenBucketGiveBackSrc)
+	tokenBucketTakeScript     = newScript("token_bucket_take")
+	tokenBucketTakeUpToScript = newScript("token_bucket_take_up_to")
+	tokenBucketReturnScript   = newScript("token_bucket_return")
 )
 
 type tokenBucket struct{}
@@ -32,9 +23,9 @@ func (tokenBucket) Check(ctx context.Context, rdb redis.Scripter, rkey string, l
 	return runCheck(ctx, tokenBucketTakeScript, rdb, rkey, lim, n)
 }
 
-// Refund is GiveBack without the count of tokens left.
+// Refund is ReturnN without the count of tokens left.
 func (tokenBucket) Refund(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
-	_, err := runRefund(ctx, tokenBucketGiveBackScript, rdb, rkey, lim, n)
+	_, err := runRefund(ctx, tokenBucketReturnScript, rdb, rkey, lim, n)
 	return err
 }
 
@@ -55,12 +46,12 @@ func TakeUpTo(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimi
 	return r.grant(), nil
 }
 
-// GiveBack returns n unspent tokens to the token bucket at rkey, capped at
-// its burst, and reports the whole tokens it then holds. n must be
-// positive.
-func GiveBack(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (int, error) {
+// ReturnN returns n leased but unspent tokens to the token bucket at rkey,
+// capped at its burst, and reports the whole tokens it then holds. n must
+// be positive.
+func ReturnN(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (int, error) {
 	if n <= 0 {
 		return 0, fmt.Errorf("%w: n %d must be positive", ratelimit.ErrInvalidN, n)
 	}
-	return runRefund(ctx, tokenBucketGiveBackScript, rdb, rkey, lim, n)
+	return runRefund(ctx, tokenBucketReturnScript, rdb, rkey, lim, n)
 }

@@ -43,7 +43,7 @@ func (b redisBucket) TakeUpTo(ctx context.Context, rkey string, lim ratelimit.Li
 }
 
 func (b redisBucket) GiveBack(ctx context.Context, rkey string, lim ratelimit.Limit, n int) (int, error) {
-	return algorithms.GiveBack(ctx, b.rdb, rkey, lim, n)
+	return algorithms.ReturnN(ctx, b.rdb, rkey, lim, n)
 }
 
 // Limiter is the leasing limiter. See the package documentation for how it
