@@ -120,7 +120,7 @@ func (l *Limiter) Peek(ctx context.Context, key string) (ratelimit.Decision, err
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
-	d, err := rcall.Call(ctx, l.breaker, l.timeout, l.direct, func(ctx context.Context) (ratelimit.Decision, error) {
+	d, err := rcall.Call(ctx, l.breaker, l.timeout, l.honorsDeadline, func(ctx context.Context) (ratelimit.Decision, error) {
 		return in.Peek(ctx, l.rdb, rkey, l.lim)
 	})
 	if err != nil {
@@ -141,7 +141,7 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	_, err = rcall.Call(ctx, l.breaker, l.timeout, l.direct, func(ctx context.Context) (struct{}, error) {
+	_, err = rcall.Call(ctx, l.breaker, l.timeout, l.honorsDeadline, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, in.Reset(ctx, l.rdb, rkey, l.lim)
 	})
 	if err != nil {

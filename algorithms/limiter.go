@@ -32,17 +32,17 @@ const DefaultTimeout = 250 * time.Millisecond
 // A Limiter is safe for concurrent use. Create it with [NewLimiter]; the
 // zero value is not usable.
 type Limiter struct {
-	rdb     redis.Scripter
-	lim     ratelimit.Limit
-	alg     Algorithm
-	ks      ratelimit.Keyspace
-	timeout time.Duration
-	direct  bool // rdb honours context deadlines: call on the caller's goroutine
-	policy  ratelimit.FailurePolicy
-	breaker *breaker.Breaker // nil when turned off
-	local   *localBuckets    // FailLocal's per-key buckets
-	clock   ratelimit.Clock
-	start   time.Time // the clock at NewLimiter: local time is ns since
+	rdb            redis.Scripter
+	lim            ratelimit.Limit
+	alg            Algorithm
+	ks             ratelimit.Keyspace
+	timeout        time.Duration
+	honorsDeadline bool // rdb honours context deadlines: call on the caller's goroutine
+	policy         ratelimit.FailurePolicy
+	breaker        *breaker.Breaker // nil when turned off
+	local          *localBuckets    // FailLocal's per-key buckets
+	clock          ratelimit.Clock
+	start          time.Time // the clock at NewLimiter: local time is ns since
 }
 
 var (
@@ -121,17 +121,17 @@ func NewLimiter(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limit
 		}
 	}
 	return &Limiter{
-		rdb:     rdb,
-		lim:     lim,
-		alg:     alg,
-		ks:      c.ks,
-		timeout: c.timeout,
-		direct:  rcall.HonorsContext(rdb),
-		policy:  c.policy,
-		breaker: newBreaker(c),
-		local:   newLocalBuckets(lim.Share(c.instances)),
-		clock:   c.clock,
-		start:   c.clock.Now(),
+		rdb:            rdb,
+		lim:            lim,
+		alg:            alg,
+		ks:             c.ks,
+		timeout:        c.timeout,
+		honorsDeadline: rcall.HonorsDeadline(rdb),
+		policy:         c.policy,
+		breaker:        newBreaker(c),
+		local:          newLocalBuckets(lim.Share(c.instances)),
+		clock:          c.clock,
+		start:          c.clock.Now(),
 	}, nil
 }
 
@@ -160,7 +160,7 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
-	d, err := rcall.Call(ctx, l.breaker, l.timeout, l.direct, func(ctx context.Context) (ratelimit.Decision, error) {
+	d, err := rcall.Call(ctx, l.breaker, l.timeout, l.honorsDeadline, func(ctx context.Context) (ratelimit.Decision, error) {
 		return l.alg.Check(ctx, l.rdb, rkey, l.lim, n)
 	})
 	if err != nil {
@@ -193,7 +193,7 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 	if err != nil {
 		return err
 	}
-	_, err = rcall.Call(ctx, l.breaker, l.timeout, l.direct, func(ctx context.Context) (struct{}, error) {
+	_, err = rcall.Call(ctx, l.breaker, l.timeout, l.honorsDeadline, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, rf.Refund(ctx, l.rdb, rkey, l.lim, n)
 	})
 	if err != nil {

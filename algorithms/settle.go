@@ -125,7 +125,7 @@ func (l *Limiter) SettleN(ctx context.Context, key string, reserved, actual int)
 		return fmt.Errorf("%w: algorithm %q cannot charge", errors.ErrUnsupported, l.alg.Name())
 	}
 	n := chargeTokens(l.lim, actual-reserved)
-	_, err = rcall.Call(ctx, l.breaker, l.timeout, l.direct, func(ctx context.Context) (struct{}, error) {
+	_, err = rcall.Call(ctx, l.breaker, l.timeout, l.honorsDeadline, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, ch.Charge(ctx, l.rdb, rkey, l.lim, n)
 	})
 	if err != nil {
