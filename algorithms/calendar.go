@@ -11,11 +11,6 @@ import (
 	"github.com/distributedratelimiter/ratelimit"
 )
 
-var (
-	calendarWindowScript       = newScript("calendar_window")
-	calendarWindowRefundScript = newScript("calendar_window_refund")
-)
-
 // A CalendarPeriod is the length of the windows of a [CalendarWindow]: a
 // calendar day, week or month in a time zone.
 //

@@ -11,15 +11,6 @@ import (
 	"github.com/distributedratelimiter/ratelimit/internal/rcall"
 )
 
-var (
-	tokenBucketPeekScript    = newScript("token_bucket_peek")
-	gcraPeekScript           = newScript("gcra_peek")
-	fixedWindowPeekScript    = newScript("fixed_window_peek")
-	slidingWindowPeekScript  = newScript("sliding_window_peek")
-	calendarWindowPeekScript = newScript("calendar_window_peek")
-	resetScript              = newScript("reset")
-)
-
 // An Inspector is an [Algorithm] that can tell what a key has left without
 // spending it, and give a key its full limit again. Every Algorithm of
 // this package is an Inspector; [Limiter.Peek] and [Limiter.Reset] call
@@ -42,10 +33,7 @@ type Inspector interface {
 }
 
 var (
-	_ Inspector = tokenBucket{}
-	_ Inspector = gcra{}
-	_ Inspector = fixedWindow{}
-	_ Inspector = slidingWindow{}
+	_ Inspector = scripted{}
 	_ Inspector = CalendarWindow{}
 
 	_ ratelimit.Inspector = (*Limiter)(nil)
@@ -60,38 +48,6 @@ func runPeek(ctx context.Context, s *redis.Script, rdb redis.Scripter, rkey stri
 func resetKey(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) error {
 	_, err := run(ctx, resetScript, rdb, rkey, lim, 1)
 	return err
-}
-
-func (tokenBucket) Peek(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) (ratelimit.Decision, error) {
-	return runPeek(ctx, tokenBucketPeekScript, rdb, rkey, lim)
-}
-
-func (tokenBucket) Reset(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) error {
-	return resetKey(ctx, rdb, rkey, lim)
-}
-
-func (gcra) Peek(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) (ratelimit.Decision, error) {
-	return runPeek(ctx, gcraPeekScript, rdb, rkey, lim)
-}
-
-func (gcra) Reset(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) error {
-	return resetKey(ctx, rdb, rkey, lim)
-}
-
-func (fixedWindow) Peek(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) (ratelimit.Decision, error) {
-	return runPeek(ctx, fixedWindowPeekScript, rdb, rkey, lim)
-}
-
-func (fixedWindow) Reset(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) error {
-	return resetKey(ctx, rdb, rkey, lim)
-}
-
-func (slidingWindow) Peek(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) (ratelimit.Decision, error) {
-	return runPeek(ctx, slidingWindowPeekScript, rdb, rkey, lim)
-}
-
-func (slidingWindow) Reset(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) error {
-	return resetKey(ctx, rdb, rkey, lim)
 }
 
 // Peek needs no window bounds: a key that holds no window of now has

@@ -16,6 +16,39 @@ import (
 //go:embed lua
 var luaFiles embed.FS
 
+// The scripts, by algorithm and operation: check, refund (for the token
+// bucket, return), peek and charge; then the token bucket's leasing
+// primitive and the reset of every algorithm.
+var (
+	tokenBucketTakeScript   = newScript("token_bucket_take")
+	tokenBucketReturnScript = newScript("token_bucket_return")
+	tokenBucketPeekScript   = newScript("token_bucket_peek")
+	tokenBucketChargeScript = newScript("token_bucket_charge")
+
+	gcraScript       = newScript("gcra")
+	gcraRefundScript = newScript("gcra_refund")
+	gcraPeekScript   = newScript("gcra_peek")
+	gcraChargeScript = newScript("gcra_charge")
+
+	fixedWindowScript       = newScript("fixed_window")
+	fixedWindowRefundScript = newScript("fixed_window_refund")
+	fixedWindowPeekScript   = newScript("fixed_window_peek")
+	fixedWindowChargeScript = newScript("fixed_window_charge")
+
+	slidingWindowScript       = newScript("sliding_window")
+	slidingWindowRefundScript = newScript("sliding_window_refund")
+	slidingWindowPeekScript   = newScript("sliding_window_peek")
+	slidingWindowChargeScript = newScript("sliding_window_charge")
+
+	calendarWindowScript       = newScript("calendar_window")
+	calendarWindowRefundScript = newScript("calendar_window_refund")
+	calendarWindowPeekScript   = newScript("calendar_window_peek")
+	calendarWindowChargeScript = newScript("calendar_window_charge")
+
+	tokenBucketTakeUpToScript = newScript("token_bucket_take_up_to")
+	resetScript               = newScript("reset")
+)
+
 // scriptNames maps the SHA-1 of each script, as EVALSHA names it, to the
 // script's short name: its file name in lua/ without ".lua".
 var scriptNames = map[string]string{}

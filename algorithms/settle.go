@@ -11,14 +11,6 @@ import (
 	"github.com/distributedratelimiter/ratelimit/internal/rcall"
 )
 
-var (
-	tokenBucketChargeScript    = newScript("token_bucket_charge")
-	gcraChargeScript           = newScript("gcra_charge")
-	fixedWindowChargeScript    = newScript("fixed_window_charge")
-	slidingWindowChargeScript  = newScript("sliding_window_charge")
-	calendarWindowChargeScript = newScript("calendar_window_charge")
-)
-
 // A Charger is an [Algorithm] that can spend tokens of a key whatever the
 // key has left, putting it into debt that later requests pay off: the cost
 // of an admitted request beyond its estimate, known only once the work is
@@ -44,34 +36,11 @@ type Charger interface {
 }
 
 var (
-	_ Charger = tokenBucket{}
-	_ Charger = gcra{}
-	_ Charger = fixedWindow{}
-	_ Charger = slidingWindow{}
+	_ Charger = scripted{}
 	_ Charger = CalendarWindow{}
 
 	_ ratelimit.Settler = (*Limiter)(nil)
 )
-
-func (tokenBucket) Charge(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
-	_, err := run(ctx, tokenBucketChargeScript, rdb, rkey, lim, n)
-	return err
-}
-
-func (gcra) Charge(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
-	_, err := run(ctx, gcraChargeScript, rdb, rkey, lim, n)
-	return err
-}
-
-func (fixedWindow) Charge(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
-	_, err := run(ctx, fixedWindowChargeScript, rdb, rkey, lim, n)
-	return err
-}
-
-func (slidingWindow) Charge(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
-	_, err := run(ctx, slidingWindowChargeScript, rdb, rkey, lim, n)
-	return err
-}
 
 // chargeStale reads the stale reply of calendar_window_charge.lua: {0, 2,
 // now, 0}.

@@ -9,26 +9,6 @@ import (
 	"github.com/distributedratelimiter/ratelimit"
 )
 
-var (
-	tokenBucketTakeScript     = newScript("token_bucket_take")
-	tokenBucketTakeUpToScript = newScript("token_bucket_take_up_to")
-	tokenBucketReturnScript   = newScript("token_bucket_return")
-)
-
-type tokenBucket struct{}
-
-func (tokenBucket) Name() string { return "token_bucket" }
-
-func (tokenBucket) Check(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (ratelimit.Decision, error) {
-	return runCheck(ctx, tokenBucketTakeScript, rdb, rkey, lim, n)
-}
-
-// Refund is ReturnN without the count of tokens left.
-func (tokenBucket) Refund(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
-	_, err := runRefund(ctx, tokenBucketReturnScript, rdb, rkey, lim, n)
-	return err
-}
-
 // TakeUpTo takes as many tokens as the token bucket at rkey holds, up to n,
 // in one atomic script: the leasing primitive. A grant of zero is not an
 // error. rkey must be a [TokenBucket] key; n must be positive.
