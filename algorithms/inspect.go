@@ -8,7 +8,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
-	"github.com/distributedratelimiter/ratelimit/internal/rcall"
 )
 
 // An Inspector is an [Algorithm] that can tell what a key has left without
@@ -76,16 +75,9 @@ func (l *Limiter) Peek(ctx context.Context, key string) (ratelimit.Decision, err
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
-	d, err := rcall.Call(ctx, l.breaker, l.timeout, l.honorsDeadline, func(ctx context.Context) (ratelimit.Decision, error) {
+	return call(l, ctx, "peek", key, func(ctx context.Context) (ratelimit.Decision, error) {
 		return in.Peek(ctx, l.rdb, rkey, l.lim)
 	})
-	if err != nil {
-		if cerr := rcall.CallerDone(ctx); cerr != nil {
-			return ratelimit.Decision{}, cerr
-		}
-		return ratelimit.Decision{}, &ratelimit.StoreError{Op: l.alg.Name() + " peek", Key: key, Err: err}
-	}
-	return d, nil
 }
 
 // Reset gives key its whole limit again: a full bucket, an empty window.
@@ -97,16 +89,10 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	_, err = rcall.Call(ctx, l.breaker, l.timeout, l.honorsDeadline, func(ctx context.Context) (struct{}, error) {
+	_, err = call(l, ctx, "reset", key, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, in.Reset(ctx, l.rdb, rkey, l.lim)
 	})
-	if err != nil {
-		if cerr := rcall.CallerDone(ctx); cerr != nil {
-			return cerr
-		}
-		return &ratelimit.StoreError{Op: l.alg.Name() + " reset", Key: key, Err: err}
-	}
-	return nil
+	return err
 }
 
 // inspector returns the Limiter's Algorithm as an Inspector and key's

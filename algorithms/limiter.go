@@ -160,14 +160,13 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
-	d, err := rcall.Call(ctx, l.breaker, l.timeout, l.honorsDeadline, func(ctx context.Context) (ratelimit.Decision, error) {
+	d, err := call(l, ctx, "", key, func(ctx context.Context) (ratelimit.Decision, error) {
 		return l.alg.Check(ctx, l.rdb, rkey, l.lim, n)
 	})
 	if err != nil {
-		if cerr := rcall.CallerDone(ctx); cerr != nil {
-			return ratelimit.Decision{}, cerr // the caller gave up: no policy
+		if !errors.Is(err, ratelimit.ErrStore) {
+			return ratelimit.Decision{}, err // the caller gave up: no policy
 		}
-		err = &ratelimit.StoreError{Op: l.alg.Name(), Key: key, Err: err}
 		if !errors.Is(err, ratelimit.ErrCircuitOpen) && !breaker.IsFailure(err) {
 			// Redis answered, with an error (a key of the wrong type, a
 			// malformed reply): a fault to report, not an outage to ride
@@ -193,16 +192,30 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 	if err != nil {
 		return err
 	}
-	_, err = rcall.Call(ctx, l.breaker, l.timeout, l.honorsDeadline, func(ctx context.Context) (struct{}, error) {
+	_, err = call(l, ctx, "refund", key, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, rf.Refund(ctx, l.rdb, rkey, l.lim, n)
 	})
-	if err != nil {
-		if cerr := rcall.CallerDone(ctx); cerr != nil {
-			return cerr
-		}
-		return &ratelimit.StoreError{Op: l.alg.Name() + " refund", Key: key, Err: err}
+	return err
+}
+
+// call runs fn, an operation op ("" for a check) of the Limiter's
+// Algorithm on key, once through the circuit breaker, bounded by ctx and
+// the Limiter's timeout. It returns the caller's own context error when
+// the caller gave up (see rcall.Call), and any other failure as a
+// [*ratelimit.StoreError].
+func call[T any](l *Limiter, ctx context.Context, op, key string, fn func(context.Context) (T, error)) (T, error) {
+	v, err := rcall.Call(ctx, l.breaker, l.timeout, l.honorsDeadline, fn)
+	if err == nil {
+		return v, nil
 	}
-	return nil
+	var zero T
+	if cerr := rcall.CallerDone(ctx); cerr != nil {
+		return zero, cerr
+	}
+	if op != "" {
+		op = " " + op
+	}
+	return zero, &ratelimit.StoreError{Op: l.alg.Name() + op, Key: key, Err: err}
 }
 
 // redisKey validates n and key and returns key's Redis key.

@@ -8,7 +8,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
-	"github.com/distributedratelimiter/ratelimit/internal/rcall"
 )
 
 // A Charger is an [Algorithm] that can spend tokens of a key whatever the
@@ -94,16 +93,10 @@ func (l *Limiter) SettleN(ctx context.Context, key string, reserved, actual int)
 		return fmt.Errorf("%w: algorithm %q cannot charge", errors.ErrUnsupported, l.alg.Name())
 	}
 	n := chargeTokens(l.lim, actual-reserved)
-	_, err = rcall.Call(ctx, l.breaker, l.timeout, l.honorsDeadline, func(ctx context.Context) (struct{}, error) {
+	_, err = call(l, ctx, "charge", key, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, ch.Charge(ctx, l.rdb, rkey, l.lim, n)
 	})
-	if err != nil {
-		if cerr := rcall.CallerDone(ctx); cerr != nil {
-			return cerr
-		}
-		return &ratelimit.StoreError{Op: l.alg.Name() + " charge", Key: key, Err: err}
-	}
-	return nil
+	return err
 }
 
 // chargeTokens returns the n of a charge of extra tokens under lim: at
