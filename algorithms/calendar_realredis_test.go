@@ -63,6 +63,8 @@ func runClocked(t *testing.T, rdb *redis.Client, s *redis.Script, rkey string, a
 	if len(h) == 0 {
 		return r, -1, nil
 	}
+	// PEXPIRE took the argument (or the script would have failed); it must
+	// also be a whole number of ms as written, not, say, 1e+17.
 	ms, err := strconv.ParseInt(h["ms"], 10, 64)
 	if err != nil {
 		t.Fatalf("PEXPIRE %q: not a whole number", h["ms"])

@@ -132,36 +132,6 @@ const (
 	ttlSuffix   = ".ttl"
 )
 
-// runAt runs the clocked script s at nowUS and returns its reply and the
-// TTL it set, or -1 if it set none.
-func runAt(t *testing.T, rdb *redis.Client, s *redis.Script, rkey string, lim ratelimit.Limit, n int, nowUS int64) (reply, time.Duration, error) {
-	t.Helper()
-	if err := rdb.Del(t.Context(), rkey+ttlSuffix).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rdb.HSet(t.Context(), rkey+clockSuffix, "s", nowUS/usPerSec, "us", nowUS%usPerSec).Err(); err != nil {
-		t.Fatal(err)
-	}
-	r, err := parseReply(s.Run(t.Context(), rdb, []string{rkey}, args(lim, n)...))
-	if err != nil {
-		return r, 0, err
-	}
-	h, err := rdb.HGetAll(t.Context(), rkey+ttlSuffix).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(h) == 0 {
-		return r, -1, nil
-	}
-	// PEXPIRE took the argument (or the script would have failed); it must
-	// also be a whole number of ms as written, not, say, 1e+17.
-	ms, err := strconv.ParseInt(h["ms"], 10, 64)
-	if err != nil {
-		t.Fatalf("PEXPIRE %q: not a whole number", h["ms"])
-	}
-	return r, time.Duration(ms) * time.Millisecond, nil
-}
-
 // A stateCodec reads the state of one algorithm from its Redis hash and
 // checks that it is sane: within the bounds that the limit allows at nowUS.
 type stateCodec[S comparable] struct {
@@ -305,7 +275,7 @@ func extremes[S comparable](t *testing.T, rdb *redis.Client, ks ratelimit.Keyspa
 			do := func(o int, n int, now int64, where string) reply {
 				t.Helper()
 				where = fmt.Sprintf("%s: %s n=%d of %v at %d", where, ops[o].name, n, lim, now)
-				got, ttl, err := runAt(t, rdb, scripts[o], rkey, lim, n, now)
+				got, ttl, err := runClocked(t, rdb, scripts[o], rkey, args(lim, n), now)
 				if err != nil {
 					t.Fatalf("%s: script: %v", where, err)
 				}
