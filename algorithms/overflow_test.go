@@ -132,6 +132,36 @@ const (
 	ttlSuffix   = ".ttl"
 )
 
+// runOp runs the op o, clocked as script, for n at now, and its model from
+// the state s, and fails t unless both reply the same and Redis then holds
+// the model's state. It returns the model's state and reply, and the TTL
+// the script set (-1 if it set none).
+func runOp[S comparable](t *testing.T, rdb *redis.Client, script *redis.Script, rkey string, o op[S], codec stateCodec[S],
+	lim ratelimit.Limit, s S, now int64, n int, where string,
+) (S, reply, time.Duration) {
+	t.Helper()
+	got, ttl, err := runClocked(t, rdb, script, rkey, args(lim, n), now)
+	if err != nil {
+		t.Fatalf("%s: script: %v", where, err)
+	}
+	next, want := o.model(lim, s, now, n)
+	if got != want {
+		t.Fatalf("%s: state %+v: script replied %v, model %v", where, s, got, want)
+	}
+	h, err := rdb.HGetAll(t.Context(), rkey).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := codec.read(h)
+	if err != nil {
+		t.Fatalf("%s: stored state: %v", where, err)
+	}
+	if stored != next {
+		t.Fatalf("%s: Redis holds %+v (%v), the model %+v", where, stored, h, next)
+	}
+	return next, want, ttl
+}
+
 // A stateCodec reads the state of one algorithm from its Redis hash and
 // checks that it is sane: within the bounds that the limit allows at nowUS.
 type stateCodec[S comparable] struct {
@@ -275,27 +305,9 @@ func extremes[S comparable](t *testing.T, rdb *redis.Client, ks ratelimit.Keyspa
 			do := func(o int, n int, now int64, where string) reply {
 				t.Helper()
 				where = fmt.Sprintf("%s: %s n=%d of %v at %d", where, ops[o].name, n, lim, now)
-				got, ttl, err := runClocked(t, rdb, scripts[o], rkey, args(lim, n), now)
-				if err != nil {
-					t.Fatalf("%s: script: %v", where, err)
-				}
-				next, want := ops[o].model(lim, s, now, n)
-				if got != want {
-					t.Fatalf("%s: state %+v: script replied %v, model %v", where, s, got, want)
-				}
+				next, want, ttl := runOp(t, rdb, scripts[o], rkey, ops[o], codec, lim, s, now, n, where)
 				if o == 0 && want[1] > int64(lim.Burst) || want[2] > 2*maxRefillUS || want[3] > 2*maxRefillUS {
 					t.Fatalf("%s: reply %v out of bounds", where, want)
-				}
-				h, err := rdb.HGetAll(t.Context(), rkey).Result()
-				if err != nil {
-					t.Fatal(err)
-				}
-				stored, err := codec.read(h)
-				if err != nil {
-					t.Fatalf("%s: stored state: %v", where, err)
-				}
-				if stored != next {
-					t.Fatalf("%s: Redis holds %+v (%v), the model %+v", where, stored, h, next)
 				}
 				if err := codec.sane(lim, next, now); err != nil {
 					t.Fatalf("%s: %v", where, err)

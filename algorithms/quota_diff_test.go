@@ -226,24 +226,9 @@ func realRedisOps[S comparable](t *testing.T, rdb *redis.Client, ks ratelimit.Ke
 					n = chargeN(lim, []int64{1, int64(lim.Burst), 2 * int64(lim.Burst), ratelimit.MaxRate}[rng.IntN(4)])
 				}
 				where := fmt.Sprintf("step %d at %d: %s n=%d", step, now, ops[o].name, n)
-				got, ttl, err := runClocked(t, rdb, scripts[o], rkey, args(lim, n), now)
-				if err != nil {
-					t.Fatalf("%s: script: %v", where, err)
-				}
-				next, want := ops[o].model(lim, s, now, n)
-				if got != want {
-					t.Fatalf("%s: state %+v: script replied %v, model %v", where, s, got, want)
-				}
+				next, want, ttl := runOp(t, rdb, scripts[o], rkey, ops[o], codec, lim, s, now, n, where)
 				if want[2] > 2*maxRefillUS || want[3] > 2*maxRefillUS {
 					t.Fatalf("%s: reply %v out of bounds", where, want)
-				}
-				h, err := rdb.HGetAll(t.Context(), rkey).Result()
-				if err != nil {
-					t.Fatal(err)
-				}
-				stored, err := codec.read(h)
-				if err != nil || stored != next {
-					t.Fatalf("%s: Redis holds %+v (%v, %v), the model %+v", where, stored, h, err, next)
 				}
 				wrote := !(ops[o].take && want[0] == 0) && ops[o].name != "peek"
 				switch wantTTL := time.Duration(ceilInt(float64(want[3])/1000)) * time.Millisecond; {
