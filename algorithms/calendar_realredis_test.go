@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -233,29 +231,14 @@ func TestRealRedisCalendarQuota(t *testing.T) {
 			attempts   = 40
 			quota      = 300 // < 640 attempts
 		)
-		var admitted, failed atomic.Int64
-		var wg sync.WaitGroup
 		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		for range instances {
-			l := newLimiter(t, srv.Client(), cal.Limit(quota), WithAlgorithm(cal), WithKeyspace(ks), WithTimeout(5*time.Second))
-			for range goroutines {
-				wg.Go(func() {
-					for range attempts {
-						d, err := l.Allow(ctx, "hot")
-						switch {
-						case err != nil:
-							failed.Add(1)
-						case d.Allowed:
-							admitted.Add(1)
-						}
-					}
-				})
-			}
+		limiters := make([]*Limiter, instances)
+		for i := range limiters {
+			limiters[i] = newLimiter(t, srv.Client(), cal.Limit(quota), WithAlgorithm(cal), WithKeyspace(ks), WithTimeout(5*time.Second))
 		}
-		wg.Wait()
-		if failed.Load() != 0 || admitted.Load() != quota {
-			t.Fatalf("admitted %d, %d failed; want exactly %d admitted", admitted.Load(), failed.Load(), quota)
+		if admitted, failed := hammer(ctx, limiters, goroutines, attempts); failed != 0 || admitted != quota {
+			t.Fatalf("admitted %d, %d failed; want exactly %d admitted", admitted, failed, quota)
 		}
 	})
 }
