@@ -129,13 +129,8 @@ func realRedisCalendar(t *testing.T, ops []calendarOp) {
 					if err != nil || stored != next {
 						t.Fatalf("%s: Redis holds %+v (%v, %v), the model %+v", where, stored, h, err, next)
 					}
-					wrote := o.writes(want) && next != (CalendarWindowState{})
-					switch wantTTL := time.Duration(ceilInt(float64(next.End-now)/1000)) * time.Millisecond; {
-					case wrote && ttl != wantTTL:
-						t.Fatalf("%s: TTL %v, want %v, the end of the window", where, ttl, wantTTL)
-					case !wrote && ttl != -1:
-						t.Fatalf("%s: TTL %v set, want none", where, ttl)
-					}
+					// The TTL is the time to the end of the window.
+					checkTTL(t, where, o.writes(want) && next != (CalendarWindowState{}), ttl, next.End-now)
 					s = next
 					us, stale := o.stale(got)
 					if !stale {

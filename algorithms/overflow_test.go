@@ -162,6 +162,19 @@ func runOp[S comparable](t *testing.T, rdb *redis.Client, script *redis.Script, 
 	return next, want, ttl
 }
 
+// checkTTL checks the TTL ttl that a clocked script set (-1: none): the
+// reset time of its reply, resetUS, rounded up to a ms, if it wrote a
+// state (kept), and none if it wrote nothing or deleted the key.
+func checkTTL(t *testing.T, where string, kept bool, ttl time.Duration, resetUS int64) {
+	t.Helper()
+	switch wantTTL := time.Duration(ceilInt(float64(resetUS)/1000)) * time.Millisecond; {
+	case kept && ttl != wantTTL:
+		t.Fatalf("%s: TTL %v, want %v", where, ttl, wantTTL)
+	case !kept && ttl != -1:
+		t.Fatalf("%s: TTL %v set, want none", where, ttl)
+	}
+}
+
 // A stateCodec reads the state of one algorithm from its Redis hash and
 // checks that it is sane: within the bounds that the limit allows at nowUS.
 type stateCodec[S comparable] struct {
@@ -315,12 +328,7 @@ func extremes[S comparable](t *testing.T, rdb *redis.Client, ks ratelimit.Keyspa
 				// A script that wrote a state set its TTL to the reset time,
 				// rounded up to a ms; one that wrote nothing set none.
 				wrote := next != s || !ops[o].take || want[0] != 0
-				switch wantTTL := time.Duration(ceilInt(float64(want[3])/1000)) * time.Millisecond; {
-				case wrote && next != zero && ttl != wantTTL:
-					t.Fatalf("%s: TTL %v, want %v", where, ttl, wantTTL)
-				case (!wrote || next == zero) && ttl != -1:
-					t.Fatalf("%s: TTL %v set, want none", where, ttl)
-				}
+				checkTTL(t, where, wrote && next != zero, ttl, want[3])
 				s = next
 				if o == 0 {
 					if exact {

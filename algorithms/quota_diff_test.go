@@ -231,12 +231,7 @@ func realRedisOps[S comparable](t *testing.T, rdb *redis.Client, ks ratelimit.Ke
 					t.Fatalf("%s: reply %v out of bounds", where, want)
 				}
 				wrote := !(ops[o].take && want[0] == 0) && ops[o].name != "peek"
-				switch wantTTL := time.Duration(ceilInt(float64(want[3])/1000)) * time.Millisecond; {
-				case wrote && next != zero && ttl != wantTTL:
-					t.Fatalf("%s: TTL %v, want %v", where, ttl, wantTTL)
-				case (!wrote || next == zero) && ttl != -1:
-					t.Fatalf("%s: TTL %v set, want none", where, ttl)
-				}
+				checkTTL(t, where, wrote && next != zero, ttl, want[3])
 				s = next
 			}
 		})
