@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -75,80 +74,33 @@ func findOp[S comparable](ops []op[S], name string) *op[S] {
 }
 
 func TestQuotaDifferential(t *testing.T) {
-	t.Run("alg=token_bucket", func(t *testing.T) { quotaDifferential(t, tokenBucketQuotaOps, false) })
-	t.Run("alg=gcra", func(t *testing.T) { quotaDifferential(t, gcraQuotaOps, true) })
-	t.Run("alg=fixed_window", func(t *testing.T) { quotaDifferential(t, fixedWindowQuotaOps, true) })
-	t.Run("alg=sliding_window", func(t *testing.T) { quotaDifferential(t, slidingWindowQuotaOps, true) })
+	t.Run("alg=token_bucket", func(t *testing.T) { differential(t, tokenBucketQuotaOps, false, quotaMix[TokenBucketState]()) })
+	t.Run("alg=gcra", func(t *testing.T) { differential(t, gcraQuotaOps, true, quotaMix[GCRAState]()) })
+	t.Run("alg=fixed_window", func(t *testing.T) { differential(t, fixedWindowQuotaOps, true, quotaMix[FixedWindowState]()) })
+	t.Run("alg=sliding_window", func(t *testing.T) {
+		differential(t, slidingWindowQuotaOps, true, quotaMix[SlidingWindowState]())
+	})
 }
 
-// quotaDifferential is differential (diff_test.go) over any mix of ops:
-// half the steps run the check, the others one op of ops at random. On top
-// of what differential checks, a peek must leave the state as it was and
-// agree with a check of one token (a denial word for word; an admission
-// with the tokens before it), and a charge (settle.go) must leave the key
-// in debt of at most one burst.
-func quotaDifferential[S comparable](t *testing.T, ops []op[S], exact bool) {
-	for i, lim := range diffLimits {
-		t.Run(fmt.Sprintf("limit=%d/%v/burst=%d", lim.Rate, lim.Period, lim.Burst), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(uint64(i), 14))
-			now := t0 + rng.Int64N(int64(lim.Period/time.Microsecond))
-			mr, rdb := miniServer(t, now)
-			const rkey = "rl:{c:k}:alg"
-			var s, zero S
-			var expireAt int64
-			cur := lim
-			for step := range diffSteps {
-				if step == diffSteps*2/3 {
-					cur = lim.WithBurst(max(1, lim.Burst/3))
-				}
-				now += randomGap(rng, cur)
-				setNow(mr, now)
-				o := ops[0]
-				if rng.IntN(2) == 0 {
-					o = ops[1+rng.IntN(len(ops)-1)]
-				}
-				n := 1
-				if rng.IntN(100) < 40 {
-					n = 1 + rng.IntN(cur.Burst)
-				}
-				if o.name == "charge" {
-					n = chargeN(cur, 1+rng.Int64N(3*int64(cur.Burst)))
-				}
-				where := fmt.Sprintf("step %d at t0%+dµs: %s n=%d of %v", step, now-t0, o.name, n, cur)
-				got, err := run(t.Context(), o.script, rdb, rkey, cur, n)
-				if err != nil {
-					t.Fatalf("%s: script: %v", where, err)
-				}
-				next, want := o.model(cur, s, now, n)
-				if got != want {
-					t.Fatalf("%s: state %+v: script replied %v, model %v", where, s, got, want)
-				}
-				switch o.name {
-				case "peek":
-					if next != s {
-						t.Fatalf("%s: peek changed the state from %+v to %+v", where, s, next)
-					}
-					checkPeek(t, where, ops[0], cur, s, now, want, exact)
-				case "reset":
-					if next != zero {
-						t.Fatalf("%s: reset left %+v", where, next)
-					}
-				}
-				wrote := !(o.take && want[0] == 0) && o.name != "peek"
-				if wrote && next != zero {
-					expireAt = now + ceilInt(float64(want[3])/1000)*1000
-				}
-				prev := s
-				s = next
-				checkKey(t, mr, rkey, where, s != zero && expireAt > now, expireAt-now)
-				if o.name == "check" {
-					checkTimesOf(t, where, ops[0], cur, s, now, n, want, exact)
-				}
-				if o.name == "charge" {
-					checkDebt(t, where, ops, cur, prev, s, now)
-				}
+// quotaMix is TestQuotaDifferential's mix: half the steps run the check,
+// the others one op of ops at random, a charge up to three bursts' worth
+// of tokens; the token bucket's times may be tokenBucketEarlyUS early
+// (see checkTimesOf).
+func quotaMix[S comparable]() mix[S] {
+	return mix[S]{
+		seed: 14,
+		pick: func(rng *rand.Rand, ops []op[S], lim ratelimit.Limit) (op[S], int) {
+			o := ops[0]
+			if rng.IntN(2) == 0 {
+				o = ops[1+rng.IntN(len(ops)-1)]
 			}
-		})
+			n := randomN(rng, lim)
+			if o.name == "charge" {
+				n = chargeN(lim, 1+rng.Int64N(3*int64(lim.Burst)))
+			}
+			return o, n
+		},
+		times: checkTimesOf[S],
 	}
 }
 
