@@ -23,8 +23,11 @@
 -- ends. A denied request writes nothing, and retries when the window ends.
 -- rate and period are not used: a window admits burst. Mirrored by
 -- CalendarWindowModel in calendar_model.go.
+
 -- #include lib/calendar_window.lua
+
 if not pick() then
   return {2, now, 0, 0}
 end
+
 -- #include lib/count_check.lua

@@ -13,8 +13,11 @@
 -- A charge never lowers a count already above 2 * burst (after the burst
 -- was lowered). Same state, window and time rules as calendar_window.lua.
 -- Mirrored by CalendarWindowModel.Charge in model_quota.go.
+
 -- #include lib/calendar_window.lua
+
 if not pick() then
   return {0, 2, now, 0}
 end
+
 -- #include lib/count_charge.lua

@@ -11,5 +11,7 @@
 -- window of now has spent nothing in it, so no window bounds are needed.
 -- The script writes nothing. Mirrored by CalendarWindowModel.Peek in
 -- model_quota.go.
+
 -- #include lib/calendar_window.lua
+
 -- #include lib/count_peek.lua

@@ -10,5 +10,7 @@
 -- window of now has nothing to give back to, so no window bounds are
 -- needed. The key is deleted when the count reaches 0. Mirrored by
 -- CalendarWindowModel.Refund in calendar_model.go.
+
 -- #include lib/calendar_window.lua
+
 -- #include lib/count_refund.lua

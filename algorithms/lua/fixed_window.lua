@@ -11,5 +11,7 @@
 -- window ends. A denied request writes nothing, and retries when the window
 -- ends. rate is not used: a window admits burst. Mirrored by
 -- FixedWindowModel.Decide in model.go.
+
 -- #include lib/fixed_window.lua
+
 -- #include lib/count_check.lua

@@ -10,5 +10,7 @@
 -- A charge never lowers a count already above 2 * burst (after the burst
 -- was lowered). Same state and time rules as fixed_window.lua. Mirrored by
 -- FixedWindowModel.Charge in model_quota.go.
+
 -- #include lib/fixed_window.lua
+
 -- #include lib/count_charge.lua

@@ -9,5 +9,7 @@
 --
 -- Same state and time rules as fixed_window.lua; the script writes nothing.
 -- Mirrored by FixedWindowModel.Peek in model_quota.go.
+
 -- #include lib/fixed_window.lua
+
 -- #include lib/count_peek.lua

@@ -8,5 +8,7 @@
 --
 -- Same state and time rules as fixed_window.lua. The key is deleted when the
 -- count reaches 0. Mirrored by FixedWindowModel.Refund in model.go.
+
 -- #include lib/fixed_window.lua
+
 -- #include lib/count_refund.lua

@@ -17,7 +17,9 @@
 -- Time is the Redis server's (TIME), in microseconds. A missing key is a full
 -- bucket; the key expires when the bucket would be full again. A denied
 -- request writes nothing. Mirrored by GCRAModel.Decide in model.go.
+
 -- #include lib/gcra.lua
+
 local n = tonumber(ARGV[4])
 
 local after_us, after_ticks = add(us, ticks, span(n))

@@ -13,7 +13,9 @@
 -- back a TAT already further ahead (after the burst was lowered). Same
 -- state, time and arithmetic rules as gcra.lua. Mirrored by
 -- GCRAModel.Charge in model_quota.go.
+
 -- #include lib/gcra.lua
+
 local n = tonumber(ARGV[4])
 
 -- cap: how far ahead the TAT may go.

@@ -10,6 +10,7 @@
 -- script would reply to a denied request for one token, or, for one it
 -- would admit, the tokens before it. The script writes nothing. Mirrored by
 -- GCRAModel.Peek in model_quota.go.
+
 -- #include lib/gcra.lua
 
 local after_us, after_ticks = add(us, ticks, span(1))

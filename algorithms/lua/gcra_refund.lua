@@ -8,7 +8,9 @@
 --
 -- Same state, time and arithmetic rules as gcra.lua. The key is deleted when
 -- the bucket is full. Mirrored by GCRAModel.Refund in model.go.
+
 -- #include lib/gcra.lua
+
 local n = tonumber(ARGV[4])
 
 us, ticks = sub(us, ticks, span(n))

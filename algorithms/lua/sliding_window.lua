@@ -24,7 +24,9 @@
 -- the estimate would be zero. A denied request writes nothing. rate is not
 -- used: a window admits burst. Mirrored by SlidingWindowModel.Decide in
 -- model.go.
+
 -- #include lib/sliding_window.lua
+
 local n = tonumber(ARGV[4])
 
 -- room: the whole tokens left under the estimate (negative after the burst

@@ -11,7 +11,9 @@
 -- A charge never lowers a count already above 2 * burst (after the burst
 -- was lowered). Same state, time and arithmetic rules as sliding_window.lua.
 -- Mirrored by SlidingWindowModel.Charge in model_quota.go.
+
 -- #include lib/sliding_window.lua
+
 local n = tonumber(ARGV[4])
 
 if cur < 2 * burst then

@@ -11,6 +11,7 @@
 -- what that script would reply to a denied request for one token, or, for
 -- one it would admit, the tokens before it. The script writes nothing.
 -- Mirrored by SlidingWindowModel.Peek in model_quota.go.
+
 -- #include lib/sliding_window.lua
 
 -- room: the whole tokens left under the estimate (negative after the burst

@@ -9,7 +9,9 @@
 -- Same state, time and arithmetic rules as sliding_window.lua. The key is
 -- deleted when the estimate is zero. Mirrored by SlidingWindowModel.Refund in
 -- model.go.
+
 -- #include lib/sliding_window.lua
+
 local n = tonumber(ARGV[4])
 
 cur = cur - n

@@ -14,7 +14,9 @@
 -- never more lenient than charging the request when it was admitted. Same
 -- bucket and time rules as token_bucket_take.lua; mirrored by
 -- TokenBucketModel.Charge in model_quota.go.
+
 -- #include lib/token_bucket.lua
+
 local n = tonumber(ARGV[4])
 
 tokens = math.max(tokens - n, math.min(tokens, -burst))

@@ -10,6 +10,7 @@
 -- that script would reply to a request for one token, but with the tokens
 -- before it, and the script writes nothing. Mirrored by
 -- TokenBucketModel.Peek in model_quota.go.
+
 -- #include lib/token_bucket.lua
 
 local reset = time_to(burst)

@@ -7,7 +7,9 @@
 --
 -- Same bucket and time rules as token_bucket_take.lua; mirrored by
 -- TokenBucketModel.Refund in model.go.
+
 -- #include lib/token_bucket.lua
+
 local n = tonumber(ARGV[4])
 
 if ts == nil then

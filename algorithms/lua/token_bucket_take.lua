@@ -10,7 +10,9 @@
 -- key is a full bucket; the key expires when the bucket would be full again,
 -- and is deleted when it is full now. A denied request writes nothing.
 -- The maths is mirrored by TokenBucketModel.Decide in model.go.
+
 -- #include lib/token_bucket.lua
+
 local n = tonumber(ARGV[4])
 
 if tokens < n then

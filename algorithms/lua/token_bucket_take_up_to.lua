@@ -34,7 +34,9 @@
 --
 -- Same bucket and time rules as token_bucket_take.lua; mirrored by
 -- TokenBucketModel.ChargeTakeUpTo in charge.go.
+
 -- #include lib/token_bucket.lua
+
 local n = tonumber(ARGV[4])
 local charge = tonumber(ARGV[5] or '0')
 local ahead = tonumber(ARGV[6] or '0')
