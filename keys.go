@@ -28,8 +28,7 @@ func ValidateKey(key string) error {
 //
 // Every Redis key it makes has the form
 //
-//	<prefix>{c:<escaped client key>}:<name>   (ClientKey)
-//	<prefix>{s:<escaped scope>}:<name>        (SharedKey)
+//	<prefix>{c:<escaped client key>}:<name>
 //
 // where the escaping replaces '%', '{', '}', the space, and every byte outside the
 // printable ASCII range by %XX. The escaped key therefore contains no brace,
@@ -73,18 +72,15 @@ func (k Keyspace) ClientKey(key, name string) (string, error) {
 	if err := ValidateKey(key); err != nil {
 		return "", err
 	}
-	return k.build("{c:", key, name), nil
-}
-
-// SharedKey returns the Redis key that holds state name of a limit shared
-// by many clients, such as every client of one tier. Shared keys never
-// collide with client keys. It fails with [ErrInvalidKey] when scope fails
-// [ValidateKey].
-func (k Keyspace) SharedKey(scope, name string) (string, error) {
-	if err := ValidateKey(scope); err != nil {
-		return "", err
-	}
-	return k.build("{s:", scope, name), nil
+	p := k.Prefix()
+	var b strings.Builder
+	b.Grow(len(p) + len("{c:") + len(key) + len("}:") + len(name) + 16)
+	b.WriteString(p)
+	b.WriteString("{c:")
+	escapeTo(&b, key)
+	b.WriteString("}:")
+	b.WriteString(name)
+	return b.String(), nil
 }
 
 // HashTag returns the part of redisKey that Redis Cluster hashes: the bytes
@@ -100,18 +96,6 @@ func HashTag(redisKey string) string {
 		return redisKey
 	}
 	return redisKey[start+1 : start+1+end]
-}
-
-func (k Keyspace) build(open, key, name string) string {
-	p := k.Prefix()
-	var b strings.Builder
-	b.Grow(len(p) + len(open) + len(key) + 2 + len(name) + 16)
-	b.WriteString(p)
-	b.WriteString(open)
-	escapeTo(&b, key)
-	b.WriteString("}:")
-	b.WriteString(name)
-	return b.String()
 }
 
 const hexDigits = "0123456789ABCDEF"

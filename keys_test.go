@@ -67,55 +67,53 @@ func refEscape(s string) string {
 	return b.String()
 }
 
-// decodeRedisKey inverts Keyspace.ClientKey and Keyspace.SharedKey for the
-// given prefix: it returns the kind ('c' or 's'), the client key or scope,
-// and the state name. It accepts only the canonical form (upper-case hex,
+// decodeRedisKey inverts Keyspace.ClientKey for the given prefix: it
+// returns the client key and the state name. It accepts only the canonical form (upper-case hex,
 // nothing escaped that need not be), so a successful decode of every
 // produced key is a proof that the encoding is injective.
-func decodeRedisKey(prefix, rk string) (kind byte, key, name string, err error) {
+func decodeRedisKey(prefix, rk string) (key, name string, err error) {
 	rest, ok := strings.CutPrefix(rk, prefix)
 	if !ok {
-		return 0, "", "", fmt.Errorf("missing prefix %q", prefix)
+		return "", "", fmt.Errorf("missing prefix %q", prefix)
 	}
-	if len(rest) < 3 || rest[0] != '{' || (rest[1] != 'c' && rest[1] != 's') || rest[2] != ':' {
-		return 0, "", "", fmt.Errorf("missing {c: or {s: after the prefix")
+	rest, ok = strings.CutPrefix(rest, "{c:")
+	if !ok {
+		return "", "", fmt.Errorf("missing {c: after the prefix")
 	}
-	kind = rest[1]
-	rest = rest[3:]
 	end := strings.IndexByte(rest, '}')
 	if end < 0 {
-		return 0, "", "", fmt.Errorf("unterminated hash tag")
+		return "", "", fmt.Errorf("unterminated hash tag")
 	}
 	esc, tail := rest[:end], rest[end+1:]
 	name, ok = strings.CutPrefix(tail, ":")
 	if !ok {
-		return 0, "", "", fmt.Errorf("no ':' after the hash tag")
+		return "", "", fmt.Errorf("no ':' after the hash tag")
 	}
 	var b strings.Builder
 	for i := 0; i < len(esc); i++ {
 		c := esc[i]
 		if c != '%' {
 			if c <= 0x20 || c >= 0x7f || c == '{' {
-				return 0, "", "", fmt.Errorf("raw byte %#x at %d must be escaped", c, i)
+				return "", "", fmt.Errorf("raw byte %#x at %d must be escaped", c, i)
 			}
 			b.WriteByte(c)
 			continue
 		}
 		if i+2 >= len(esc) {
-			return 0, "", "", fmt.Errorf("truncated escape at %d", i)
+			return "", "", fmt.Errorf("truncated escape at %d", i)
 		}
 		hi, lo := unhex(esc[i+1]), unhex(esc[i+2])
 		if hi < 0 || lo < 0 {
-			return 0, "", "", fmt.Errorf("bad escape %q at %d", esc[i:i+3], i)
+			return "", "", fmt.Errorf("bad escape %q at %d", esc[i:i+3], i)
 		}
 		d := byte(hi<<4 | lo)
 		if d > 0x20 && d < 0x7f && d != '%' && d != '{' && d != '}' {
-			return 0, "", "", fmt.Errorf("needlessly escaped byte %q at %d", d, i)
+			return "", "", fmt.Errorf("needlessly escaped byte %q at %d", d, i)
 		}
 		b.WriteByte(d)
 		i += 2
 	}
-	return kind, b.String(), name, nil
+	return b.String(), name, nil
 }
 
 // unhex accepts upper-case hex digits only, the canonical form.
@@ -197,7 +195,7 @@ func TestNewKeyspace(t *testing.T) {
 	}
 }
 
-func TestClientKeyAndSharedKey(t *testing.T) {
+func TestClientKey(t *testing.T) {
 	app, err := NewKeyspace("app:")
 	if err != nil {
 		t.Fatal(err)
@@ -207,33 +205,27 @@ func TestClientKeyAndSharedKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	tests := []struct {
-		ks     Keyspace
-		shared bool
-		key    string
-		name   string
-		want   string
+		ks   Keyspace
+		key  string
+		name string
+		want string
 	}{
-		{Keyspace{}, false, "alice", "tb", "rl:{c:alice}:tb"},
-		{app, false, "alice", "gcra", "app:{c:alice}:gcra"},
-		{empty, false, "alice", "gcra", "{c:alice}:gcra"},
-		{Keyspace{}, true, "tier:gold", "tb", "rl:{s:tier:gold}:tb"},
-		{Keyspace{}, false, "user:42", "tb", "rl:{c:user:42}:tb"},
-		{Keyspace{}, false, "a{b}c", "tb", "rl:{c:a%7Bb%7Dc}:tb"},
-		{Keyspace{}, false, "{}", "tb", "rl:{c:%7B%7D}:tb"},
-		{Keyspace{}, false, "}:tb", "tb", "rl:{c:%7D:tb}:tb"},
-		{Keyspace{}, false, "100%", "tb", "rl:{c:100%25}:tb"},
-		{Keyspace{}, false, "%7B", "tb", "rl:{c:%257B}:tb"},
-		{Keyspace{}, false, "a b", "tb", "rl:{c:a%20b}:tb"},
-		{Keyspace{}, false, "\x00\x1f\x7f\xff", "tb", "rl:{c:%00%1F%7F%FF}:tb"},
-		{Keyspace{}, false, "é", "tb", "rl:{c:%C3%A9}:tb"},
-		{Keyspace{}, false, "~!", "tb", "rl:{c:~!}:tb"},
+		{Keyspace{}, "alice", "tb", "rl:{c:alice}:tb"},
+		{app, "alice", "gcra", "app:{c:alice}:gcra"},
+		{empty, "alice", "gcra", "{c:alice}:gcra"},
+		{Keyspace{}, "user:42", "tb", "rl:{c:user:42}:tb"},
+		{Keyspace{}, "a{b}c", "tb", "rl:{c:a%7Bb%7Dc}:tb"},
+		{Keyspace{}, "{}", "tb", "rl:{c:%7B%7D}:tb"},
+		{Keyspace{}, "}:tb", "tb", "rl:{c:%7D:tb}:tb"},
+		{Keyspace{}, "100%", "tb", "rl:{c:100%25}:tb"},
+		{Keyspace{}, "%7B", "tb", "rl:{c:%257B}:tb"},
+		{Keyspace{}, "a b", "tb", "rl:{c:a%20b}:tb"},
+		{Keyspace{}, "\x00\x1f\x7f\xff", "tb", "rl:{c:%00%1F%7F%FF}:tb"},
+		{Keyspace{}, "é", "tb", "rl:{c:%C3%A9}:tb"},
+		{Keyspace{}, "~!", "tb", "rl:{c:~!}:tb"},
 	}
 	for _, tt := range tests {
-		f := tt.ks.ClientKey
-		if tt.shared {
-			f = tt.ks.SharedKey
-		}
-		got, err := f(tt.key, tt.name)
+		got, err := tt.ks.ClientKey(tt.key, tt.name)
 		if err != nil {
 			t.Errorf("key %q: %v", tt.key, err)
 			continue
@@ -249,9 +241,6 @@ func TestClientKeyRejectsInvalidKeys(t *testing.T) {
 	for _, key := range []string{"", strings.Repeat("x", MaxKeyLen+1)} {
 		if rk, err := ks.ClientKey(key, "tb"); !errors.Is(err, ErrInvalidKey) || rk != "" {
 			t.Errorf("ClientKey(%d bytes) = %q, %v; want ErrInvalidKey", len(key), rk, err)
-		}
-		if rk, err := ks.SharedKey(key, "tb"); !errors.Is(err, ErrInvalidKey) || rk != "" {
-			t.Errorf("SharedKey(%d bytes) = %q, %v; want ErrInvalidKey", len(key), rk, err)
 		}
 	}
 }
@@ -296,7 +285,6 @@ func TestKeysShareHashTag(t *testing.T) {
 	for _, ks := range keyspaces {
 		for _, key := range trickyKeys {
 			wantClient := "c:" + refEscape(key)
-			wantShared := "s:" + refEscape(key)
 			for _, name := range stateNames {
 				ck, err := ks.ClientKey(key, name)
 				if err != nil {
@@ -305,19 +293,12 @@ func TestKeysShareHashTag(t *testing.T) {
 				if got := HashTag(ck); got != wantClient {
 					t.Errorf("HashTag(%q) = %q, want %q", ck, got, wantClient)
 				}
-				sk, err := ks.SharedKey(key, name)
-				if err != nil {
-					t.Fatalf("SharedKey(%q, %q): %v", key, name, err)
-				}
-				if got := HashTag(sk); got != wantShared {
-					t.Errorf("HashTag(%q) = %q, want %q", sk, got, wantShared)
-				}
 			}
 		}
 	}
 }
 
-// TestKeysInjective checks that no two distinct (kind, key, name) triples
+// TestKeysInjective checks that no two distinct (key, name) pairs
 // map to one Redis key, over the tricky keys and every key of one or two
 // bytes drawn from an alphabet of escape-relevant bytes, and that every
 // Redis key decodes back to what made it.
@@ -330,35 +311,26 @@ func TestKeysInjective(t *testing.T) {
 			keys = append(keys, a+b)
 		}
 	}
-	type origin struct {
-		kind      byte
-		key, name string
-	}
+	type origin struct{ key, name string }
 	ks := Keyspace{}
 	seen := make(map[string]origin)
 	for _, key := range keys {
 		for _, name := range stateNames {
-			for _, kind := range []byte{'c', 's'} {
-				f := ks.ClientKey
-				if kind == 's' {
-					f = ks.SharedKey
-				}
-				rk, err := f(key, name)
-				if err != nil {
-					t.Fatalf("%c key %q: %v", kind, key, err)
-				}
-				o := origin{kind, key, name}
-				if prev, dup := seen[rk]; dup && prev != o {
-					t.Fatalf("%+v and %+v both map to %q", prev, o, rk)
-				}
-				seen[rk] = o
-				gk, gkey, gname, err := decodeRedisKey(ks.Prefix(), rk)
-				if err != nil {
-					t.Fatalf("decode %q: %v", rk, err)
-				}
-				if got := (origin{gk, gkey, gname}); got != o {
-					t.Fatalf("decode %q = %+v, want %+v", rk, got, o)
-				}
+			rk, err := ks.ClientKey(key, name)
+			if err != nil {
+				t.Fatalf("key %q: %v", key, err)
+			}
+			o := origin{key, name}
+			if prev, dup := seen[rk]; dup && prev != o {
+				t.Fatalf("%+v and %+v both map to %q", prev, o, rk)
+			}
+			seen[rk] = o
+			gkey, gname, err := decodeRedisKey(ks.Prefix(), rk)
+			if err != nil {
+				t.Fatalf("decode %q: %v", rk, err)
+			}
+			if got := (origin{gkey, gname}); got != o {
+				t.Fatalf("decode %q = %+v, want %+v", rk, got, o)
 			}
 		}
 	}
@@ -391,28 +363,17 @@ func FuzzClientKey(f *testing.F) {
 			if err != nil {
 				t.Fatalf("ClientKey(%q, %q): %v", key, name, err)
 			}
-			sk, err := ks.SharedKey(key, name)
+			// Decoding recovers the input: the encoding is injective.
+			gotKey, gotName, err := decodeRedisKey(ks.Prefix(), ck)
 			if err != nil {
-				t.Fatalf("SharedKey(%q, %q): %v", key, name, err)
+				t.Fatalf("decode %q: %v", ck, err)
 			}
-
-			// Decoding recovers the input: the encoding is injective,
-			// and client keys never collide with shared keys.
-			for _, c := range []struct {
-				kind byte
-				rk   string
-			}{{'c', ck}, {'s', sk}} {
-				kind, gotKey, gotName, err := decodeRedisKey(ks.Prefix(), c.rk)
-				if err != nil {
-					t.Fatalf("decode %q: %v", c.rk, err)
-				}
-				if kind != c.kind || gotKey != key || gotName != name {
-					t.Fatalf("decode %q = %c %q %q, want %c %q %q", c.rk, kind, gotKey, gotName, c.kind, key, name)
-				}
-				for _, b := range []byte(HashTag(c.rk)) {
-					if b <= 0x20 || b >= 0x7f || b == '{' || b == '}' {
-						t.Fatalf("hash tag of %q holds byte %#x", c.rk, b)
-					}
+			if gotKey != key || gotName != name {
+				t.Fatalf("decode %q = %q %q, want %q %q", ck, gotKey, gotName, key, name)
+			}
+			for _, b := range []byte(HashTag(ck)) {
+				if b <= 0x20 || b >= 0x7f || b == '{' || b == '}' {
+					t.Fatalf("hash tag of %q holds byte %#x", ck, b)
 				}
 			}
 
@@ -431,9 +392,7 @@ func FuzzClientKey(f *testing.F) {
 
 			// Pairwise: a distinct key never shares a Redis key.
 			if ValidateKey(other) == nil && other != key {
-				ock, _ := ks.ClientKey(other, name)
-				osk, _ := ks.SharedKey(other, name)
-				if ock == ck || osk == sk || ock == sk || osk == ck {
+				if ock, _ := ks.ClientKey(other, name); ock == ck {
 					t.Fatalf("keys %q and %q collide", key, other)
 				}
 			}

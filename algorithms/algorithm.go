@@ -46,12 +46,7 @@ type Refunder interface {
 	Refund(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error
 }
 
-var (
-	_ Refunder = tokenBucket{}
-	_ Refunder = gcra{}
-	_ Refunder = fixedWindow{}
-	_ Refunder = slidingWindow{}
-)
+var _ Refunder = scripted{}
 
 // ErrRefundUnsupported is returned by [Limiter.RefundN] when the Limiter's
 // Algorithm is not a [Refunder]. No Algorithm of this package causes it.
@@ -62,21 +57,53 @@ var ErrRefundUnsupported = errors.New("ratelimit: algorithm cannot refund")
 var (
 	// TokenBucket refills Rate tokens per Period into a bucket of Burst
 	// tokens; a request takes n tokens or nothing.
-	TokenBucket Algorithm = tokenBucket{}
+	TokenBucket Algorithm = scripted{"token_bucket", tokenBucketTakeScript, tokenBucketReturnScript, tokenBucketPeekScript, tokenBucketChargeScript}
 	// GCRA is the generic cell rate algorithm (a leaky bucket as a meter):
 	// the same admissions as TokenBucket, with one timestamp of state, kept
 	// exactly. Lowering a key's Burst caps a token bucket's tokens, while
 	// GCRA keeps the debt already run up.
-	GCRA Algorithm = gcra{}
+	GCRA Algorithm = scripted{"gcra", gcraScript, gcraRefundScript, gcraPeekScript, gcraChargeScript}
 	// FixedWindow counts requests in windows of Period aligned to the Unix
 	// epoch and admits at most Burst per window.
-	FixedWindow Algorithm = fixedWindow{}
+	FixedWindow Algorithm = scripted{"fixed_window", fixedWindowScript, fixedWindowRefundScript, fixedWindowPeekScript, fixedWindowChargeScript}
 	// SlidingWindow estimates the count over the last Period from the
 	// current and previous fixed windows, weighting the previous window by
 	// how much of it still overlaps, and admits while the estimate stays at
 	// most Burst.
-	SlidingWindow Algorithm = slidingWindow{}
+	SlidingWindow Algorithm = scripted{"sliding_window", slidingWindowScript, slidingWindowRefundScript, slidingWindowPeekScript, slidingWindowChargeScript}
 )
+
+// scripted is an Algorithm of this package whose every operation is one
+// script run with the Limit's arguments: all but [CalendarWindow], whose
+// scripts also take the bounds of its windows. A scripted is comparable.
+type scripted struct {
+	name                        string
+	check, refund, peek, charge *redis.Script
+}
+
+func (a scripted) Name() string { return a.name }
+
+func (a scripted) Check(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (ratelimit.Decision, error) {
+	return runCheck(ctx, a.check, rdb, rkey, lim, n)
+}
+
+func (a scripted) Refund(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
+	_, err := runRefund(ctx, a.refund, rdb, rkey, lim, n)
+	return err
+}
+
+func (a scripted) Peek(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) (ratelimit.Decision, error) {
+	return runPeek(ctx, a.peek, rdb, rkey, lim)
+}
+
+func (scripted) Reset(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) error {
+	return resetKey(ctx, rdb, rkey, lim)
+}
+
+func (a scripted) Charge(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
+	_, err := run(ctx, a.charge, rdb, rkey, lim, n)
+	return err
+}
 
 // All lists every Algorithm, in a stable order.
 var All = []Algorithm{TokenBucket, GCRA, FixedWindow, SlidingWindow}

@@ -2,7 +2,6 @@ package algorithms
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 	"math"
 	"time"
@@ -10,16 +9,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
-)
-
-var (
-	//go:embed lua/calendar_window.lua
-	calendarWindowSrc    string
-	calendarWindowScript = redis.NewScript(calendarWindowSrc)
-
-	//go:embed lua/calendar_window_refund.lua
-	calendarWindowRefundSrc    string
-	calendarWindowRefundScript = redis.NewScript(calendarWindowRefundSrc)
 )
 
 // A CalendarPeriod is the length of the windows of a [CalendarWindow]: a

@@ -6,8 +6,6 @@ import (
 	"math/rand/v2"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,9 +13,13 @@ import (
 )
 
 // clockedSource returns a copy of the script src for a real redis-server
-// that reads the time from the hash KEYS[1] .. clockSuffix, as clocked
-// does, for scripts with at most one TIME and one PEXPIRE (clocked wants
-// exactly one of each).
+// that runs it at an instant the test chooses, a real Lua with the clock
+// of a model: it reads the time (seconds, µs) from the hash KEYS[1] ..
+// clockSuffix instead of TIME. Where it would set the key's TTL, it passes
+// the same argument to PEXPIRE on another key, which must take it, and
+// records it, as Redis received it, in the hash KEYS[1] .. ttlSuffix; the
+// key itself keeps no TTL, so that the state outlives the real time the
+// test takes. src must call TIME and PEXPIRE at most once each.
 func clockedSource(t *testing.T, src string) *redis.Script {
 	t.Helper()
 	const (
@@ -59,6 +61,8 @@ func runClocked(t *testing.T, rdb *redis.Client, s *redis.Script, rkey string, a
 	if len(h) == 0 {
 		return r, -1, nil
 	}
+	// PEXPIRE took the argument (or the script would have failed); it must
+	// also be a whole number of ms as written, not, say, 1e+17.
 	ms, err := strconv.ParseInt(h["ms"], 10, 64)
 	if err != nil {
 		t.Fatalf("PEXPIRE %q: not a whole number", h["ms"])
@@ -89,7 +93,7 @@ func realRedisCalendar(t *testing.T, ops []calendarOp) {
 	rdb, ks := patientServer(t)
 	scripts := map[*redis.Script]*redis.Script{}
 	for _, o := range ops {
-		scripts[o.script] = clockedSource(t, scriptSource(t, o.script))
+		scripts[o.script] = clockedSource(t, sourceOf(t, o.script))
 	}
 	for i, tc := range calendarDiffCases {
 		cal := CalendarWindow{Period: tc.period, Location: zone(t, tc.zone)}
@@ -125,13 +129,8 @@ func realRedisCalendar(t *testing.T, ops []calendarOp) {
 					if err != nil || stored != next {
 						t.Fatalf("%s: Redis holds %+v (%v, %v), the model %+v", where, stored, h, err, next)
 					}
-					wrote := o.writes(want) && next != (CalendarWindowState{})
-					switch wantTTL := time.Duration(ceilInt(float64(next.End-now)/1000)) * time.Millisecond; {
-					case wrote && ttl != wantTTL:
-						t.Fatalf("%s: TTL %v, want %v, the end of the window", where, ttl, wantTTL)
-					case !wrote && ttl != -1:
-						t.Fatalf("%s: TTL %v set, want none", where, ttl)
-					}
+					// The TTL is the time to the end of the window.
+					checkTTL(t, where, o.writes(want) && next != (CalendarWindowState{}), ttl, next.End-now)
 					s = next
 					us, stale := o.stale(got)
 					if !stale {
@@ -147,36 +146,18 @@ func realRedisCalendar(t *testing.T, ops []calendarOp) {
 	}
 }
 
-// scriptSource returns the embedded source of one of the package's
-// scripts.
-func scriptSource(t *testing.T, s *redis.Script) string {
+// sourceOf returns the text of one of the package's scripts.
+func sourceOf(t *testing.T, s *redis.Script) string {
 	t.Helper()
-	if src, ok := scriptSources[s]; ok {
-		return src
+	name, ok := ScriptName(s.Hash())
+	if !ok {
+		t.Fatalf("script %s: not one of the package's", s.Hash())
 	}
-	if src, ok := quotaScriptSources[s]; ok {
-		return src
+	src, err := scriptSource(name)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("script %s: no source", s.Hash())
-	return ""
-}
-
-// quotaScriptSources are the sources of the scripts that scriptSources
-// (of the extreme-limits test) does not list.
-var quotaScriptSources = map[*redis.Script]string{
-	calendarWindowScript:       calendarWindowSrc,
-	calendarWindowRefundScript: calendarWindowRefundSrc,
-	calendarWindowPeekScript:   calendarWindowPeekSrc,
-	tokenBucketPeekScript:      tokenBucketPeekSrc,
-	gcraPeekScript:             gcraPeekSrc,
-	fixedWindowPeekScript:      fixedWindowPeekSrc,
-	slidingWindowPeekScript:    slidingWindowPeekSrc,
-	resetScript:                resetSrc,
-	tokenBucketChargeScript:    tokenBucketChargeSrc,
-	gcraChargeScript:           gcraChargeSrc,
-	fixedWindowChargeScript:    fixedWindowChargeSrc,
-	slidingWindowChargeScript:  slidingWindowChargeSrc,
-	calendarWindowChargeScript: calendarWindowChargeSrc,
+	return src
 }
 
 // skipNearWindowEnd skips t when the calendar window of the server's time
@@ -245,29 +226,14 @@ func TestRealRedisCalendarQuota(t *testing.T) {
 			attempts   = 40
 			quota      = 300 // < 640 attempts
 		)
-		var admitted, failed atomic.Int64
-		var wg sync.WaitGroup
 		ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		for range instances {
-			l := newLimiter(t, srv.Client(), cal.Limit(quota), WithAlgorithm(cal), WithKeyspace(ks), WithTimeout(5*time.Second))
-			for range goroutines {
-				wg.Go(func() {
-					for range attempts {
-						d, err := l.Allow(ctx, "hot")
-						switch {
-						case err != nil:
-							failed.Add(1)
-						case d.Allowed:
-							admitted.Add(1)
-						}
-					}
-				})
-			}
+		limiters := make([]*Limiter, instances)
+		for i := range limiters {
+			limiters[i] = newLimiter(t, srv.Client(), cal.Limit(quota), WithAlgorithm(cal), WithKeyspace(ks), WithTimeout(5*time.Second))
 		}
-		wg.Wait()
-		if failed.Load() != 0 || admitted.Load() != quota {
-			t.Fatalf("admitted %d, %d failed; want exactly %d admitted", admitted.Load(), failed.Load(), quota)
+		if admitted, failed := hammer(ctx, limiters, goroutines, attempts); failed != 0 || admitted != quota {
+			t.Fatalf("admitted %d, %d failed; want exactly %d admitted", admitted, failed, quota)
 		}
 	})
 }

@@ -60,7 +60,7 @@ func TestDifferentialCharge(t *testing.T) {
 					got, err = run(t.Context(), tokenBucketTakeScript, rdb, rkey, lim, n)
 					s, want = m.check(s, now, n)
 				default:
-					got, err = run(t.Context(), tokenBucketGiveBackScript, rdb, rkey, lim, n)
+					got, err = run(t.Context(), tokenBucketReturnScript, rdb, rkey, lim, n)
 					s, want = m.refund(s, now, n)
 				}
 				if err != nil {

@@ -31,7 +31,7 @@ var (
 		{"take_up_to", tokenBucketTakeUpToScript, func(l ratelimit.Limit, s TokenBucketState, now int64, n int) (TokenBucketState, reply) {
 			return TokenBucketModel{l}.takeUpTo(s, now, n)
 		}, true},
-		{"refund", tokenBucketGiveBackScript, func(l ratelimit.Limit, s TokenBucketState, now int64, n int) (TokenBucketState, reply) {
+		{"refund", tokenBucketReturnScript, func(l ratelimit.Limit, s TokenBucketState, now int64, n int) (TokenBucketState, reply) {
 			return TokenBucketModel{l}.refund(s, now, n)
 		}, false},
 	}
@@ -80,22 +80,64 @@ const diffSteps = 300
 func TestDifferential(t *testing.T) {
 	// The token bucket computes in fractional tokens: its times may be a
 	// microsecond late (never early). The others compute in whole numbers.
-	t.Run("alg=token_bucket", func(t *testing.T) { differential(t, tokenBucketOps, false) })
-	t.Run("alg=gcra", func(t *testing.T) { differential(t, gcraOps, true) })
-	t.Run("alg=fixed_window", func(t *testing.T) { differential(t, fixedWindowOps, true) })
-	t.Run("alg=sliding_window", func(t *testing.T) { differential(t, slidingWindowOps, true) })
+	t.Run("alg=token_bucket", func(t *testing.T) { differential(t, tokenBucketOps, false, checkMix[TokenBucketState]()) })
+	t.Run("alg=gcra", func(t *testing.T) { differential(t, gcraOps, true, checkMix[GCRAState]()) })
+	t.Run("alg=fixed_window", func(t *testing.T) { differential(t, fixedWindowOps, true, checkMix[FixedWindowState]()) })
+	t.Run("alg=sliding_window", func(t *testing.T) {
+		differential(t, slidingWindowOps, true, checkMix[SlidingWindowState]())
+	})
 }
 
-// differential runs seeded random sequences of ops, each both as a script
-// on miniredis, whose clock it drives, and on the model, and checks that
-// the replies are identical, that the key exists exactly while the model
-// says it must, with the TTL the model implies, and that the retry and
-// reset times the check reports are right: never early and, when exact is
-// set, not late either.
-func differential[S comparable](t *testing.T, ops []op[S], exact bool) {
+// A mix is how a differential test draws its steps: the seed of its random
+// sequences, the op and n of each step, and how it checks the times a
+// check's reply reports.
+type mix[S comparable] struct {
+	seed  uint64
+	pick  func(rng *rand.Rand, ops []op[S], lim ratelimit.Limit) (op[S], int)
+	times func(t *testing.T, where string, check op[S], lim ratelimit.Limit, s S, now int64, n int, r reply, exact bool)
+}
+
+// checkMix is TestDifferential's mix: mostly checks, a fifth of the steps
+// the last op and, with three ops or more, some of the second; times
+// never early.
+func checkMix[S comparable]() mix[S] {
+	return mix[S]{
+		seed: 42,
+		pick: func(rng *rand.Rand, ops []op[S], lim ratelimit.Limit) (op[S], int) {
+			o := ops[0]
+			if p := rng.IntN(100); p < 20 {
+				o = ops[len(ops)-1]
+			} else if p < 35 && len(ops) > 2 {
+				o = ops[1]
+			}
+			return o, randomN(rng, lim)
+		},
+		times: checkTimes[S],
+	}
+}
+
+// randomN returns the n of a request: often 1, else up to the burst.
+func randomN(rng *rand.Rand, lim ratelimit.Limit) int {
+	if rng.IntN(100) < 40 {
+		return 1 + rng.IntN(lim.Burst)
+	}
+	return 1
+}
+
+// differential runs seeded random sequences of ops, drawn as m says, each
+// both as a script on miniredis, whose clock it drives, and on the model,
+// and checks that the replies are identical, that a denial writes nothing,
+// that the key exists exactly while the model says it must, with the TTL
+// the model implies, and that the retry and reset times the check reports
+// are right: never early and, when exact is set, not late either. A peek
+// must leave the state as it was and agree with a check of one token (a
+// denial word for word; an admission with the tokens before it), a reset
+// leave the key missing, and a charge (settle.go) leave the key in debt of
+// at most one burst.
+func differential[S comparable](t *testing.T, ops []op[S], exact bool, m mix[S]) {
 	for i, lim := range diffLimits {
 		t.Run(fmt.Sprintf("limit=%d/%v/burst=%d", lim.Rate, lim.Period, lim.Burst), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(uint64(i), 42))
+			rng := rand.New(rand.NewPCG(uint64(i), m.seed))
 			now := t0 + rng.Int64N(int64(lim.Period/time.Microsecond))
 			mr, rdb := miniServer(t, now)
 			const rkey = "rl:{c:k}:alg"
@@ -112,16 +154,7 @@ func differential[S comparable](t *testing.T, ops []op[S], exact bool) {
 				}
 				now += randomGap(rng, cur)
 				setNow(mr, now)
-				o := ops[0]
-				if p := rng.IntN(100); p < 20 {
-					o = ops[len(ops)-1]
-				} else if p < 35 && len(ops) > 2 {
-					o = ops[1]
-				}
-				n := 1
-				if rng.IntN(100) < 40 {
-					n = 1 + rng.IntN(cur.Burst)
-				}
+				o, n := m.pick(rng, ops, cur)
 				where := fmt.Sprintf("step %d at t0%+dµs: %s n=%d of %v", step, now-t0, o.name, n, cur)
 
 				got, err := run(t.Context(), o.script, rdb, rkey, cur, n)
@@ -132,17 +165,32 @@ func differential[S comparable](t *testing.T, ops []op[S], exact bool) {
 				if got != want {
 					t.Fatalf("%s: state %+v: script replied %v, model %v", where, s, got, want)
 				}
-				if o.take && want[0] == 0 {
+				switch o.name {
+				case "peek":
 					if next != s {
-						t.Fatalf("%s: denial changed the state from %+v to %+v", where, s, next)
+						t.Fatalf("%s: peek changed the state from %+v to %+v", where, s, next)
 					}
-				} else if next != zero {
+					checkPeek(t, where, ops[0], cur, s, now, want, exact)
+				case "reset":
+					if next != zero {
+						t.Fatalf("%s: reset left %+v", where, next)
+					}
+				}
+				denied := o.take && want[0] == 0
+				if denied && next != s {
+					t.Fatalf("%s: denial changed the state from %+v to %+v", where, s, next)
+				}
+				if !denied && o.name != "peek" && next != zero {
 					expireAt = now + ceilInt(float64(want[3])/1000)*1000 // PEXPIRE in whole ms
 				}
+				prev := s
 				s = next
 				checkKey(t, mr, rkey, where, s != zero && expireAt > now, expireAt-now)
 				if o.name == "check" {
-					checkTimes(t, where, ops[0], cur, s, now, n, want, exact)
+					m.times(t, where, ops[0], cur, s, now, n, want, exact)
+				}
+				if o.name == "charge" {
+					checkDebt(t, where, ops, cur, prev, s, now)
 				}
 			}
 		})

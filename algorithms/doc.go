@@ -27,6 +27,13 @@
 // only, under one hash tag per client (see [ratelimit.Keyspace]), so the
 // scripts run on Redis Cluster.
 //
+// Each operation of each algorithm is one script, lua/<name>.lua, whose
+// header states its KEYS, ARGV and reply ([ScriptName] knows them by that
+// name). Redis scripts cannot share code at run time, so the blocks they
+// have in common (the exact arithmetic, reading and writing a key's state)
+// are fragments in lua/lib, included into each script's text when the
+// package is initialized; a script's SHA-1 depends only on those files.
+//
 // # Limiter
 //
 // [NewLimiter] wraps an Algorithm and a Redis client into a
@@ -43,7 +50,7 @@
 //
 // # Leasing primitives
 //
-// [TakeUpTo] and [GiveBack] take and return tokens of a token bucket in
+// [TakeUpTo] and [ReturnN] take and return tokens of a token bucket in
 // batches, for the lease package.
 //
 // # Reference models

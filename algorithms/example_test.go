@@ -111,14 +111,14 @@ func ExampleTakeUpTo() {
 		fmt.Printf("granted %d, %d left, retry after %v\n", g.Granted, g.Remaining, g.RetryAfter)
 	}
 	// Tokens leased but not served go back.
-	left, err := algorithms.GiveBack(ctx, rdb, rkey, lim, 2)
+	left, err := algorithms.ReturnN(ctx, rdb, rkey, lim, 2)
 	if err != nil {
 		panic(err)
 	}
-	fmt.Printf("gave back 2, %d left\n", left)
+	fmt.Printf("returned 2, %d left\n", left)
 	// Output:
 	// granted 5, 3 left, retry after 0s
 	// granted 3, 0 left, retry after 0s
 	// granted 0, 0 left, retry after 125ms
-	// gave back 2, 2 left
+	// returned 2, 2 left
 }

@@ -255,19 +255,19 @@ func FuzzParseReply(f *testing.F) {
 				t.Fatalf("TakeUpTo: reply %#v: %+v, %v; want ErrBadReply", val, g, err)
 			}
 		}
-		n, err := GiveBack(ctx, rdb, "k", lim, 1)
+		n, err := ReturnN(ctx, rdb, "k", lim, 1)
 		switch {
 		case failed:
 			if !errors.Is(err, errFuzz) {
-				t.Fatalf("GiveBack: failed call: %v", err)
+				t.Fatalf("ReturnN: failed call: %v", err)
 			}
 		case ok:
 			if err != nil || n != int(want[0]) {
-				t.Fatalf("GiveBack: reply %v: %d, %v", want, n, err)
+				t.Fatalf("ReturnN: reply %v: %d, %v", want, n, err)
 			}
 		default:
 			if !errors.Is(err, ratelimit.ErrBadReply) {
-				t.Fatalf("GiveBack: reply %#v: %d, %v; want ErrBadReply", val, n, err)
+				t.Fatalf("ReturnN: reply %#v: %d, %v; want ErrBadReply", val, n, err)
 			}
 		}
 	})

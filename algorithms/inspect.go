@@ -2,40 +2,12 @@ package algorithms
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
-	"github.com/distributedratelimiter/ratelimit/internal/rcall"
-)
-
-var (
-	//go:embed lua/token_bucket_peek.lua
-	tokenBucketPeekSrc    string
-	tokenBucketPeekScript = redis.NewScript(tokenBucketPeekSrc)
-
-	//go:embed lua/gcra_peek.lua
-	gcraPeekSrc    string
-	gcraPeekScript = redis.NewScript(gcraPeekSrc)
-
-	//go:embed lua/fixed_window_peek.lua
-	fixedWindowPeekSrc    string
-	fixedWindowPeekScript = redis.NewScript(fixedWindowPeekSrc)
-
-	//go:embed lua/sliding_window_peek.lua
-	slidingWindowPeekSrc    string
-	slidingWindowPeekScript = redis.NewScript(slidingWindowPeekSrc)
-
-	//go:embed lua/calendar_window_peek.lua
-	calendarWindowPeekSrc    string
-	calendarWindowPeekScript = redis.NewScript(calendarWindowPeekSrc)
-
-	//go:embed lua/reset.lua
-	resetSrc    string
-	resetScript = redis.NewScript(resetSrc)
 )
 
 // An Inspector is an [Algorithm] that can tell what a key has left without
@@ -60,10 +32,7 @@ type Inspector interface {
 }
 
 var (
-	_ Inspector = tokenBucket{}
-	_ Inspector = gcra{}
-	_ Inspector = fixedWindow{}
-	_ Inspector = slidingWindow{}
+	_ Inspector = scripted{}
 	_ Inspector = CalendarWindow{}
 
 	_ ratelimit.Inspector = (*Limiter)(nil)
@@ -78,38 +47,6 @@ func runPeek(ctx context.Context, s *redis.Script, rdb redis.Scripter, rkey stri
 func resetKey(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) error {
 	_, err := run(ctx, resetScript, rdb, rkey, lim, 1)
 	return err
-}
-
-func (tokenBucket) Peek(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) (ratelimit.Decision, error) {
-	return runPeek(ctx, tokenBucketPeekScript, rdb, rkey, lim)
-}
-
-func (tokenBucket) Reset(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) error {
-	return resetKey(ctx, rdb, rkey, lim)
-}
-
-func (gcra) Peek(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) (ratelimit.Decision, error) {
-	return runPeek(ctx, gcraPeekScript, rdb, rkey, lim)
-}
-
-func (gcra) Reset(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) error {
-	return resetKey(ctx, rdb, rkey, lim)
-}
-
-func (fixedWindow) Peek(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) (ratelimit.Decision, error) {
-	return runPeek(ctx, fixedWindowPeekScript, rdb, rkey, lim)
-}
-
-func (fixedWindow) Reset(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) error {
-	return resetKey(ctx, rdb, rkey, lim)
-}
-
-func (slidingWindow) Peek(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) (ratelimit.Decision, error) {
-	return runPeek(ctx, slidingWindowPeekScript, rdb, rkey, lim)
-}
-
-func (slidingWindow) Reset(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit) error {
-	return resetKey(ctx, rdb, rkey, lim)
 }
 
 // Peek needs no window bounds: a key that holds no window of now has
@@ -138,16 +75,9 @@ func (l *Limiter) Peek(ctx context.Context, key string) (ratelimit.Decision, err
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
-	d, err := rcall.Call(ctx, l.breaker, l.timeout, l.direct, func(ctx context.Context) (ratelimit.Decision, error) {
+	return call(l, ctx, "peek", key, func(ctx context.Context) (ratelimit.Decision, error) {
 		return in.Peek(ctx, l.rdb, rkey, l.lim)
 	})
-	if err != nil {
-		if cerr := rcall.CallerDone(ctx); cerr != nil {
-			return ratelimit.Decision{}, cerr
-		}
-		return ratelimit.Decision{}, &ratelimit.StoreError{Op: l.alg.Name() + " peek", Key: key, Err: err}
-	}
-	return d, nil
 }
 
 // Reset gives key its whole limit again: a full bucket, an empty window.
@@ -159,16 +89,10 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	_, err = rcall.Call(ctx, l.breaker, l.timeout, l.direct, func(ctx context.Context) (struct{}, error) {
+	_, err = call(l, ctx, "reset", key, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, in.Reset(ctx, l.rdb, rkey, l.lim)
 	})
-	if err != nil {
-		if cerr := rcall.CallerDone(ctx); cerr != nil {
-			return cerr
-		}
-		return &ratelimit.StoreError{Op: l.alg.Name() + " reset", Key: key, Err: err}
-	}
-	return nil
+	return err
 }
 
 // inspector returns the Limiter's Algorithm as an Inspector and key's

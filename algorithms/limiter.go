@@ -32,17 +32,17 @@ const DefaultTimeout = 250 * time.Millisecond
 // A Limiter is safe for concurrent use. Create it with [NewLimiter]; the
 // zero value is not usable.
 type Limiter struct {
-	rdb     redis.Scripter
-	lim     ratelimit.Limit
-	alg     Algorithm
-	ks      ratelimit.Keyspace
-	timeout time.Duration
-	direct  bool // rdb honours context deadlines: call on the caller's goroutine
-	policy  ratelimit.FailurePolicy
-	breaker *breaker.Breaker // nil when turned off
-	local   *localBuckets    // FailLocal's per-key buckets
-	clock   ratelimit.Clock
-	start   time.Time // the clock at NewLimiter: local time is ns since
+	rdb            redis.Scripter
+	lim            ratelimit.Limit
+	alg            Algorithm
+	ks             ratelimit.Keyspace
+	timeout        time.Duration
+	honorsDeadline bool // rdb honours context deadlines: call on the caller's goroutine
+	policy         ratelimit.FailurePolicy
+	breaker        *breaker.Breaker // nil when turned off
+	local          *localBuckets    // FailLocal's per-key buckets
+	clock          ratelimit.Clock
+	start          time.Time // the clock at NewLimiter: local time is ns since
 }
 
 var (
@@ -121,17 +121,17 @@ func NewLimiter(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limit
 		}
 	}
 	return &Limiter{
-		rdb:     rdb,
-		lim:     lim,
-		alg:     alg,
-		ks:      c.ks,
-		timeout: c.timeout,
-		direct:  rcall.HonorsContext(rdb),
-		policy:  c.policy,
-		breaker: newBreaker(c),
-		local:   newLocalBuckets(lim.Share(c.instances)),
-		clock:   c.clock,
-		start:   c.clock.Now(),
+		rdb:            rdb,
+		lim:            lim,
+		alg:            alg,
+		ks:             c.ks,
+		timeout:        c.timeout,
+		honorsDeadline: rcall.HonorsDeadline(rdb),
+		policy:         c.policy,
+		breaker:        newBreaker(c),
+		local:          newLocalBuckets(lim.Share(c.instances)),
+		clock:          c.clock,
+		start:          c.clock.Now(),
 	}, nil
 }
 
@@ -160,14 +160,13 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 	if err != nil {
 		return ratelimit.Decision{}, err
 	}
-	d, err := rcall.Call(ctx, l.breaker, l.timeout, l.direct, func(ctx context.Context) (ratelimit.Decision, error) {
+	d, err := call(l, ctx, "", key, func(ctx context.Context) (ratelimit.Decision, error) {
 		return l.alg.Check(ctx, l.rdb, rkey, l.lim, n)
 	})
 	if err != nil {
-		if cerr := rcall.CallerDone(ctx); cerr != nil {
-			return ratelimit.Decision{}, cerr // the caller gave up: no policy
+		if !errors.Is(err, ratelimit.ErrStore) {
+			return ratelimit.Decision{}, err // the caller gave up: no policy
 		}
-		err = &ratelimit.StoreError{Op: l.alg.Name(), Key: key, Err: err}
 		if !errors.Is(err, ratelimit.ErrCircuitOpen) && !breaker.IsFailure(err) {
 			// Redis answered, with an error (a key of the wrong type, a
 			// malformed reply): a fault to report, not an outage to ride
@@ -193,16 +192,30 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 	if err != nil {
 		return err
 	}
-	_, err = rcall.Call(ctx, l.breaker, l.timeout, l.direct, func(ctx context.Context) (struct{}, error) {
+	_, err = call(l, ctx, "refund", key, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, rf.Refund(ctx, l.rdb, rkey, l.lim, n)
 	})
-	if err != nil {
-		if cerr := rcall.CallerDone(ctx); cerr != nil {
-			return cerr
-		}
-		return &ratelimit.StoreError{Op: l.alg.Name() + " refund", Key: key, Err: err}
+	return err
+}
+
+// call runs fn, an operation op ("" for a check) of the Limiter's
+// Algorithm on key, once through the circuit breaker, bounded by ctx and
+// the Limiter's timeout. It returns the caller's own context error when
+// the caller gave up (see rcall.Call), and any other failure as a
+// [*ratelimit.StoreError].
+func call[T any](l *Limiter, ctx context.Context, op, key string, fn func(context.Context) (T, error)) (T, error) {
+	v, err := rcall.Call(ctx, l.breaker, l.timeout, l.honorsDeadline, fn)
+	if err == nil {
+		return v, nil
 	}
-	return nil
+	var zero T
+	if cerr := rcall.CallerDone(ctx); cerr != nil {
+		return zero, cerr
+	}
+	if op != "" {
+		op = " " + op
+	}
+	return zero, &ratelimit.StoreError{Op: l.alg.Name() + op, Key: key, Err: err}
 }
 
 // redisKey validates n and key and returns key's Redis key.

@@ -106,8 +106,8 @@ func TestCallValidation(t *testing.T) {
 		if _, err := TakeUpTo(t.Context(), rdb, "k", ratelimit.PerSecond(1), n); !errors.Is(err, ratelimit.ErrInvalidN) {
 			t.Errorf("TakeUpTo(n=%d): error %v, want ErrInvalidN", n, err)
 		}
-		if _, err := GiveBack(t.Context(), rdb, "k", ratelimit.PerSecond(1), n); !errors.Is(err, ratelimit.ErrInvalidN) {
-			t.Errorf("GiveBack(n=%d): error %v, want ErrInvalidN", n, err)
+		if _, err := ReturnN(t.Context(), rdb, "k", ratelimit.PerSecond(1), n); !errors.Is(err, ratelimit.ErrInvalidN) {
+			t.Errorf("ReturnN(n=%d): error %v, want ErrInvalidN", n, err)
 		}
 	}
 }

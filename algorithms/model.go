@@ -49,7 +49,7 @@ type TokenBucketState struct {
 }
 
 // TokenBucketModel is the reference model of [TokenBucket], [TakeUpTo] and
-// [GiveBack] (lua/token_bucket_*.lua): a bucket holds at most Burst tokens
+// [ReturnN] (lua/token_bucket_*.lua): a bucket holds at most Burst tokens
 // and gains Rate tokens per Period, continuously.
 //
 // Its methods are pure functions of their arguments. The zero value has an
@@ -131,7 +131,7 @@ func (m TokenBucketModel) takeUpTo(s TokenBucketState, nowUS int64, n int) (Toke
 }
 
 // Refund gives n tokens back to the bucket s at nowUS, capped at the
-// burst, as [GiveBack] and TokenBucket's Refund do, and returns the new
+// burst, as [ReturnN] and TokenBucket's Refund do, and returns the new
 // state and the whole tokens it holds. n must be positive.
 func (m TokenBucketModel) Refund(s TokenBucketState, nowUS int64, n int) (TokenBucketState, int) {
 	s, r := m.refund(s, nowUS, n)

@@ -185,7 +185,7 @@ func TestTokenBucketModel(t *testing.T) {
 			{at: 0, n: 2, allowed: false, remaining: 1, retry: 250 * ms, reset: 250 * ms},
 		})
 	})
-	t.Run("take up to and give back", func(t *testing.T) {
+	t.Run("take up to and return", func(t *testing.T) {
 		tokenBucketModel.run(t, ratelimit.PerSecond(4), []step{ // a token every 250 ms
 			{at: 0, op: takeUpTo, n: 3, granted: 3, remaining: 1, reset: 750 * ms},
 			{at: 0, op: takeUpTo, n: 3, granted: 1, remaining: 0, reset: s1},

@@ -125,48 +125,6 @@ func patientServer(t *testing.T) (*redis.Client, ratelimit.Keyspace) {
 	return srv.Client(func(o *redis.Options) { o.ReadTimeout, o.WriteTimeout = 30*time.Second, 30*time.Second }), ks
 }
 
-// scriptSources maps each script to its source, so that a test can run a
-// clocked copy of it.
-var scriptSources = map[*redis.Script]string{
-	tokenBucketTakeScript:     tokenBucketTakeSrc,
-	tokenBucketTakeUpToScript: tokenBucketTakeUpToSrc,
-	tokenBucketGiveBackScript: tokenBucketGiveBackSrc,
-	gcraScript:                gcraSrc,
-	gcraRefundScript:          gcraRefundSrc,
-	fixedWindowScript:         fixedWindowSrc,
-	fixedWindowRefundScript:   fixedWindowRefundSrc,
-	slidingWindowScript:       slidingWindowSrc,
-	slidingWindowRefundScript: slidingWindowRefundSrc,
-}
-
-// clocked returns a copy of s for a real redis-server that runs it at an
-// instant the test chooses, a real Lua with the clock of a model: it reads
-// the time (seconds, µs) from the hash KEYS[1] .. clockSuffix instead of
-// TIME. Where it
-// would set the key's TTL, it passes the same argument to PEXPIRE on
-// another key, which must take it, and records it, as Redis received it,
-// in the hash KEYS[1] .. ttlSuffix; the key itself keeps no TTL, so that
-// the state outlives the real time the test takes.
-func clocked(t *testing.T, s *redis.Script) *redis.Script {
-	t.Helper()
-	const (
-		timeCall    = "local t = redis.call('TIME')"
-		pexpireCall = "redis.call('PEXPIRE', KEYS[1], "
-	)
-	src, ok := scriptSources[s]
-	if !ok || strings.Count(src, timeCall) != 1 || strings.Count(src, pexpireCall) != 1 {
-		t.Fatalf("script %s: no source, or not one call of TIME and of PEXPIRE", s.Hash())
-	}
-	src = strings.Replace(src, pexpireCall, "pexpire(", 1)
-	src = strings.Replace(src, timeCall, `local t = redis.call('HMGET', KEYS[1] .. '`+clockSuffix+`', 's', 'us')
-local function pexpire(ms)
-  redis.call('SET', KEYS[1] .. '`+ttlSuffix+`.probe', 1)
-  redis.call('PEXPIRE', KEYS[1] .. '`+ttlSuffix+`.probe', ms)
-  redis.call('HSET', KEYS[1] .. '`+ttlSuffix+`', 'ms', ms)
-end`, 1)
-	return redis.NewScript(src)
-}
-
 // clockSuffix and ttlSuffix name the keys from which a clocked script
 // reads the time and in which it records the TTL it set.
 const (
@@ -174,34 +132,47 @@ const (
 	ttlSuffix   = ".ttl"
 )
 
-// runAt runs the clocked script s at nowUS and returns its reply and the
-// TTL it set, or -1 if it set none.
-func runAt(t *testing.T, rdb *redis.Client, s *redis.Script, rkey string, lim ratelimit.Limit, n int, nowUS int64) (reply, time.Duration, error) {
+// runOp runs the op o, clocked as script, for n at now, and its model from
+// the state s, and fails t unless both reply the same and Redis then holds
+// the model's state. It returns the model's state and reply, and the TTL
+// the script set (-1 if it set none).
+func runOp[S comparable](t *testing.T, rdb *redis.Client, script *redis.Script, rkey string, o op[S], codec stateCodec[S],
+	lim ratelimit.Limit, s S, now int64, n int, where string,
+) (S, reply, time.Duration) {
 	t.Helper()
-	if err := rdb.Del(t.Context(), rkey+ttlSuffix).Err(); err != nil {
-		t.Fatal(err)
-	}
-	if err := rdb.HSet(t.Context(), rkey+clockSuffix, "s", nowUS/usPerSec, "us", nowUS%usPerSec).Err(); err != nil {
-		t.Fatal(err)
-	}
-	r, err := parseReply(s.Run(t.Context(), rdb, []string{rkey}, args(lim, n)...))
+	got, ttl, err := runClocked(t, rdb, script, rkey, args(lim, n), now)
 	if err != nil {
-		return r, 0, err
+		t.Fatalf("%s: script: %v", where, err)
 	}
-	h, err := rdb.HGetAll(t.Context(), rkey+ttlSuffix).Result()
+	next, want := o.model(lim, s, now, n)
+	if got != want {
+		t.Fatalf("%s: state %+v: script replied %v, model %v", where, s, got, want)
+	}
+	h, err := rdb.HGetAll(t.Context(), rkey).Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h) == 0 {
-		return r, -1, nil
-	}
-	// PEXPIRE took the argument (or the script would have failed); it must
-	// also be a whole number of ms as written, not, say, 1e+17.
-	ms, err := strconv.ParseInt(h["ms"], 10, 64)
+	stored, err := codec.read(h)
 	if err != nil {
-		t.Fatalf("PEXPIRE %q: not a whole number", h["ms"])
+		t.Fatalf("%s: stored state: %v", where, err)
 	}
-	return r, time.Duration(ms) * time.Millisecond, nil
+	if stored != next {
+		t.Fatalf("%s: Redis holds %+v (%v), the model %+v", where, stored, h, next)
+	}
+	return next, want, ttl
+}
+
+// checkTTL checks the TTL ttl that a clocked script set (-1: none): the
+// reset time of its reply, resetUS, rounded up to a ms, if it wrote a
+// state (kept), and none if it wrote nothing or deleted the key.
+func checkTTL(t *testing.T, where string, kept bool, ttl time.Duration, resetUS int64) {
+	t.Helper()
+	switch wantTTL := time.Duration(ceilInt(float64(resetUS)/1000)) * time.Millisecond; {
+	case kept && ttl != wantTTL:
+		t.Fatalf("%s: TTL %v, want %v", where, ttl, wantTTL)
+	case !kept && ttl != -1:
+		t.Fatalf("%s: TTL %v set, want none", where, ttl)
+	}
 }
 
 // A stateCodec reads the state of one algorithm from its Redis hash and
@@ -335,7 +306,7 @@ const extremeSteps = 150
 func extremes[S comparable](t *testing.T, rdb *redis.Client, ks ratelimit.Keyspace, alg Algorithm, ops []op[S], codec stateCodec[S], exact bool) {
 	scripts := make([]*redis.Script, len(ops))
 	for i, o := range ops {
-		scripts[i] = clocked(t, o.script)
+		scripts[i] = clockedSource(t, sourceOf(t, o.script))
 	}
 	for i, x := range extremeLimits {
 		lim := x.lim
@@ -347,27 +318,9 @@ func extremes[S comparable](t *testing.T, rdb *redis.Client, ks ratelimit.Keyspa
 			do := func(o int, n int, now int64, where string) reply {
 				t.Helper()
 				where = fmt.Sprintf("%s: %s n=%d of %v at %d", where, ops[o].name, n, lim, now)
-				got, ttl, err := runAt(t, rdb, scripts[o], rkey, lim, n, now)
-				if err != nil {
-					t.Fatalf("%s: script: %v", where, err)
-				}
-				next, want := ops[o].model(lim, s, now, n)
-				if got != want {
-					t.Fatalf("%s: state %+v: script replied %v, model %v", where, s, got, want)
-				}
+				next, want, ttl := runOp(t, rdb, scripts[o], rkey, ops[o], codec, lim, s, now, n, where)
 				if o == 0 && want[1] > int64(lim.Burst) || want[2] > 2*maxRefillUS || want[3] > 2*maxRefillUS {
 					t.Fatalf("%s: reply %v out of bounds", where, want)
-				}
-				h, err := rdb.HGetAll(t.Context(), rkey).Result()
-				if err != nil {
-					t.Fatal(err)
-				}
-				stored, err := codec.read(h)
-				if err != nil {
-					t.Fatalf("%s: stored state: %v", where, err)
-				}
-				if stored != next {
-					t.Fatalf("%s: Redis holds %+v (%v), the model %+v", where, stored, h, next)
 				}
 				if err := codec.sane(lim, next, now); err != nil {
 					t.Fatalf("%s: %v", where, err)
@@ -375,12 +328,7 @@ func extremes[S comparable](t *testing.T, rdb *redis.Client, ks ratelimit.Keyspa
 				// A script that wrote a state set its TTL to the reset time,
 				// rounded up to a ms; one that wrote nothing set none.
 				wrote := next != s || !ops[o].take || want[0] != 0
-				switch wantTTL := time.Duration(ceilInt(float64(want[3])/1000)) * time.Millisecond; {
-				case wrote && next != zero && ttl != wantTTL:
-					t.Fatalf("%s: TTL %v, want %v", where, ttl, wantTTL)
-				case (!wrote || next == zero) && ttl != -1:
-					t.Fatalf("%s: TTL %v set, want none", where, ttl)
-				}
+				checkTTL(t, where, wrote && next != zero, ttl, want[3])
 				s = next
 				if o == 0 {
 					if exact {
@@ -538,38 +486,16 @@ func TestRealRedisExtremeLimitsLive(t *testing.T) {
 	}
 }
 
-// exactBlock returns the exact arithmetic that opens src.
-func exactBlock(t *testing.T, name, src string) string {
-	t.Helper()
-	const begin, end = "-- Exact arithmetic", "-- End of exact arithmetic."
-	i, j := strings.Index(src, begin), strings.Index(src, end)
-	if i < 0 || j < i {
-		t.Fatalf("%s: no exact arithmetic block", name)
-	}
-	return src[i : j+len(end)]
-}
-
-// TestExactArithmeticSame checks that the scripts that carry the exact
-// arithmetic carry the same copy.
-func TestExactArithmeticSame(t *testing.T) {
-	want := exactBlock(t, "gcra.lua", gcraSrc)
-	for name, src := range map[string]string{
-		"gcra_refund.lua":           gcraRefundSrc,
-		"sliding_window.lua":        slidingWindowSrc,
-		"sliding_window_refund.lua": slidingWindowRefundSrc,
-	} {
-		if got := exactBlock(t, name, src); got != want {
-			t.Errorf("%s: the exact arithmetic differs from gcra.lua's", name)
-		}
-	}
-}
-
 // TestRealRedisMulDiv checks the scripts' muldiv and divmod on a real
 // redis-server against math/big, at the edges of their contracts and at
 // random.
 func TestRealRedisMulDiv(t *testing.T) {
 	rdb, _ := patientServer(t)
-	script := redis.NewScript(exactBlock(t, "gcra.lua", gcraSrc) + `
+	muldiv, err := luaFiles.ReadFile("lua/lib/muldiv.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := redis.NewScript(string(muldiv) + `
 local out = {}
 for i = 1, #ARGV, 3 do
   local a, b, m = tonumber(ARGV[i]), tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])

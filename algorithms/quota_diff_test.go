@@ -3,11 +3,7 @@ package algorithms
 import (
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -78,80 +74,33 @@ func findOp[S comparable](ops []op[S], name string) *op[S] {
 }
 
 func TestQuotaDifferential(t *testing.T) {
-	t.Run("alg=token_bucket", func(t *testing.T) { quotaDifferential(t, tokenBucketQuotaOps, false) })
-	t.Run("alg=gcra", func(t *testing.T) { quotaDifferential(t, gcraQuotaOps, true) })
-	t.Run("alg=fixed_window", func(t *testing.T) { quotaDifferential(t, fixedWindowQuotaOps, true) })
-	t.Run("alg=sliding_window", func(t *testing.T) { quotaDifferential(t, slidingWindowQuotaOps, true) })
+	t.Run("alg=token_bucket", func(t *testing.T) { differential(t, tokenBucketQuotaOps, false, quotaMix[TokenBucketState]()) })
+	t.Run("alg=gcra", func(t *testing.T) { differential(t, gcraQuotaOps, true, quotaMix[GCRAState]()) })
+	t.Run("alg=fixed_window", func(t *testing.T) { differential(t, fixedWindowQuotaOps, true, quotaMix[FixedWindowState]()) })
+	t.Run("alg=sliding_window", func(t *testing.T) {
+		differential(t, slidingWindowQuotaOps, true, quotaMix[SlidingWindowState]())
+	})
 }
 
-// quotaDifferential is differential (diff_test.go) over any mix of ops:
-// half the steps run the check, the others one op of ops at random. On top
-// of what differential checks, a peek must leave the state as it was and
-// agree with a check of one token (a denial word for word; an admission
-// with the tokens before it), and a charge (settle.go) must leave the key
-// in debt of at most one burst.
-func quotaDifferential[S comparable](t *testing.T, ops []op[S], exact bool) {
-	for i, lim := range diffLimits {
-		t.Run(fmt.Sprintf("limit=%d/%v/burst=%d", lim.Rate, lim.Period, lim.Burst), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(uint64(i), 14))
-			now := t0 + rng.Int64N(int64(lim.Period/time.Microsecond))
-			mr, rdb := miniServer(t, now)
-			const rkey = "rl:{c:k}:alg"
-			var s, zero S
-			var expireAt int64
-			cur := lim
-			for step := range diffSteps {
-				if step == diffSteps*2/3 {
-					cur = lim.WithBurst(max(1, lim.Burst/3))
-				}
-				now += randomGap(rng, cur)
-				setNow(mr, now)
-				o := ops[0]
-				if rng.IntN(2) == 0 {
-					o = ops[1+rng.IntN(len(ops)-1)]
-				}
-				n := 1
-				if rng.IntN(100) < 40 {
-					n = 1 + rng.IntN(cur.Burst)
-				}
-				if o.name == "charge" {
-					n = chargeN(cur, 1+rng.Int64N(3*int64(cur.Burst)))
-				}
-				where := fmt.Sprintf("step %d at t0%+dµs: %s n=%d of %v", step, now-t0, o.name, n, cur)
-				got, err := run(t.Context(), o.script, rdb, rkey, cur, n)
-				if err != nil {
-					t.Fatalf("%s: script: %v", where, err)
-				}
-				next, want := o.model(cur, s, now, n)
-				if got != want {
-					t.Fatalf("%s: state %+v: script replied %v, model %v", where, s, got, want)
-				}
-				switch o.name {
-				case "peek":
-					if next != s {
-						t.Fatalf("%s: peek changed the state from %+v to %+v", where, s, next)
-					}
-					checkPeek(t, where, ops[0], cur, s, now, want, exact)
-				case "reset":
-					if next != zero {
-						t.Fatalf("%s: reset left %+v", where, next)
-					}
-				}
-				wrote := !(o.take && want[0] == 0) && o.name != "peek"
-				if wrote && next != zero {
-					expireAt = now + ceilInt(float64(want[3])/1000)*1000
-				}
-				prev := s
-				s = next
-				checkKey(t, mr, rkey, where, s != zero && expireAt > now, expireAt-now)
-				if o.name == "check" {
-					checkTimesOf(t, where, ops[0], cur, s, now, n, want, exact)
-				}
-				if o.name == "charge" {
-					checkDebt(t, where, ops, cur, prev, s, now)
-				}
+// quotaMix is TestQuotaDifferential's mix: half the steps run the check,
+// the others one op of ops at random, a charge up to three bursts' worth
+// of tokens; the token bucket's times may be tokenBucketEarlyUS early
+// (see checkTimesOf).
+func quotaMix[S comparable]() mix[S] {
+	return mix[S]{
+		seed: 14,
+		pick: func(rng *rand.Rand, ops []op[S], lim ratelimit.Limit) (op[S], int) {
+			o := ops[0]
+			if rng.IntN(2) == 0 {
+				o = ops[1+rng.IntN(len(ops)-1)]
 			}
-		})
+			n := randomN(rng, lim)
+			if o.name == "charge" {
+				n = chargeN(lim, 1+rng.Int64N(3*int64(lim.Burst)))
+			}
+			return o, n
+		},
+		times: checkTimesOf[S],
 	}
 }
 
@@ -186,41 +135,6 @@ func checkTimesOf[S comparable](t *testing.T, where string, check op[S], lim rat
 	}
 }
 
-// TestExactArithmeticShared checks that every script with the exact
-// arithmetic of gcra.lua has the same copy of it.
-func TestExactArithmeticShared(t *testing.T) {
-	files, err := filepath.Glob("lua/*.lua")
-	if err != nil {
-		t.Fatal(err)
-	}
-	const from, to = "local function divmod(x, m)", "-- End of exact arithmetic."
-	var want string
-	n := 0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		src := string(b)
-		i, j := strings.Index(src, from), strings.Index(src, to)
-		if i < 0 {
-			continue
-		}
-		if j < i {
-			t.Fatalf("%s: exact arithmetic without its end", f)
-		}
-		n++
-		if want == "" {
-			want = src[i:j]
-		} else if src[i:j] != want {
-			t.Errorf("%s: the exact arithmetic differs from the other scripts'", f)
-		}
-	}
-	if n < 6 {
-		t.Fatalf("exact arithmetic in %d scripts, want the GCRA and sliding window ones", n)
-	}
-}
-
 // TestRealRedisQuotaOps runs the quota ops, clocked, on a real
 // redis-server with the extreme limits of overflow_test.go and the
 // differential test's limits: each reply must equal the model's and the
@@ -239,7 +153,7 @@ func TestRealRedisQuotaOps(t *testing.T) {
 func realRedisOps[S comparable](t *testing.T, rdb *redis.Client, ks ratelimit.Keyspace, alg Algorithm, ops []op[S], codec stateCodec[S]) {
 	scripts := make([]*redis.Script, len(ops))
 	for i, o := range ops {
-		scripts[i] = clockedSource(t, scriptSource(t, o.script))
+		scripts[i] = clockedSource(t, sourceOf(t, o.script))
 	}
 	limits := append([]ratelimit.Limit(nil), diffLimits...)
 	for _, x := range extremeLimits {
@@ -264,32 +178,12 @@ func realRedisOps[S comparable](t *testing.T, rdb *redis.Client, ks ratelimit.Ke
 					n = chargeN(lim, []int64{1, int64(lim.Burst), 2 * int64(lim.Burst), ratelimit.MaxRate}[rng.IntN(4)])
 				}
 				where := fmt.Sprintf("step %d at %d: %s n=%d", step, now, ops[o].name, n)
-				got, ttl, err := runClocked(t, rdb, scripts[o], rkey, args(lim, n), now)
-				if err != nil {
-					t.Fatalf("%s: script: %v", where, err)
-				}
-				next, want := ops[o].model(lim, s, now, n)
-				if got != want {
-					t.Fatalf("%s: state %+v: script replied %v, model %v", where, s, got, want)
-				}
+				next, want, ttl := runOp(t, rdb, scripts[o], rkey, ops[o], codec, lim, s, now, n, where)
 				if want[2] > 2*maxRefillUS || want[3] > 2*maxRefillUS {
 					t.Fatalf("%s: reply %v out of bounds", where, want)
 				}
-				h, err := rdb.HGetAll(t.Context(), rkey).Result()
-				if err != nil {
-					t.Fatal(err)
-				}
-				stored, err := codec.read(h)
-				if err != nil || stored != next {
-					t.Fatalf("%s: Redis holds %+v (%v, %v), the model %+v", where, stored, h, err, next)
-				}
 				wrote := !(ops[o].take && want[0] == 0) && ops[o].name != "peek"
-				switch wantTTL := time.Duration(ceilInt(float64(want[3])/1000)) * time.Millisecond; {
-				case wrote && next != zero && ttl != wantTTL:
-					t.Fatalf("%s: TTL %v, want %v", where, ttl, wantTTL)
-				case (!wrote || next == zero) && ttl != -1:
-					t.Fatalf("%s: TTL %v set, want none", where, ttl)
-				}
+				checkTTL(t, where, wrote && next != zero, ttl, want[3])
 				s = next
 			}
 		})

@@ -178,33 +178,41 @@ func TestConcurrentExactTotal(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 			defer cancel()
-			var admitted, failed atomic.Int64
-			var wg sync.WaitGroup
-			for _, l := range limiters {
-				for range goroutines {
-					wg.Go(func() {
-						for range attempts {
-							if ctx.Err() != nil {
-								return
-							}
-							d, err := l.Allow(ctx, "hot")
-							switch {
-							case err != nil:
-								failed.Add(1)
-							case d.Allowed:
-								admitted.Add(1)
-							}
-						}
-					})
-				}
+			admitted, failed := hammer(ctx, limiters, goroutines, attempts)
+			if failed != 0 || ctx.Err() != nil {
+				t.Fatalf("%d calls failed; context: %v", failed, ctx.Err())
 			}
-			wg.Wait()
-			if failed.Load() != 0 || ctx.Err() != nil {
-				t.Fatalf("%d calls failed; context: %v", failed.Load(), ctx.Err())
-			}
-			if got := admitted.Load(); got != burst {
-				t.Fatalf("admitted %d of %d attempts, want exactly %d", got, instances*goroutines*attempts, burst)
+			if admitted != burst {
+				t.Fatalf("admitted %d of %d attempts, want exactly %d", admitted, instances*goroutines*attempts, burst)
 			}
 		})
 	}
+}
+
+// hammer calls Allow(ctx, "hot") attempts times from each of goroutines
+// goroutines per limiter, all at once, until ctx is done, and returns how
+// many calls were admitted and how many failed.
+func hammer(ctx context.Context, limiters []*Limiter, goroutines, attempts int) (admitted, failed int64) {
+	var nAdmitted, nFailed atomic.Int64
+	var wg sync.WaitGroup
+	for _, l := range limiters {
+		for range goroutines {
+			wg.Go(func() {
+				for range attempts {
+					if ctx.Err() != nil {
+						return
+					}
+					d, err := l.Allow(ctx, "hot")
+					switch {
+					case err != nil:
+						nFailed.Add(1)
+					case d.Allowed:
+						nAdmitted.Add(1)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return nAdmitted.Load(), nFailed.Load()
 }

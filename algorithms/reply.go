@@ -14,8 +14,8 @@ import (
 // reply is the shape every script returns: an array of four integers.
 // Check scripts return {allowed (0|1), remaining, retry_after_us,
 // reset_after_us}; take_up_to returns {granted, remaining, retry_after_us,
-// reset_after_us}; give_back and the refund scripts return {remaining, 0, 0,
-// reset_after_us}.
+// reset_after_us}; token_bucket_return and the refund scripts return
+// {remaining, 0, 0, reset_after_us}.
 type reply [4]int64
 
 // parseReply reads a script's reply. A reply of any other shape is an error
@@ -102,8 +102,8 @@ func runCheck(ctx context.Context, s *redis.Script, rdb redis.Scripter, rkey str
 	return r.decision(lim), nil
 }
 
-// runRefund runs a give_back or refund script and returns the whole tokens
-// the key then has.
+// runRefund runs a token_bucket_return or refund script and returns the
+// whole tokens the key then has.
 func runRefund(ctx context.Context, s *redis.Script, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (int, error) {
 	r, err := run(ctx, s, rdb, rkey, lim, n)
 	if err != nil {

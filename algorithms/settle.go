@@ -2,36 +2,12 @@ package algorithms
 
 import (
 	"context"
-	_ "embed"
 	"errors"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
-	"github.com/distributedratelimiter/ratelimit/internal/rcall"
-)
-
-var (
-	//go:embed lua/token_bucket_charge.lua
-	tokenBucketChargeSrc    string
-	tokenBucketChargeScript = redis.NewScript(tokenBucketChargeSrc)
-
-	//go:embed lua/gcra_charge.lua
-	gcraChargeSrc    string
-	gcraChargeScript = redis.NewScript(gcraChargeSrc)
-
-	//go:embed lua/fixed_window_charge.lua
-	fixedWindowChargeSrc    string
-	fixedWindowChargeScript = redis.NewScript(fixedWindowChargeSrc)
-
-	//go:embed lua/sliding_window_charge.lua
-	slidingWindowChargeSrc    string
-	slidingWindowChargeScript = redis.NewScript(slidingWindowChargeSrc)
-
-	//go:embed lua/calendar_window_charge.lua
-	calendarWindowChargeSrc    string
-	calendarWindowChargeScript = redis.NewScript(calendarWindowChargeSrc)
 )
 
 // A Charger is an [Algorithm] that can spend tokens of a key whatever the
@@ -59,34 +35,11 @@ type Charger interface {
 }
 
 var (
-	_ Charger = tokenBucket{}
-	_ Charger = gcra{}
-	_ Charger = fixedWindow{}
-	_ Charger = slidingWindow{}
+	_ Charger = scripted{}
 	_ Charger = CalendarWindow{}
 
 	_ ratelimit.Settler = (*Limiter)(nil)
 )
-
-func (tokenBucket) Charge(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
-	_, err := run(ctx, tokenBucketChargeScript, rdb, rkey, lim, n)
-	return err
-}
-
-func (gcra) Charge(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
-	_, err := run(ctx, gcraChargeScript, rdb, rkey, lim, n)
-	return err
-}
-
-func (fixedWindow) Charge(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
-	_, err := run(ctx, fixedWindowChargeScript, rdb, rkey, lim, n)
-	return err
-}
-
-func (slidingWindow) Charge(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
-	_, err := run(ctx, slidingWindowChargeScript, rdb, rkey, lim, n)
-	return err
-}
 
 // chargeStale reads the stale reply of calendar_window_charge.lua: {0, 2,
 // now, 0}.
@@ -140,16 +93,10 @@ func (l *Limiter) SettleN(ctx context.Context, key string, reserved, actual int)
 		return fmt.Errorf("%w: algorithm %q cannot charge", errors.ErrUnsupported, l.alg.Name())
 	}
 	n := chargeTokens(l.lim, actual-reserved)
-	_, err = rcall.Call(ctx, l.breaker, l.timeout, l.direct, func(ctx context.Context) (struct{}, error) {
+	_, err = call(l, ctx, "charge", key, func(ctx context.Context) (struct{}, error) {
 		return struct{}{}, ch.Charge(ctx, l.rdb, rkey, l.lim, n)
 	})
-	if err != nil {
-		if cerr := rcall.CallerDone(ctx); cerr != nil {
-			return cerr
-		}
-		return &ratelimit.StoreError{Op: l.alg.Name() + " charge", Key: key, Err: err}
-	}
-	return nil
+	return err
 }
 
 // chargeTokens returns the n of a charge of extra tokens under lim: at

@@ -260,8 +260,8 @@ func TestRealRedisSettle(t *testing.T) {
 // lasts seconds, less than a token).
 func charged(t *testing.T, l *Limiter, rdb *redis.Client, ks ratelimit.Keyspace, key string) int64 {
 	t.Helper()
-	switch l.Algorithm().(type) {
-	case tokenBucket, gcra:
+	switch l.Algorithm() {
+	case TokenBucket, GCRA:
 		d, err := l.Peek(t.Context(), key)
 		if err != nil {
 			t.Fatal(err)

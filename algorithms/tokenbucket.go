@@ -2,41 +2,12 @@ package algorithms
 
 import (
 	"context"
-	_ "embed"
 	"fmt"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/distributedratelimiter/ratelimit"
 )
-
-var (
-	//go:embed lua/token_bucket_take.lua
-	tokenBucketTakeSrc    string
-	tokenBucketTakeScript = redis.NewScript(tokenBucketTakeSrc)
-
-	//go:embed lua/token_bucket_take_up_to.lua
-	tokenBucketTakeUpToSrc    string
-	tokenBucketTakeUpToScript = redis.NewScript(tokenBucketTakeUpToSrc)
-
-	//go:embed lua/token_bucket_give_back.lua
-	tokenBucketGiveBackSrc    string
-	tokenBucketGiveBackScript = redis.NewScript(tokenBucketGiveBackSrc)
-)
-
-type tokenBucket struct{}
-
-func (tokenBucket) Name() string { return "token_bucket" }
-
-func (tokenBucket) Check(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (ratelimit.Decision, error) {
-	return runCheck(ctx, tokenBucketTakeScript, rdb, rkey, lim, n)
-}
-
-// Refund is GiveBack without the count of tokens left.
-func (tokenBucket) Refund(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) error {
-	_, err := runRefund(ctx, tokenBucketGiveBackScript, rdb, rkey, lim, n)
-	return err
-}
 
 // TakeUpTo takes as many tokens as the token bucket at rkey holds, up to n,
 // in one atomic script: the leasing primitive. A grant of zero is not an
@@ -55,12 +26,12 @@ func TakeUpTo(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimi
 	return r.grant(), nil
 }
 
-// GiveBack returns n unspent tokens to the token bucket at rkey, capped at
-// its burst, and reports the whole tokens it then holds. n must be
-// positive.
-func GiveBack(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (int, error) {
+// ReturnN returns n leased but unspent tokens to the token bucket at rkey,
+// capped at its burst, and reports the whole tokens it then holds. n must
+// be positive.
+func ReturnN(ctx context.Context, rdb redis.Scripter, rkey string, lim ratelimit.Limit, n int) (int, error) {
 	if n <= 0 {
 		return 0, fmt.Errorf("%w: n %d must be positive", ratelimit.ErrInvalidN, n)
 	}
-	return runRefund(ctx, tokenBucketGiveBackScript, rdb, rkey, lim, n)
+	return runRefund(ctx, tokenBucketReturnScript, rdb, rkey, lim, n)
 }

@@ -107,6 +107,6 @@ func (endlessBucket) TakeUpTo(_ context.Context, _ string, lim ratelimit.Limit, 
 	return algorithms.Grant{Granted: n, Remaining: lim.Burst}, nil
 }
 
-func (endlessBucket) GiveBack(_ context.Context, _ string, lim ratelimit.Limit, n int) (int, error) {
-	return lim.Burst, nil
+func (endlessBucket) Return(_ context.Context, _ string, lim ratelimit.Limit, n int) error {
+	return nil
 }

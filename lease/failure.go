@@ -61,9 +61,9 @@ func newBreaker(c config) *breaker.Breaker {
 }
 
 // call runs one Redis call through the circuit breaker, bounded by ctx and
-// timeout, on the calling goroutine when direct is set.
-func call[T any](l *Limiter, ctx context.Context, timeout time.Duration, direct bool, fn func(context.Context) (T, error)) (T, error) {
-	return rcall.Call(ctx, l.breaker, timeout, direct, func(ctx context.Context) (T, error) {
+// timeout, on the calling goroutine when honorsDeadline is set.
+func call[T any](l *Limiter, ctx context.Context, timeout time.Duration, honorsDeadline bool, fn func(context.Context) (T, error)) (T, error) {
+	return rcall.Call(ctx, l.breaker, timeout, honorsDeadline, func(ctx context.Context) (T, error) {
 		l.stats.redisCalls.Add(1)
 		return fn(ctx)
 	})

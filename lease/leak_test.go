@@ -41,9 +41,9 @@ func (b *stuckBucket) TakeUpTo(ctx context.Context, _ string, _ ratelimit.Limit,
 	return algorithms.Grant{}, ctx.Err()
 }
 
-func (b *stuckBucket) GiveBack(ctx context.Context, _ string, _ ratelimit.Limit, _ int) (int, error) {
+func (b *stuckBucket) Return(ctx context.Context, _ string, _ ratelimit.Limit, _ int) error {
 	<-ctx.Done()
-	return 0, ctx.Err()
+	return ctx.Err()
 }
 
 // TestCloseReleasesGoroutines closes a limiter while refills are blocked

@@ -31,8 +31,8 @@ type Bucket interface {
 	// TakeUpTo charges c to the bucket at rkey (see algorithms.Charge),
 	// then takes up to n tokens from it.
 	TakeUpTo(ctx context.Context, rkey string, lim ratelimit.Limit, n int, c algorithms.Charge) (algorithms.Grant, error)
-	// GiveBack returns n unspent tokens to the bucket at rkey.
-	GiveBack(ctx context.Context, rkey string, lim ratelimit.Limit, n int) (int, error)
+	// Return returns n unspent tokens to the bucket at rkey.
+	Return(ctx context.Context, rkey string, lim ratelimit.Limit, n int) error
 	// Peek returns what the bucket at rkey holds now, spending nothing
 	// (see algorithms.Inspector).
 	Peek(ctx context.Context, rkey string, lim ratelimit.Limit) (ratelimit.Decision, error)
@@ -48,8 +48,9 @@ func (b redisBucket) TakeUpTo(ctx context.Context, rkey string, lim ratelimit.Li
 	return algorithms.ChargeTakeUpTo(ctx, b.rdb, rkey, lim, n, c)
 }
 
-func (b redisBucket) GiveBack(ctx context.Context, rkey string, lim ratelimit.Limit, n int) (int, error) {
-	return algorithms.GiveBack(ctx, b.rdb, rkey, lim, n)
+func (b redisBucket) Return(ctx context.Context, rkey string, lim ratelimit.Limit, n int) error {
+	_, err := algorithms.ReturnN(ctx, b.rdb, rkey, lim, n)
+	return err
 }
 
 func (b redisBucket) Peek(ctx context.Context, rkey string, lim ratelimit.Limit) (ratelimit.Decision, error) {
@@ -69,10 +70,11 @@ type Limiter struct {
 	lim      ratelimit.Limit
 	cfg      config
 	bucket   Bucket
-	direct   bool // bucket calls may run on the calling goroutine
 	sz       sizer
 	interval float64 // ns to earn one token, exact
 	start    time.Time
+
+	honorsDeadline bool // bucket calls may run on the calling goroutine
 
 	entries sync.Map // string → *entry
 	count   atomic.Int64
@@ -123,7 +125,7 @@ func New(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limiter, err
 			return nil, fmt.Errorf("ratelimit: lease.New needs a Redis client or WithBucket")
 		}
 		l.bucket = redisBucket{rdb}
-		l.direct = rcall.HonorsContext(rdb)
+		l.honorsDeadline = rcall.HonorsDeadline(rdb)
 	}
 	l.sz = newSizer(lim.Burst, cfg.budget, cfg.horizon, cfg.leaseTTL, l.interval)
 	l.breaker = newBreaker(cfg)
@@ -549,7 +551,7 @@ func (l *Limiter) refillFunc(e *entry, need int64) func() (any, error) {
 			return nil, ratelimit.ErrClosed
 		}
 		defer l.bg.Done()
-		return nil, l.refill(l.ctx, e, need, l.cfg.refillTimeout, l.direct, true)
+		return nil, l.refill(l.ctx, e, need, l.cfg.refillTimeout, l.honorsDeadline, true)
 	}
 }
 
@@ -562,7 +564,7 @@ func (l *Limiter) refillFunc(e *entry, need int64) func() (any, error) {
 // Only a background refill (settle set) carries the charge: an inline one
 // may be abandoned at the maximum wait and still run in Redis later, and a
 // charge applied that way would be charged again.
-func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time.Duration, direct, settle bool) error {
+func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time.Duration, honorsDeadline, settle bool) error {
 	start := l.now()
 	if need == 0 && (start < e.deniedUntil.Load() || start < e.refillAfter.Load()) {
 		return nil // a prefetch while Redis said there is nothing more yet
@@ -592,7 +594,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 		}
 	}
 
-	g, err := call(l, ctx, timeout, direct, func(ctx context.Context) (algorithms.Grant, error) {
+	g, err := call(l, ctx, timeout, honorsDeadline, func(ctx context.Context) (algorithms.Grant, error) {
 		return l.bucket.TakeUpTo(ctx, l.rkey(e.key), l.lim, int(n), c)
 	})
 	end := l.now()
@@ -723,8 +725,8 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 	}
 	cctx, cancel := l.callerContext(ctx)
 	defer cancel()
-	_, err := call(l, cctx, l.cfg.maxWait, false, func(ctx context.Context) (int, error) {
-		return l.bucket.GiveBack(ctx, l.rkey(key), l.lim, int(want))
+	_, err := call(l, cctx, l.cfg.maxWait, false, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, l.bucket.Return(ctx, l.rkey(key), l.lim, int(want))
 	})
 	if err != nil {
 		if cerr := rcall.CallerDone(ctx); cerr != nil {
@@ -747,8 +749,8 @@ func (l *Limiter) rkey(key string) string {
 func (l *Limiter) giveBack(key string, n int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.cfg.refillTimeout)
 	defer cancel()
-	_, err := call(l, ctx, 0, l.direct, func(ctx context.Context) (int, error) {
-		return l.bucket.GiveBack(ctx, l.rkey(key), l.lim, int(n))
+	_, err := call(l, ctx, 0, l.honorsDeadline, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, l.bucket.Return(ctx, l.rkey(key), l.lim, int(n))
 	})
 	if err != nil {
 		l.stats.giveBackErrors.Add(1)

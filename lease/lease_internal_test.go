@@ -63,15 +63,15 @@ func (b *fakeBucket) TakeUpTo(ctx context.Context, _ string, lim ratelimit.Limit
 	return r, nil
 }
 
-func (b *fakeBucket) GiveBack(ctx context.Context, _ string, lim ratelimit.Limit, n int) (int, error) {
+func (b *fakeBucket) Return(ctx context.Context, _ string, lim ratelimit.Limit, n int) error {
 	if err := b.wait(ctx); err != nil {
-		return 0, err
+		return err
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.tokens = min(b.tokens+n, lim.Burst)
 	b.returned += n
-	return b.tokens, nil
+	return nil
 }
 
 func (b *fakeBucket) Peek(ctx context.Context, _ string, lim ratelimit.Limit) (ratelimit.Decision, error) {
@@ -246,7 +246,7 @@ func TestLowTrafficKeyLeasesOneToken(t *testing.T) {
 func TestQuietKeyRefillsOnCallerGoroutine(t *testing.T) {
 	b := &fakeBucket{tokens: 3, retry: time.Second}
 	l, clk := newTestLimiter(t, b, ratelimit.PerSecond(100))
-	l.direct = true // the fake bucket honours contexts, like a ContextTimeoutEnabled client
+	l.honorsDeadline = true // the fake bucket honours contexts, like a ContextTimeoutEnabled client
 	ctx := context.Background()
 	for i := 0; i < 5; i++ {
 		clk.Advance(time.Second)
@@ -663,12 +663,11 @@ func (b *modelBucket) Charge(_ context.Context, _ string, lim ratelimit.Limit, n
 	return nil
 }
 
-func (b *modelBucket) GiveBack(_ context.Context, _ string, lim ratelimit.Limit, n int) (int, error) {
+func (b *modelBucket) Return(_ context.Context, _ string, lim ratelimit.Limit, n int) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var left int
-	b.s, left = algorithms.TokenBucketModel{Limit: lim}.Refund(b.s, b.nowUS(), n)
-	return left, nil
+	b.s, _ = algorithms.TokenBucketModel{Limit: lim}.Refund(b.s, b.nowUS(), n)
+	return nil
 }
 
 // TestQuietKeyMatchesXTimeRate replays golang.org/x/time/rate's

@@ -28,9 +28,9 @@ func (b *oneTokenBucket) TakeUpTo(_ context.Context, _ string, lim ratelimit.Lim
 	return algorithms.Grant{Granted: 1, Remaining: lim.Burst - 1}, nil
 }
 
-func (b *oneTokenBucket) GiveBack(_ context.Context, _ string, lim ratelimit.Limit, n int) (int, error) {
+func (b *oneTokenBucket) Return(_ context.Context, _ string, lim ratelimit.Limit, n int) error {
 	b.gives.Add(1)
-	return lim.Burst, nil
+	return nil
 }
 
 // liveHeap returns the bytes of live heap objects after a full collection.

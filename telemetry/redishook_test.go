@@ -20,18 +20,20 @@ import (
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/internal/luasrc"
 	"github.com/distributedratelimiter/ratelimit/internal/redistest"
 	"github.com/distributedratelimiter/ratelimit/telemetry"
 )
 
-// scriptSHA returns the SHA-1 of the algorithms package's script file.
+// scriptSHA returns the SHA-1 of the algorithms package's script built
+// from its file.
 func scriptSHA(t testing.TB, name string) string {
 	t.Helper()
-	src, err := os.ReadFile(filepath.Join("..", "algorithms", "lua", name+".lua"))
+	src, err := luasrc.Expand(os.DirFS(filepath.Join("..", "algorithms", "lua")), name+".lua")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum := sha1.Sum(src)
+	sum := sha1.Sum([]byte(src))
 	return hex.EncodeToString(sum[:])
 }
 

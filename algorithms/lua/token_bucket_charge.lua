@@ -14,32 +14,12 @@
 -- never more lenient than charging the request when it was admitted. Same
 -- bucket and time rules as token_bucket_take.lua; mirrored by
 -- TokenBucketModel.Charge in model_quota.go.
-local rate = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
+
+-- #include lib/token_bucket.lua
+
 local n = tonumber(ARGV[4])
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-
-local tokens = burst
-local st = redis.call('HMGET', KEYS[1], 't', 'ts')
-if st[1] then
-  local ts = tonumber(st[2])
-  tokens = tonumber(st[1])
-  if tokens == nil or ts == nil then
-    return redis.error_reply('ERR ratelimit: corrupt token bucket state at ' .. KEYS[1])
-  end
-  if now > ts then
-    tokens = tokens + (now - ts) * rate / period
-  end
-  if tokens > burst then
-    tokens = burst
-  end
-end
-
 tokens = math.max(tokens - n, math.min(tokens, -burst))
-local reset = math.ceil((burst - tokens) * period / rate)
-redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'ts', string.format('%d', now))
-redis.call('PEXPIRE', KEYS[1], math.ceil(reset / 1000))
+local reset = time_to(burst)
+save(reset)
 return {math.max(math.floor(tokens), 0), 0, 0, reset}

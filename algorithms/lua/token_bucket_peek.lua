@@ -10,32 +10,11 @@
 -- that script would reply to a request for one token, but with the tokens
 -- before it, and the script writes nothing. Mirrored by
 -- TokenBucketModel.Peek in model_quota.go.
-local rate = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- #include lib/token_bucket.lua
 
-local tokens = burst
-local st = redis.call('HMGET', KEYS[1], 't', 'ts')
-if st[1] then
-  local ts = tonumber(st[2])
-  tokens = tonumber(st[1])
-  if tokens == nil or ts == nil then
-    return redis.error_reply('ERR ratelimit: corrupt token bucket state at ' .. KEYS[1])
-  end
-  if now > ts then
-    tokens = tokens + (now - ts) * rate / period
-  end
-  if tokens > burst then
-    tokens = burst
-  end
-end
-
-local reset = math.ceil((burst - tokens) * period / rate)
+local reset = time_to(burst)
 if tokens < 1 then
-  local retry = math.ceil((1 - tokens) * period / rate)
-  return {0, math.max(math.floor(tokens), 0), retry, reset}
+  return {0, math.max(math.floor(tokens), 0), time_to(1), reset}
 end
 return {1, math.floor(tokens), 0, reset}

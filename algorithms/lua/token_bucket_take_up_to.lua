@@ -34,42 +34,26 @@
 --
 -- Same bucket and time rules as token_bucket_take.lua; mirrored by
 -- TokenBucketModel.ChargeTakeUpTo in charge.go.
-local rate = tonumber(ARGV[1])
-local period = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
+
+-- #include lib/token_bucket.lua
+
 local n = tonumber(ARGV[4])
 local charge = tonumber(ARGV[5] or '0')
 local ahead = tonumber(ARGV[6] or '0')
 local since = tonumber(ARGV[7] or '0')
 local hint = tonumber(ARGV[8] or '-1')
 
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-
-local tokens = burst
-local st = redis.call('HMGET', KEYS[1], 't', 'ts')
-if st[1] then
-  local ts = tonumber(st[2])
-  tokens = tonumber(st[1])
-  if tokens == nil or ts == nil then
-    return redis.error_reply('ERR ratelimit: corrupt token bucket state at ' .. KEYS[1])
-  end
+if ts ~= nil then
   if charge > 0 then
     -- Earned before the fallback began: capped; since then: not, for the
     -- fallback spent it as it came.
     local t0 = math.max(ts, now - since)
+    tokens = stored
     if t0 > ts then
       tokens = math.min(tokens + (t0 - ts) * rate / period, burst)
     end
     if now > t0 then
       tokens = tokens + (now - t0) * rate / period
-    end
-  else
-    if now > ts then
-      tokens = tokens + (now - ts) * rate / period
-    end
-    if tokens > burst then
-      tokens = burst
     end
   end
 elseif charge > 0 and hint >= 0 then
@@ -89,28 +73,23 @@ local due = 0
 if granted < 1 and ahead > 0 then
   granted = math.min(n, math.floor(tokens + ahead))
   if granted > 0 then
-    due = math.ceil((1 - tokens) * period / rate)
+    due = time_to(1)
   end
 end
 if granted < 0 then
   granted = 0
 end
 tokens = tokens - granted
-local reset = math.ceil((burst - tokens) * period / rate)
+local reset = time_to(burst)
 if granted > 0 or charge > 0 then
-  if reset > 0 then
-    redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'ts', string.format('%d', now))
-    redis.call('PEXPIRE', KEYS[1], math.ceil(reset / 1000))
-  else
-    redis.call('DEL', KEYS[1])
-  end
+  save(reset)
 end
 local retry = due
 if granted == 0 then
   if ahead > 0 then
-    retry = math.ceil((1 - ahead - tokens) * period / rate)
+    retry = time_to(1 - ahead)
   else
-    retry = math.ceil((1 - tokens) * period / rate)
+    retry = time_to(1)
   end
 end
 return {granted, math.max(math.floor(tokens), 0), retry, reset}

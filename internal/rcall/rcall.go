@@ -33,13 +33,13 @@ import (
 //     slow).
 //
 // A nil b always runs fn.
-func Call[T any](ctx context.Context, b *breaker.Breaker, timeout time.Duration, direct bool, fn func(context.Context) (T, error)) (T, error) {
+func Call[T any](ctx context.Context, b *breaker.Breaker, timeout time.Duration, honorsDeadline bool, fn func(context.Context) (T, error)) (T, error) {
 	tk, ok := b.Allow()
 	if !ok {
 		var zero T
 		return zero, ratelimit.ErrCircuitOpen
 	}
-	v, err := Do(ctx, timeout, direct, fn)
+	v, err := Do(ctx, timeout, honorsDeadline, fn)
 	if err != nil {
 		if cerr := CallerDone(ctx); cerr != nil {
 			b.Cancel(tk)
@@ -67,9 +67,9 @@ func CallerDone(ctx context.Context) error {
 	return nil
 }
 
-// HonorsContext reports whether rdb bounds its socket I/O by the context's
+// HonorsDeadline reports whether rdb bounds its socket I/O by the context's
 // deadline, so a call can run on the caller's goroutine.
-func HonorsContext(rdb redis.Scripter) bool {
+func HonorsDeadline(rdb redis.Scripter) bool {
 	switch c := rdb.(type) {
 	case *redis.Client:
 		return c.Options().ContextTimeoutEnabled
@@ -82,11 +82,12 @@ func HonorsContext(rdb redis.Scripter) bool {
 }
 
 // Do runs fn with a context bounded by ctx and timeout (timeout <= 0 means
-// ctx alone). When direct is true, fn runs on the calling goroutine and is
-// trusted to return by the deadline. Otherwise fn runs on its own goroutine
-// and Do returns the context's error at the deadline even if fn is still
-// blocked; fn's late result is dropped.
-func Do[T any](ctx context.Context, timeout time.Duration, direct bool, fn func(context.Context) (T, error)) (T, error) {
+// ctx alone). When honorsDeadline is true (the client bounds its I/O by
+// the context's deadline: see HonorsDeadline), fn runs on the calling
+// goroutine and is trusted to return by the deadline. Otherwise fn runs on
+// its own goroutine and Do returns the context's error at the deadline
+// even if fn is still blocked; fn's late result is dropped.
+func Do[T any](ctx context.Context, timeout time.Duration, honorsDeadline bool, fn func(context.Context) (T, error)) (T, error) {
 	if timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, timeout)
@@ -96,7 +97,7 @@ func Do[T any](ctx context.Context, timeout time.Duration, direct bool, fn func(
 		var zero T
 		return zero, err
 	}
-	if direct {
+	if honorsDeadline {
 		v, err := fn(ctx)
 		if err != nil {
 			// Report the deadline rather than the socket error it caused;

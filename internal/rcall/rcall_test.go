@@ -22,7 +22,7 @@ const generous = 2 * time.Second
 
 func TestDoReturnsResult(t *testing.T) {
 	boom := errors.New("boom")
-	for _, direct := range []bool{true, false} {
+	for _, honorsDeadline := range []bool{true, false} {
 		for _, tt := range []struct {
 			name string
 			v    int
@@ -31,15 +31,15 @@ func TestDoReturnsResult(t *testing.T) {
 			{"value", 42, nil},
 			{"error", 7, boom},
 		} {
-			t.Run(fmt.Sprintf("direct=%v/%s", direct, tt.name), func(t *testing.T) {
-				v, err := Do(context.Background(), time.Second, direct, func(ctx context.Context) (int, error) {
+			t.Run(fmt.Sprintf("honorsDeadline=%v/%s", honorsDeadline, tt.name), func(t *testing.T) {
+				v, err := Do(context.Background(), time.Second, honorsDeadline, func(ctx context.Context) (int, error) {
 					if _, ok := ctx.Deadline(); !ok {
 						t.Error("fn's context has no deadline")
 					}
 					return tt.v, tt.err
 				})
 				if v != tt.v || err != tt.err {
-					t.Fatalf("direct=%v: Do = %d, %v; want %d, %v", direct, v, err, tt.v, tt.err)
+					t.Fatalf("honorsDeadline=%v: Do = %d, %v; want %d, %v", honorsDeadline, v, err, tt.v, tt.err)
 				}
 			})
 		}
@@ -47,10 +47,10 @@ func TestDoReturnsResult(t *testing.T) {
 }
 
 func TestDoNoTimeoutUsesCallerContext(t *testing.T) {
-	for _, direct := range []bool{true, false} {
-		_, err := Do(context.Background(), 0, direct, func(ctx context.Context) (struct{}, error) {
+	for _, honorsDeadline := range []bool{true, false} {
+		_, err := Do(context.Background(), 0, honorsDeadline, func(ctx context.Context) (struct{}, error) {
 			if _, ok := ctx.Deadline(); ok {
-				t.Errorf("direct=%v: timeout 0 added a deadline", direct)
+				t.Errorf("honorsDeadline=%v: timeout 0 added a deadline", honorsDeadline)
 			}
 			return struct{}{}, nil
 		})
@@ -63,11 +63,11 @@ func TestDoNoTimeoutUsesCallerContext(t *testing.T) {
 func TestDoTimeoutShorterThanContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
-	for _, direct := range []bool{true, false} {
-		_, err := Do(ctx, time.Minute, direct, func(fctx context.Context) (int, error) {
+	for _, honorsDeadline := range []bool{true, false} {
+		_, err := Do(ctx, time.Minute, honorsDeadline, func(fctx context.Context) (int, error) {
 			dl, ok := fctx.Deadline()
 			if !ok || time.Until(dl) > time.Minute {
-				t.Errorf("direct=%v: fn's deadline %v is not the 1m timeout", direct, dl)
+				t.Errorf("honorsDeadline=%v: fn's deadline %v is not the 1m timeout", honorsDeadline, dl)
 			}
 			return 0, nil
 		})
@@ -80,24 +80,25 @@ func TestDoTimeoutShorterThanContext(t *testing.T) {
 func TestDoAlreadyCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	for _, direct := range []bool{true, false} {
+	for _, honorsDeadline := range []bool{true, false} {
 		var called atomic.Bool
-		v, err := Do(ctx, time.Second, direct, func(context.Context) (int, error) {
+		v, err := Do(ctx, time.Second, honorsDeadline, func(context.Context) (int, error) {
 			called.Store(true)
 			return 1, nil
 		})
 		if !errors.Is(err, context.Canceled) || v != 0 {
-			t.Errorf("direct=%v: Do = %d, %v; want 0, context.Canceled", direct, v, err)
+			t.Errorf("honorsDeadline=%v: Do = %d, %v; want 0, context.Canceled", honorsDeadline, v, err)
 		}
 		if called.Load() {
-			t.Errorf("direct=%v: fn ran on a cancelled context", direct)
+			t.Errorf("honorsDeadline=%v: fn ran on a cancelled context", honorsDeadline)
 		}
 	}
 }
 
-// TestDoDirectReportsDeadline checks that a direct fn failing because of
-// the deadline is reported as the deadline, not as its own error.
-func TestDoDirectReportsDeadline(t *testing.T) {
+// TestDoInlineReportsDeadline checks that an fn run on the calling
+// goroutine (honorsDeadline) failing because of the deadline is reported as
+// the deadline, not as its own error.
+func TestDoInlineReportsDeadline(t *testing.T) {
 	_, err := Do(context.Background(), 10*time.Millisecond, true, func(ctx context.Context) (int, error) {
 		<-ctx.Done()
 		return 0, errors.New("i/o timeout")
@@ -188,7 +189,7 @@ func TestDoNoLeakAfterManyAbandonedCalls(t *testing.T) {
 // dummyScripter is a redis.Scripter that is none of go-redis's clients.
 type dummyScripter struct{ redis.Scripter }
 
-func TestHonorsContext(t *testing.T) {
+func TestHonorsDeadline(t *testing.T) {
 	withCTE := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", ContextTimeoutEnabled: true})
 	without := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1"})
 	cluster := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, ContextTimeoutEnabled: true})
@@ -216,8 +217,8 @@ func TestHonorsContext(t *testing.T) {
 		{"nil", nil, false},
 	}
 	for _, tt := range tests {
-		if got := HonorsContext(tt.rdb); got != tt.want {
-			t.Errorf("%s: HonorsContext = %v, want %v", tt.name, got, tt.want)
+		if got := HonorsDeadline(tt.rdb); got != tt.want {
+			t.Errorf("%s: HonorsDeadline = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
