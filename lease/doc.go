@@ -23,8 +23,8 @@
 //     instance, deduplicated with singleflight), waiting at most
 //     [DefaultMaxWait] (250 ms) and its context.
 //   - denied: Redis granted nothing. The script's retry-after is
-//     remembered, so until then the key is denied locally, costing no Redis
-//     call.
+//     remembered (for a busy key, stretched to a lease's worth of tokens),
+//     so until then the key is denied locally, costing no Redis call.
 //
 // A refill runs token_bucket_take_up_to.lua: one atomic script that charges
 // what a fallback admitted (see below), then takes as many tokens as the
@@ -42,9 +42,13 @@
 //   - While the Redis bucket is at least half full, a lease covers up to
 //     twenty spans (1 s, at most half the lease TTL), at most a quarter of
 //     what Redis has left: tokens taken from a bucket that full deny no one.
-//   - Below that, it covers one span, capped by the accuracy budget (a
-//     fraction of the burst, 5% by default), and shrinks in proportion to
-//     what the bucket holds, down to one.
+//   - Below that, a quiet key (under 16 tokens of demand per span: 320
+//     requests/s at an instance) leases one token at a time, remembers a
+//     denial only until Redis's next token is due, and refunds to Redis, so
+//     that it gets the per-request limiter's decisions; a busier key's
+//     lease covers one span, capped by the accuracy budget (a fraction of
+//     the burst, 5% by default), shrinking in proportion to what the bucket
+//     holds, down to one.
 //   - With [WithGrantAhead], a hot key whose bucket is empty leases a share
 //     of the refill rate instead: tokens not yet earned, served on their
 //     schedule, never early.
@@ -78,7 +82,16 @@
 //
 // The price of leasing is false denials: a request can be denied while
 // tokens sit in another instance's lease. The accuracy budget and the
-// sizing above bound that.
+// sizing above bound that, and quiet keys avoid it.
+//
+// # Quotas
+//
+// A Limiter implements ratelimit.Inspector and ratelimit.Settler:
+// [Limiter.Peek] counts what Redis holds plus this instance's leased
+// tokens, [Limiter.Reset] gives a key its burst again (other instances
+// serve at most what they held, for at most the lease TTL), and
+// [Limiter.SettleN] settles a cost known after the response, into debt of
+// at most one burst. docs/quotas.md states what each answer means.
 //
 // # Memory
 //

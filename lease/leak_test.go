@@ -20,8 +20,8 @@ import (
 // stop the janitor and every refill (see also limitertest.Main).
 func TestMain(m *testing.M) { limitertest.Main(m) }
 
-// quotaless gives a test Bucket the Peek and Charge it has no use for:
-// both fail with errors.ErrUnsupported.
+// quotaless gives a test Bucket the Peek, Charge and Reset it has no use
+// for: each fails with errors.ErrUnsupported.
 type quotaless struct{}
 
 func (quotaless) Peek(context.Context, string, ratelimit.Limit) (ratelimit.Decision, error) {
@@ -29,6 +29,10 @@ func (quotaless) Peek(context.Context, string, ratelimit.Limit) (ratelimit.Decis
 }
 
 func (quotaless) Charge(context.Context, string, ratelimit.Limit, int) error {
+	return errors.ErrUnsupported
+}
+
+func (quotaless) Reset(context.Context, string, ratelimit.Limit) error {
 	return errors.ErrUnsupported
 }
 

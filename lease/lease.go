@@ -39,6 +39,8 @@ type Bucket interface {
 	// Charge spends n tokens of the bucket at rkey however few it holds,
 	// into debt down to -Burst (see algorithms.Charger).
 	Charge(ctx context.Context, rkey string, lim ratelimit.Limit, n int) error
+	// Reset gives the bucket at rkey its whole burst again.
+	Reset(ctx context.Context, rkey string, lim ratelimit.Limit) error
 }
 
 // redisBucket is the default Bucket.
@@ -59,6 +61,10 @@ func (b redisBucket) Peek(ctx context.Context, rkey string, lim ratelimit.Limit)
 
 func (b redisBucket) Charge(ctx context.Context, rkey string, lim ratelimit.Limit, n int) error {
 	return algorithms.TokenBucket.(algorithms.Charger).Charge(ctx, b.rdb, rkey, lim, n)
+}
+
+func (b redisBucket) Reset(ctx context.Context, rkey string, lim ratelimit.Limit) error {
+	return algorithms.TokenBucket.(algorithms.Inspector).Reset(ctx, b.rdb, rkey, lim)
 }
 
 // Limiter is the leasing limiter. See the package documentation for how it

@@ -94,6 +94,16 @@ func (b *fakeBucket) Charge(ctx context.Context, _ string, lim ratelimit.Limit, 
 	return nil
 }
 
+func (b *fakeBucket) Reset(ctx context.Context, _ string, lim ratelimit.Limit) error {
+	if err := b.wait(ctx); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tokens = lim.Burst
+	return nil
+}
+
 func (b *fakeBucket) state() (tokens, returned int, takes []int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -660,6 +670,13 @@ func (b *modelBucket) Charge(_ context.Context, _ string, lim ratelimit.Limit, n
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.s, _ = algorithms.TokenBucketModel{Limit: lim}.Charge(b.s, b.nowUS(), n)
+	return nil
+}
+
+func (b *modelBucket) Reset(context.Context, string, ratelimit.Limit) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.s = algorithms.TokenBucketState{}
 	return nil
 }
 

@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"fmt"
+	"math"
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/internal/rcall"
@@ -55,6 +56,54 @@ func (l *Limiter) Peek(ctx context.Context, key string) (ratelimit.Decision, err
 		out.RetryAfter = d.RetryAfter
 	}
 	return out, nil
+}
+
+// Reset gives key its whole burst again. It implements
+// [ratelimit.Inspector]. It deletes the key's Redis bucket (a missing
+// bucket is full), and this instance drops what it held for key: its
+// leased tokens (not returned: they belong to the old bucket), a
+// remembered denial, and what its fallback still owed Redis.
+//
+// Other instances are not told. Each serves at most the tokens it held for
+// key when Reset ran, and none of them later than the lease TTL after they
+// were granted: by then the janitor has returned them to Redis, where a
+// return never raises a bucket above its burst. So after a Reset the key
+// admits at most Burst plus what the other instances held then (each at
+// most its lease of the key: a quarter of what the bucket held, or the
+// accuracy budget when it was under half full), and from the lease TTL on
+// exactly what a fresh bucket admits. A remembered denial at another
+// instance lasts at most until it ends on its own (until the next token
+// was due, for a quiet key).
+//
+// It fails as Peek does.
+func (l *Limiter) Reset(ctx context.Context, key string) error {
+	if err := l.usable(key); err != nil {
+		return err
+	}
+	if v, ok := l.entries.Load(key); ok {
+		e := v.(*entry)
+		e.mu.Lock()
+		e.expire(math.MaxInt64)
+		e.sched.Store(0)
+		e.ahead = nil
+		e.refillAfter.Store(0)
+		if e.fb != nil {
+			e.fb = nil
+			e.owes.Store(false)
+		}
+		e.remote.Store(-1)
+		e.mu.Unlock()
+		e.deniedUntil.Store(0)
+	}
+	cctx, cancel := l.callerContext(ctx)
+	defer cancel()
+	_, err := call(l, cctx, l.cfg.maxWait, false, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, l.bucket.Reset(ctx, l.rkey(key), l.lim)
+	})
+	if err != nil {
+		return l.callError(ctx, "lease reset", key, err)
+	}
+	return nil
 }
 
 // SettleN settles the cost of a request that AllowN(ctx, key, reserved)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/internal/redistest"
@@ -154,7 +155,87 @@ func TestSettleAcrossInstances(t *testing.T) {
 	})
 }
 
+// warm calls Allow on l until it holds leased tokens for key, and returns
+// how many it holds.
+func warm(t *testing.T, l *lease.Limiter, key string) int64 {
+	t.Helper()
+	for range 30 {
+		if d, err := l.Allow(context.Background(), key); err != nil || !d.Allowed {
+			t.Fatalf("Allow while warming: %+v, %v", d, err)
+		}
+		if h := l.Stats().TokensHeld; h > 0 {
+			return h
+		}
+	}
+	t.Fatal("30 quick requests leased no spare tokens")
+	return 0
+}
+
+// TestResetAcrossInstances: after a Reset on one of three instances the
+// key admits its whole burst again, plus at most what the other instances
+// held then; once the lease TTL has passed, the others hold nothing and
+// the key admits exactly a fresh burst.
+func TestResetAcrossInstances(t *testing.T) {
+	srv := redistest.Start(t)
+	lim := ratelimit.PerHour(36).WithBurst(100) // no whole token refills during the test
+	ctx := context.Background()
+	t.Run("old leases are bounded", func(t *testing.T) {
+		ls := defaultInstances(t, srv, 3, lim)
+		others := warm(t, ls[1], "r") + warm(t, ls[2], "r")
+		warm(t, ls[0], "r")
+		if err := ls[0].Reset(ctx, "r"); err != nil {
+			t.Fatal(err)
+		}
+		if h := ls[0].Stats().TokensHeld; h != 0 {
+			t.Fatalf("the instance that reset still holds %d tokens", h)
+		}
+		if d, err := ls[0].Peek(ctx, "r"); err != nil || d.Remaining != lim.Burst {
+			t.Fatalf("Peek after Reset = %+v, %v; want %d left", d, err, lim.Burst)
+		}
+		got := drain(t, ls, "r")
+		t.Logf("admitted %d after the reset; the other instances held %d", got, others)
+		if got < lim.Burst || got > lim.Burst+int(others) {
+			t.Fatalf("admitted %d after the reset, want %d to %d", got, lim.Burst, lim.Burst+int(others))
+		}
+	})
+	t.Run("none after the lease TTL", func(t *testing.T) {
+		ls := defaultInstances(t, srv, 3, lim)
+		for _, l := range ls {
+			warm(t, l, "r2")
+		}
+		if err := ls[2].Reset(ctx, "r2"); err != nil {
+			t.Fatal(err)
+		}
+		// The janitor returns tokens older than the lease TTL: wait for
+		// the counts, not for a time.
+		deadline := time.Now().Add(30 * time.Second)
+		for ls[0].Stats().TokensHeld+ls[1].Stats().TokensHeld > 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("instances still hold %d and %d tokens 30 s after the reset",
+					ls[0].Stats().TokensHeld, ls[1].Stats().TokensHeld)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if got := drain(t, ls, "r2"); got != lim.Burst {
+			t.Fatalf("admitted %d once the old leases were returned, want exactly the burst %d", got, lim.Burst)
+		}
+	})
+	t.Run("errors", func(t *testing.T) {
+		l := defaultInstances(t, srv, 1, lim)[0]
+		if err := l.Reset(ctx, ""); !errors.Is(err, ratelimit.ErrInvalidKey) {
+			t.Fatalf("Reset of an empty key: %v, want ErrInvalidKey", err)
+		}
+		if err := l.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Reset(ctx, "k"); !errors.Is(err, ratelimit.ErrClosed) {
+			t.Fatalf("Reset after Close: %v, want ErrClosed", err)
+		}
+	})
+}
+
 // Interfaces the leasing limiter implements.
 var (
-	_ ratelimit.Settler = (*lease.Limiter)(nil)
+	_ ratelimit.Settler   = (*lease.Limiter)(nil)
+	_ ratelimit.Inspector = (*lease.Limiter)(nil)
 )
