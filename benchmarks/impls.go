@@ -162,7 +162,7 @@ func (d *leaseDecider) allow(ctx context.Context, key string) (outcome, error) {
 }
 
 // redisCalls is the limiter's own count of script runs (refills,
-// give-backs, checks beyond the key cap).
+// returns, checks beyond the key cap).
 func (d *leaseDecider) redisCalls() int64 { return d.l.Stats().RedisCalls }
 
 func (d *leaseDecider) refillErrors() int64 { return d.l.Stats().RefillErrors }

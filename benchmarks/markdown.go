@@ -140,7 +140,7 @@ func (rp *report) writeMethod(b *bytes.Buffer) {
 	p("- **decisions/s** is decisions ÷ wall time. **ns/op** is wall time ÷ decisions with every goroutine running, which is what `testing.B` reports for `RunParallel` (so it is 10⁹ ÷ decisions/s, not the latency of one call).")
 	p("- **p50/p99** are per call: `time.Now` before and after each call, recorded into a per-goroutine log-bucketed histogram (no lock, no allocation; a bucket is at most 1/32 of its value wide, so a percentile is within about 1.6%%). "+
 		"Timing costs two clock reads per call (%.0f ns each here): both are in every throughput figure and about one is inside each measured latency, which matters only for the lease's hit path.", rp.m.clockNs)
-	p("- **Redis calls/1k decisions**: the lease's own count of script runs (`Stats().RedisCalls`: refills, give-backs, checks beyond its key cap); " +
+	p("- **Redis calls/1k decisions**: the lease's own count of script runs (`Stats().RedisCalls`: refills, returns, checks beyond its key cap); " +
 		"for the per-request limiters, the commands their clients sent, counted by a go-redis hook (an `EVALSHA`, plus an `EVAL` when the server answers `NOSCRIPT`).")
 	p("- **allocs/op** is `runtime.MemStats.Mallocs` over the measured phase ÷ decisions: the whole process, so it includes go-redis, background refills and the load generator (which allocates nothing per call).")
 	p("- **Accuracy rows**: the hot key at a limit of %s. The instances together send 0.8× or 10× its rate, spread over %d goroutines per instance, each sending the requests due at every wake; "+

@@ -312,7 +312,7 @@ func TestShortCallerDeadlinesAreNotOutages(t *testing.T) {
 	if len(bad) != 0 {
 		t.Errorf("%d errors or fallback decisions on a healthy server, e.g. %v", len(bad), bad[:min(len(bad), 5)])
 	}
-	if s.FailLocal+s.FailOpen+s.FailClosed != 0 || s.Breaker != "closed" {
+	if s.AllowedFallback+s.DeniedFallback != 0 || s.Breaker != "closed" {
 		t.Errorf("stats %+v: want no fallback decision and the breaker closed", s)
 	}
 	if admitted > lim.Burst {

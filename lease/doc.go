@@ -61,7 +61,7 @@
 // A token is served only after Redis granted it, so all instances together
 // never admit more than the Redis bucket handed out. A janitor runs every
 // TTL/4 and takes back the unspent tokens of every grant older than
-// 0.75 × TTL, giving them back to Redis; so no token is served more than
+// 0.75 × TTL, returning them to Redis; so no token is served more than
 // the lease TTL (2 s) after it was granted, and over any interval T all
 // instances together admit at most burst + rate × (T + TTL), plus at most
 // the unspent tokens they held when it began. Unspent tokens also return

@@ -74,17 +74,15 @@ func call[T any](l *Limiter, ctx context.Context, timeout time.Duration, honorsD
 func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decision, error) {
 	switch l.cfg.policy {
 	case ratelimit.FailOpen:
-		l.stats.failOpen.Add(1)
-		l.stats.fbAllowed.Add(1)
+		l.stats.fallback[1].Add(1)
 		e.fallbacks.Add(1)
 		return ratelimit.Decision{Allowed: true, Limit: l.lim, Source: ratelimit.SourceFallback}, nil
 	case ratelimit.FailClosed:
-		l.stats.failClosed.Add(1)
+		l.stats.fallback[0].Add(1)
 		e.fallbacks.Add(1)
 		return ratelimit.Decision{Limit: l.lim, Source: ratelimit.SourceFallback},
 			&ratelimit.StoreError{Op: "lease refill", Key: key, Err: err}
 	}
-	l.stats.failLocal.Add(1)
 	e.fallbacks.Add(1)
 	rate, burst := l.share(e)
 	now := l.now()
@@ -96,9 +94,7 @@ func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decisi
 	ok, retry := e.fb.Take(now, n, rate, burst)
 	e.mu.Unlock()
 	d := ratelimit.Decision{Allowed: ok, Limit: l.lim, RetryAfter: retry, Source: ratelimit.SourceFallback}
-	if ok {
-		l.stats.fbAllowed.Add(1)
-	}
+	l.stats.fallback[b2i(ok)].Add(1)
 	return d, nil
 }
 
@@ -125,14 +121,22 @@ func (l *Limiter) share(e *entry) (rate, burst float64) {
 func (l *Limiter) failUncached(key string, n int, err error) (ratelimit.Decision, error) {
 	switch l.cfg.policy {
 	case ratelimit.FailOpen:
-		l.stats.failOpen.Add(1)
-		l.stats.fbAllowed.Add(1)
+		l.stats.fallback[1].Add(1)
 		return ratelimit.Decision{Allowed: true, Limit: l.lim, Source: ratelimit.SourceFallback}, nil
 	case ratelimit.FailClosed:
-		l.stats.failClosed.Add(1)
+		l.stats.fallback[0].Add(1)
 		return ratelimit.Decision{Limit: l.lim, Source: ratelimit.SourceFallback},
 			&ratelimit.StoreError{Op: "lease check", Key: key, Err: err}
 	}
-	l.stats.failLocal.Add(1)
+	l.stats.fallback[0].Add(1)
 	return ratelimit.Decision{Limit: l.lim, RetryAfter: fallbackHold, Source: ratelimit.SourceFallback}, nil
+}
+
+// b2i is 1 for true, 0 for false: the index of an outcome in
+// counters.fallback.
+func b2i(ok bool) int {
+	if ok {
+		return 1
+	}
+	return 0
 }

@@ -59,7 +59,7 @@ func (l *Limiter) sweep() {
 		return true
 	})
 	for _, b := range backs {
-		l.giveBack(b.key, b.n)
+		l.returnTokens(b.key, b.n)
 	}
 }
 
@@ -103,7 +103,7 @@ func (l *Limiter) Close(ctx context.Context) error {
 			if err = ctx.Err(); err != nil {
 				return false
 			}
-			l.giveBack(e.key, n)
+			l.returnTokens(e.key, n)
 		}
 		return true
 	})

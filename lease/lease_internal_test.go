@@ -17,7 +17,7 @@ import (
 func newFakeClock() *limitertest.Clock { return limitertest.NewClock(time.Unix(1_700_000_000, 0)) }
 
 // fakeBucket is an in-memory Bucket that never refills by itself: tokens
-// change only by takes and give-backs, so tests can count exactly.
+// change only by takes and returns, so tests can count exactly.
 type fakeBucket struct {
 	mu       sync.Mutex
 	tokens   int
@@ -266,14 +266,14 @@ func TestQuietKeyRefillsOnCallerGoroutine(t *testing.T) {
 		}
 	}
 	// Each request a second apart asked Redis: 3 grants, then 2 denials.
-	if s := l.Stats(); s.Refills != 5 || s.Prefetches != 0 || s.TokensHeld != 0 || s.LocalDenials != 0 {
+	if s := l.Stats(); s.Refills != 5 || s.Prefetches != 0 || s.TokensHeld != 0 || s.DeniedLocal != 0 {
 		t.Fatalf("stats %+v: want 5 inline refills, no prefetch, nothing held, no local denial", s)
 	}
 	// At once again: the denial is remembered, with no Redis call.
 	if d, err := l.Allow(ctx, "quiet"); err != nil || d.Allowed || d.Source != ratelimit.SourceLocal {
 		t.Fatalf("%+v, %v: want a local denial", d, err)
 	}
-	if s := l.Stats(); s.Refills != 5 || s.LocalDenials != 1 {
+	if s := l.Stats(); s.Refills != 5 || s.DeniedLocal != 1 {
 		t.Fatalf("stats %+v: want no new refill and one local denial", s)
 	}
 	// A caller whose context is already done makes no call.
@@ -297,7 +297,7 @@ func TestDecisionCounts(t *testing.T) {
 	b.mu.Unlock()
 	_, _ = l.Allow(ctx, "other") // fail open
 	s := l.Stats()
-	got := [...]int64{s.AllowedLocal, s.AllowedRedis, s.LocalDenials, s.DeniedRedis, s.FallbackAllowed, s.FallbackDenied}
+	got := [...]int64{s.AllowedLocal, s.AllowedRedis, s.DeniedLocal, s.DeniedRedis, s.AllowedFallback, s.DeniedFallback}
 	if want := [...]int64{0, 3, 1, 1, 1, 0}; got != want {
 		t.Fatalf("decisions {local, redis, local denials, redis denials, fallback allowed, fallback denied} = %v, want %v", got, want)
 	}
@@ -426,7 +426,7 @@ func TestRefillErrorAndWaitBounds(t *testing.T) {
 		if d.Allowed || d.Source != ratelimit.SourceFallback {
 			t.Fatalf("decision %+v: want a fallback denial", d)
 		}
-		if s := l.Stats(); s.FailClosed != 1 || s.RefillErrors != 1 {
+		if s := l.Stats(); s.DeniedFallback != 1 || s.RefillErrors != 1 {
 			t.Fatalf("stats %+v: want one fail-closed decision after one refill error", s)
 		}
 	})
@@ -439,7 +439,7 @@ func TestRefillErrorAndWaitBounds(t *testing.T) {
 				t.Fatalf("request %d: %+v, %v; want a fallback admission", i, d, err)
 			}
 		}
-		if s := l.Stats(); s.FailOpen != 50 {
+		if s := l.Stats(); s.AllowedFallback != 50 {
 			t.Fatalf("stats %+v: want 50 fail-open decisions", s)
 		}
 	})
@@ -637,7 +637,7 @@ func TestLongOutageKeepsTheBoundAndTheKey(t *testing.T) {
 	if s.Evicted != 0 || s.Keys != 1 {
 		t.Fatalf("stats %+v: the key in use was evicted during the outage", s)
 	}
-	if s.FailLocal == 0 {
+	if s.AllowedFallback+s.DeniedFallback == 0 {
 		t.Fatal("the failure policy decided nothing")
 	}
 }

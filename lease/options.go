@@ -27,7 +27,7 @@ const (
 	// DefaultMaxKeys is the largest number of keys tracked at once.
 	DefaultMaxKeys = 100_000
 	// DefaultIdleTimeout is how long a key may see no request before its
-	// entry is evicted and its tokens given back.
+	// entry is evicted and its tokens returned.
 	DefaultIdleTimeout = 30 * time.Second
 	// DefaultHorizon is the shortest span of demand one lease covers.
 	DefaultHorizon = 50 * time.Millisecond
@@ -107,7 +107,7 @@ func WithBucket(b Bucket) Option {
 }
 
 // WithLeaseTTL sets how long leased tokens may stay unspent before they are
-// given back to Redis. It bounds how stale a served token can be, and so
+// returned to Redis. It bounds how stale a served token can be, and so
 // the accuracy bound (see the package doc). Default: DefaultLeaseTTL (2 s).
 // Zero or negative keeps the default.
 func WithLeaseTTL(d time.Duration) Option {
@@ -172,7 +172,7 @@ func WithMaxKeys(n int) Option {
 }
 
 // WithIdleTimeout sets how long a key may see no request before its entry
-// is evicted and its tokens given back. Default: DefaultIdleTimeout (30 s);
+// is evicted and its tokens returned. Default: DefaultIdleTimeout (30 s);
 // never shorter than the lease TTL. Zero or negative keeps the default.
 func WithIdleTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) {
@@ -196,7 +196,7 @@ func WithHorizon(d time.Duration) Option {
 	})
 }
 
-// WithLogger sets the logger for background failures (give-backs that
+// WithLogger sets the logger for background failures (returns that
 // could not reach Redis). Default: slog.Default(). A nil logger keeps the
 // default.
 func WithLogger(l *slog.Logger) Option {

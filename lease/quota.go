@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/internal/rcall"
@@ -182,4 +183,62 @@ func (l *Limiter) callError(ctx context.Context, op, key string, err error) erro
 		return ratelimit.ErrClosed
 	}
 	return &ratelimit.StoreError{Op: op, Key: key, Err: err}
+}
+
+// RefundN returns n tokens that an admitted AllowN of key spent but did not
+// use. It never puts back more than this instance admitted for key and has
+// not been refunded yet, the excess being ignored: tokens a fallback
+// admitted are taken off what it owes Redis; tokens served from leases go
+// back into this instance's lease up to the accuracy budget (the Redis
+// bucket gets them back when the lease expires or is returned), and the
+// rest back to Redis, capped at the burst there. A key this instance does
+// not track gets them back in Redis at once.
+func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
+	if err := l.lim.ValidateN(n); err != nil {
+		return err
+	}
+	if err := ratelimit.ValidateKey(key); err != nil {
+		return err
+	}
+	if l.closed.Load() {
+		return ratelimit.ErrClosed
+	}
+	want := int64(n)
+	if v, ok := l.entries.Load(key); ok {
+		e := v.(*entry)
+		e.mu.Lock()
+		if e.fb != nil {
+			want -= e.fb.Refund(want, float64(l.lim.Burst))
+		}
+		want = min(want, max(e.refundable(), 0))
+		local := min(want, max(l.sz.maxLease-e.held(), 0))
+		if remote := e.remote.Load(); 2*remote < int64(l.lim.Burst) && l.sz.quiet(e.rate, time.Duration(l.rtt.Load())) {
+			local = 0 // see minBatch: Redis is short, the other instances need it
+		}
+		if local > 0 && e.add(local, l.now()) {
+			e.refunds += local
+			want -= local
+			l.stats.refunded.Add(local)
+		}
+		if want > 0 {
+			e.refunds += want // refunded to Redis below
+		}
+		e.mu.Unlock()
+		if want == 0 {
+			return nil
+		}
+		e.deniedUntil.Store(0) // Redis gets tokens back: a remembered denial is stale
+	}
+	cctx, cancel := l.callerContext(ctx)
+	defer cancel()
+	_, err := call(l, cctx, l.cfg.maxWait, false, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, l.bucket.Return(ctx, l.rkey(key), l.lim, int(want))
+	})
+	if err != nil {
+		if cerr := rcall.CallerDone(ctx); cerr != nil {
+			return cerr
+		}
+		return &ratelimit.StoreError{Op: "lease refund", Key: key, Err: err}
+	}
+	return nil
 }

@@ -12,11 +12,10 @@ type counters struct {
 	leased, returned, expired         atomic.Int64
 	refills, prefetches, refillErrors atomic.Int64
 	waits, redisCalls                 atomic.Int64
-	evicted, overflow, giveBackErrors atomic.Int64
-	removed, refunded                 atomic.Int64 // tokens out of / back into local counters
-	failOpen, failClosed, failLocal   atomic.Int64 // decisions by the failure policy
-	fbAllowed                         atomic.Int64 // of those, admissions
-	charged                           atomic.Int64 // FailLocal admissions charged to Redis
+	evicted, overflow, returnErrors   atomic.Int64
+	removed, refunded                 atomic.Int64    // tokens out of / back into local counters
+	fallback                          [2]atomic.Int64 // decisions by the failure policy: denied, allowed
+	charged                           atomic.Int64    // FailLocal admissions charged to Redis
 
 	// Decisions off the hit path, by ratelimit.Source (local or redis);
 	// hit-path admissions are Limiter.hits.
@@ -34,7 +33,7 @@ type Stats struct {
 	TokensServed int64
 	// TokensHeld is the number of leased tokens not yet spent or returned.
 	TokensHeld int64
-	// TokensReturned is the number of tokens given back to Redis
+	// TokensReturned is the number of tokens returned to Redis
 	// successfully (expired, evicted, closed, or refused by a full key cap).
 	TokensReturned int64
 	// TokensExpired is the number of tokens taken back because their
@@ -48,29 +47,27 @@ type Stats struct {
 	// Waits counts callers that found their key's tokens spent and waited
 	// for a refill.
 	Waits int64
-	// AllowedLocal counts admissions served from leased tokens;
-	// AllowedRedis those that waited for a refill or, beyond the key cap,
-	// a direct Redis call. LocalDenials counts denials answered from a
-	// remembered Redis denial, with no Redis call; DeniedRedis denials
-	// that Redis gave to this very request. Decisions of the failure
-	// policy are counted apart (FallbackAllowed, FallbackDenied).
-	AllowedLocal, AllowedRedis, LocalDenials, DeniedRedis int64
-	// FallbackAllowed and FallbackDenied count the decisions of the failure
-	// policy, whichever it is.
-	FallbackAllowed, FallbackDenied int64
-	// RedisCalls counts every script run: refills, give-backs and checks
+	// Decisions, by outcome and by where they were made (the
+	// ratelimit.Source of their Decision): AllowedLocal counts admissions
+	// served from leased tokens, AllowedRedis those that waited for a
+	// refill or, beyond the key cap, a direct Redis call; DeniedLocal
+	// counts denials answered from a remembered Redis denial, with no
+	// Redis call, DeniedRedis denials that Redis gave to this very
+	// request; AllowedFallback and DeniedFallback count the decisions of
+	// the failure policy, whichever it is, because Redis could not
+	// answer.
+	AllowedLocal, AllowedRedis, AllowedFallback int64
+	DeniedLocal, DeniedRedis, DeniedFallback    int64
+	// RedisCalls counts every script run: refills, returns and checks
 	// of keys beyond the key cap.
 	RedisCalls int64
 	// Keys is the number of keys tracked now; Evicted counts keys evicted
 	// for idleness, and Overflow requests checked without an entry because
 	// the key cap was reached.
 	Keys, Evicted, Overflow int64
-	// GiveBackErrors counts give-backs that could not reach Redis; their
-	// tokens come back by the bucket's own refill instead.
-	GiveBackErrors int64
-	// FailOpen, FailClosed and FailLocal count decisions made by the
-	// failure policy because Redis could not answer.
-	FailOpen, FailClosed, FailLocal int64
+	// ReturnErrors counts returns of unspent tokens that could not reach
+	// Redis; their tokens come back by the bucket's own refill instead.
+	ReturnErrors int64
 	// Breaker is the state of the circuit breaker: "closed", "open" or
 	// "half-open" ("closed" when it is turned off).
 	Breaker string
@@ -96,22 +93,19 @@ func (l *Limiter) Stats() Stats {
 		Waits:          l.stats.waits.Load(),
 		AllowedLocal:   l.hits.Load() + l.stats.allowedSlow[ratelimit.SourceLocal].Load(),
 		AllowedRedis:   l.stats.allowedSlow[ratelimit.SourceRedis].Load(),
-		LocalDenials:   l.stats.denied[ratelimit.SourceLocal].Load(),
+		DeniedLocal:    l.stats.denied[ratelimit.SourceLocal].Load(),
 		DeniedRedis:    l.stats.denied[ratelimit.SourceRedis].Load(),
 		RedisCalls:     l.stats.redisCalls.Load(),
 		// A creator over the cap holds a place for a moment before it
 		// gives it back; the entries themselves never exceed the cap.
-		Keys:           min(l.count.Load(), int64(l.cfg.maxKeys)),
-		Evicted:        l.stats.evicted.Load(),
-		Overflow:       l.stats.overflow.Load(),
-		GiveBackErrors: l.stats.giveBackErrors.Load(),
-		FailOpen:       l.stats.failOpen.Load(),
-		FailClosed:     l.stats.failClosed.Load(),
-		FailLocal:      l.stats.failLocal.Load(),
-		Breaker:        l.breaker.State().String(),
+		Keys:         min(l.count.Load(), int64(l.cfg.maxKeys)),
+		Evicted:      l.stats.evicted.Load(),
+		Overflow:     l.stats.overflow.Load(),
+		ReturnErrors: l.stats.returnErrors.Load(),
+		Breaker:      l.breaker.State().String(),
 	}
-	s.FallbackAllowed = l.stats.fbAllowed.Load()
-	s.FallbackDenied = s.FailOpen + s.FailClosed + s.FailLocal - s.FallbackAllowed
+	s.AllowedFallback = l.stats.fallback[1].Load()
+	s.DeniedFallback = l.stats.fallback[0].Load()
 	s.TokensServed = s.TokensLeased + l.stats.refunded.Load() - l.stats.removed.Load() - held
 	return s
 }

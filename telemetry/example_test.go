@@ -160,7 +160,7 @@ func ExampleObserveLease() {
 	// 1,000 decisions, nearly all from leased tokens; 3 keys hold 24
 	// tokens, each at most the budget of 10 (5 % of the burst of 200).
 	l := fakeLease{lease.Stats{
-		AllowedLocal: 950, AllowedRedis: 40, LocalDenials: 8, DeniedRedis: 2,
+		AllowedLocal: 950, AllowedRedis: 40, DeniedLocal: 8, DeniedRedis: 2,
 		TokensHeld: 24, Keys: 3, Breaker: "closed",
 	}}
 	reg, err := telemetry.ObserveLease(l, telemetry.WithMeterProvider(mp),

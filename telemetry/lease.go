@@ -54,14 +54,14 @@ var leaseCounters = []leaseCounter{
 		func(s *lease.Stats) int64 { return s.RefillErrors }},
 	{metricLeaseWaits, unitWait, "Requests that found their key's leased tokens spent and waited for a refill.",
 		func(s *lease.Stats) int64 { return s.Waits }},
-	{metricLeaseLocalDenials, unitDecision, "Denials answered from a remembered Redis denial, with no Redis call.",
-		func(s *lease.Stats) int64 { return s.LocalDenials }},
+	{metricLeaseDeniedLocal, unitDecision, "Denials answered from a remembered Redis denial, with no Redis call.",
+		func(s *lease.Stats) int64 { return s.DeniedLocal }},
 	{metricLeaseEvictions, unitKey, "Keys evicted for idleness.",
 		func(s *lease.Stats) int64 { return s.Evicted }},
 	{metricLeaseOverflows, unitRequest, "Requests checked with one Redis call each because the key cap was reached.",
 		func(s *lease.Stats) int64 { return s.Overflow }},
-	{metricLeaseGiveBackErrors, unitCall, "Give-backs of unspent tokens that could not reach Redis.",
-		func(s *lease.Stats) int64 { return s.GiveBackErrors }},
+	{metricLeaseReturnErrors, unitCall, "Returns of unspent tokens that could not reach Redis.",
+		func(s *lease.Stats) int64 { return s.ReturnErrors }},
 }
 
 // leaseObserver holds the instruments and state of one [ObserveLease].
@@ -94,7 +94,7 @@ var leaseOutcomes = [6]struct {
 }
 
 func leaseOutcomeCounts(s *lease.Stats) [6]int64 {
-	return [6]int64{s.AllowedLocal, s.AllowedRedis, s.FallbackAllowed, s.LocalDenials, s.DeniedRedis, s.FallbackDenied}
+	return [6]int64{s.AllowedLocal, s.AllowedRedis, s.AllowedFallback, s.DeniedLocal, s.DeniedRedis, s.DeniedFallback}
 }
 
 // ObserveLease reports the running totals of a leasing limiter (see
@@ -107,7 +107,7 @@ func leaseOutcomeCounts(s *lease.Stats) [6]int64 {
 // about 2 ns per decision. This is the one way to count a leasing
 // limiter's decisions: [Wrap] refuses one. Decisions of the failure policy
 // are decisions like the others: they count in ratelimit.decisions with
-// ratelimit.source=fallback (Stats().FallbackAllowed and FallbackDenied,
+// ratelimit.source=fallback (Stats().AllowedFallback and DeniedFallback,
 // FailClosed denials included), and nowhere else.
 //
 // Accuracy: two gauges, ratelimit.lease.tokens.held, the tokens this

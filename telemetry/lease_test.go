@@ -61,9 +61,9 @@ func TestObserveLease(t *testing.T) {
 	f := &fakeStats{lim: ratelimit.PerSecond(1000), budget: 0.1}
 	f.set(lease.Stats{
 		TokensLeased: 100, TokensServed: 70, TokensHeld: 20, TokensReturned: 10, TokensExpired: 8,
-		Refills: 12, RefillErrors: 2, Prefetches: 9, Waits: 3, LocalDenials: 4, RedisCalls: 15,
-		Keys: 5, Evicted: 6, Overflow: 7, GiveBackErrors: 1,
-		FailOpen: 11, FailClosed: 12, FailLocal: 13, Breaker: "closed",
+		Refills: 12, RefillErrors: 2, Prefetches: 9, Waits: 3, DeniedLocal: 4, RedisCalls: 15,
+		Keys: 5, Evicted: 6, Overflow: 7, ReturnErrors: 1,
+		Breaker: "closed",
 	})
 	reg, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"),
 		telemetry.WithLimitName("per-second"))
@@ -86,7 +86,7 @@ func TestObserveLease(t *testing.T) {
 		"ratelimit.lease.keys":            5,
 		"ratelimit.lease.evictions":       6,
 		"ratelimit.lease.overflows":       7,
-		"ratelimit.lease.giveback.errors": 1,
+		"ratelimit.lease.return.errors":   1,
 	}
 	got := collect(t, r)
 	for name, v := range want {
@@ -212,7 +212,7 @@ func TestObserveRealLease(t *testing.T) {
 func TestObserveLeaseDecisions(t *testing.T) {
 	mp, r := newReader(t)
 	f := &fakeStats{lim: ratelimit.PerSecond(1000)}
-	f.set(lease.Stats{AllowedLocal: 900, AllowedRedis: 50, FallbackAllowed: 3, LocalDenials: 40, DeniedRedis: 6, FallbackDenied: 1})
+	f.set(lease.Stats{AllowedLocal: 900, AllowedRedis: 50, AllowedFallback: 3, DeniedLocal: 40, DeniedRedis: 6, DeniedFallback: 1})
 	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp), telemetry.WithTier("pro")); err != nil {
 		t.Fatal(err)
 	}

@@ -31,11 +31,11 @@ const (
 	metricLeasePrefetches     = "ratelimit.lease.prefetches"
 	metricLeaseRefillErrors   = "ratelimit.lease.refill.errors"
 	metricLeaseWaits          = "ratelimit.lease.waits"
-	metricLeaseLocalDenials   = "ratelimit.lease.local_denials"
+	metricLeaseDeniedLocal    = "ratelimit.lease.local_denials"
 	metricLeaseKeys           = "ratelimit.lease.keys"
 	metricLeaseEvictions      = "ratelimit.lease.evictions"
 	metricLeaseOverflows      = "ratelimit.lease.overflows"
-	metricLeaseGiveBackErrors = "ratelimit.lease.giveback.errors"
+	metricLeaseReturnErrors   = "ratelimit.lease.return.errors"
 
 	// metricCircuitState is observed by [ObserveLease]: the state of
 	// the limiter's circuit breaker, lease.Stats.Breaker.

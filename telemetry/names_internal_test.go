@@ -26,11 +26,11 @@ func TestNameConstants(t *testing.T) {
 		{metricLeasePrefetches, "ratelimit.lease.prefetches"},
 		{metricLeaseRefillErrors, "ratelimit.lease.refill.errors"},
 		{metricLeaseWaits, "ratelimit.lease.waits"},
-		{metricLeaseLocalDenials, "ratelimit.lease.local_denials"},
+		{metricLeaseDeniedLocal, "ratelimit.lease.local_denials"},
 		{metricLeaseKeys, "ratelimit.lease.keys"},
 		{metricLeaseEvictions, "ratelimit.lease.evictions"},
 		{metricLeaseOverflows, "ratelimit.lease.overflows"},
-		{metricLeaseGiveBackErrors, "ratelimit.lease.giveback.errors"},
+		{metricLeaseReturnErrors, "ratelimit.lease.return.errors"},
 		{metricCircuitState, "ratelimit.circuit.state"},
 
 		{string(attrTier), "ratelimit.tier"},

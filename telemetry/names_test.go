@@ -41,7 +41,7 @@ func TestMetricNames(t *testing.T) {
 		"ratelimit.lease.keys":            {"{key}", gauge},
 		"ratelimit.lease.evictions":       {"{key}", counter},
 		"ratelimit.lease.overflows":       {"{request}", counter},
-		"ratelimit.lease.giveback.errors": {"{call}", counter},
+		"ratelimit.lease.return.errors":   {"{call}", counter},
 		"ratelimit.circuit.state":         {"{state}", gauge},
 	}
 

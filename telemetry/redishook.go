@@ -80,7 +80,7 @@ type scriptTelemetry struct {
 //	rdb.AddHook(hook)
 //
 // Most leased decisions make no Redis call, so the hook sees the refills,
-// give-backs and per-request checks, not the decisions.
+// returns and per-request checks, not the decisions.
 //
 // The hook is safe for concurrent use, and one may serve several clients.
 func NewRedisHook(opts ...HookOption) (redis.Hook, error) {

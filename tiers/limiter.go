@@ -20,7 +20,7 @@ import (
 // Limits live in different Redis keys (a client limit and a tier-wide
 // limit hash to different Cluster slots), so a check is not one atomic
 // step: it takes from each limit in turn and gives back on denial.
-// Between the take and the give-back, a concurrent request may see the
+// Between the take and the refund, a concurrent request may see the
 // earlier limit lower than it will end up; it can be denied, never wrongly
 // admitted.
 //

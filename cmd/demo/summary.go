@@ -220,7 +220,7 @@ false-den  requests denied although every limit of theirs, in exact buckets char
            refund was still on its way); "remembered": the instance answered from a Redis
            denial it remembers, without asking again
 Redis/1k   EVAL/EVALSHA per 1,000 decisions, counted by a hook on every instance's Redis
-           client: checks, lease refills, refunds and give-backs
+           client: checks, lease refills, refunds and returns
 `
 
 const miniredisNote = `miniredis  runs in this process and interprets Lua in Go: direct latencies here are mostly

@@ -11,7 +11,7 @@ import (
 
 // viewLegend explains the live view before it is shown.
 const viewLegend = `Live view: a line a second per mode. decisions/s is the checks of all instances together,
-Redis calls/s the Lua scripts they ran (checks, lease refills, refunds, give-backs), and
+Redis calls/s the Lua scripts they ran (checks, lease refills, refunds, returns), and
 "<tier> adm/den" the requests of that tier admitted/denied per second, such as 102/164;
 a "!3" after it means 3 checks failed with an error (Redis too slow or down) in that second.
 `
