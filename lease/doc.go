@@ -49,9 +49,9 @@
 //     lease covers one span, capped by the accuracy budget (a fraction of
 //     the burst, 5% by default), shrinking in proportion to what the bucket
 //     holds, down to one.
-//   - With [WithGrantAhead], a hot key whose bucket is empty leases a share
-//     of the refill rate instead: tokens not yet earned, served on their
-//     schedule, never early.
+//   - A busy key whose bucket is empty leases a share of the refill rate
+//     instead (unless [WithGrantAhead] is false): tokens not yet earned,
+//     served on their schedule, never early.
 //
 // A key with little traffic therefore leases one token per request and
 // behaves exactly like the per-request limiter.

@@ -71,6 +71,7 @@ func newConfig(opts []Option) config {
 		logger:        slog.Default(),
 		policy:        ratelimit.FailLocal,
 		instances:     1,
+		ahead:         true,
 	}
 	for _, o := range opts {
 		o.apply(&c)
@@ -207,16 +208,18 @@ func WithLogger(l *slog.Logger) Option {
 	})
 }
 
-// WithGrantAhead lets a hot key whose Redis bucket is empty lease a share
-// of the bucket's refill rate in one call (see algorithms.Charge.Ahead):
-// Redis grants tokens not yet earned, in debt, and this instance serves
-// them one interval apart, never before Redis earns them, counting from
-// when the reply arrived. At 10× demand on a 1,000/s key with 4 instances
-// that takes Redis calls from about 20 to about 5 per 1,000 decisions
+// WithGrantAhead(false) turns off grants ahead. With them (the default), a
+// busy key whose Redis bucket is empty leases a share of the bucket's
+// refill rate in one call (see algorithms.Charge.Ahead): Redis grants
+// tokens not yet earned, in debt, and this instance serves them one
+// interval apart, never before Redis earns them, counting from when the
+// reply arrived. At 10× demand on a 1,000/s key with 4 instances that
+// takes Redis calls from about 74 to about 5 per 1,000 decisions
 // (docs/accuracy.md). The price: every token is served at least one
 // reply's latency after Redis earned it, so on a loaded machine, whose
 // replies are late, up to that latency × rate of tokens are served later
-// than an exact bucket would, or not before a test ends. Default: off.
+// than an exact bucket would (or not before a test ends). A quiet key (see
+// docs/accuracy.md) never leases ahead.
 func WithGrantAhead(on bool) Option {
 	return optionFunc(func(c *config) { c.ahead = on })
 }

@@ -30,6 +30,11 @@ func (l *Limiter) Peek(ctx context.Context, key string) (ratelimit.Decision, err
 	if err := l.usable(key); err != nil {
 		return ratelimit.Decision{}, err
 	}
+	// Tokens move between Redis and this instance while the peek runs: a
+	// refill takes them from Redis into the lease, a return puts them
+	// back. Counting the lease before and after the call and keeping the
+	// smaller count never counts a moving token twice.
+	held := l.heldFor(key)
 	cctx, cancel := l.callerContext(ctx)
 	defer cancel()
 	d, err := call(l, cctx, l.cfg.maxWait, false, func(ctx context.Context) (ratelimit.Decision, error) {
@@ -38,13 +43,7 @@ func (l *Limiter) Peek(ctx context.Context, key string) (ratelimit.Decision, err
 	if err != nil {
 		return ratelimit.Decision{}, l.callError(ctx, "lease peek", key, err)
 	}
-	var held int64
-	if v, ok := l.entries.Load(key); ok {
-		e := v.(*entry)
-		e.mu.Lock()
-		held = max(e.held(), 0)
-		e.mu.Unlock()
-	}
+	held = min(held, l.heldFor(key))
 	rem := min(int64(max(d.Remaining, 0))+held, int64(l.lim.Burst))
 	out := ratelimit.Decision{
 		Allowed:    rem >= 1,
@@ -158,6 +157,18 @@ func (l *Limiter) SettleN(ctx context.Context, key string, reserved, actual int)
 		return l.callError(ctx, "lease charge", key, err)
 	}
 	return nil
+}
+
+// heldFor returns the leased tokens this instance holds for key.
+func (l *Limiter) heldFor(key string) int64 {
+	v, ok := l.entries.Load(key)
+	if !ok {
+		return 0
+	}
+	e := v.(*entry)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return max(e.held(), 0)
 }
 
 // usable returns the error of a call for key on l: an invalid key, or l

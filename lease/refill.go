@@ -78,9 +78,9 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	rtt := time.Duration(l.rtt.Load())
 	remote := e.remote.Load()
 	n := l.sz.size(rate, rtt, remote, need)
-	if remote == 0 && l.cfg.ahead {
+	if remote == 0 && l.cfg.ahead && !l.sz.quiet(rate, rtt) {
 		// The bucket was empty at the last grant: lease a share of its
-		// refill rate ahead, unless this key's demand is too small.
+		// refill rate ahead, unless this key is quiet (see minBatch).
 		if c.Ahead = l.sz.ahead(rate, rtt); c.Ahead > 0 {
 			n = max(l.sz.demand(rate, rtt), need)
 			if e.sched.Load() >= n && need == 0 {
