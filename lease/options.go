@@ -183,20 +183,6 @@ func WithIdleTimeout(d time.Duration) Option {
 	})
 }
 
-// WithHorizon sets the shortest span of local demand one lease is sized to
-// cover (it grows with the Redis round trip time). Longer means fewer Redis
-// calls and more tokens held (never more than the accuracy budget). A key
-// leases more than one token at a time once its demand on this instance
-// exceeds 1.5 tokens per horizon (30 requests/s with the default). Default:
-// DefaultHorizon (50 ms). Zero or negative keeps the default.
-func WithHorizon(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d > 0 {
-			c.horizon = d
-		}
-	})
-}
-
 // WithLogger sets the logger for background failures (returns that
 // could not reach Redis). Default: slog.Default(). A nil logger keeps the
 // default.
