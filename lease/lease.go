@@ -194,7 +194,9 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 // about left tokens; it starts a refill at the low watermark.
 func (l *Limiter) hit(e *entry, left int64) ratelimit.Decision {
 	l.hits.Add(1)
-	if left <= int64(e.low.Load()) && e.refilling.CompareAndSwap(false, true) {
+	// A low watermark of zero (single-token leases) never prefetches: a
+	// token fetched ahead would sit here while other instances are denied.
+	if low := int64(e.low.Load()); left <= low && low > 0 && e.refilling.CompareAndSwap(false, true) {
 		l.startRefill(e)
 	}
 	return l.allowed(e, left, ratelimit.SourceLocal)

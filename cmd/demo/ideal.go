@@ -6,27 +6,30 @@ import (
 	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"github.com/distributedratelimiter/ratelimit/tiers"
 )
 
 // bucket is an exact token bucket, as one process with one clock would
-// keep it: it starts full and refills continuously.
+// keep it: algorithms.TokenBucketModel, the reference model of the Redis
+// scripts, which starts full and refills continuously.
 type bucket struct {
-	tokens, burst float64
-	perNS         float64 // tokens per nanosecond
-	last          time.Duration
+	m algorithms.TokenBucketModel
+	s algorithms.TokenBucketState
 }
 
-func newBucket(l ratelimit.Limit) *bucket {
-	return &bucket{tokens: float64(l.Burst), burst: float64(l.Burst), perNS: float64(l.Rate) / float64(l.Period)}
+// us is the model's time of at: microseconds, as Redis's clock has them,
+// from an origin far from zero (the model's zero state means full).
+func us(at time.Duration) int64 { return 1e15 + at.Microseconds() }
+
+// fits reports whether b has a whole token slack before at.
+func (b *bucket) fits(at, slack time.Duration) bool {
+	return b.m.Peek(b.s, us(at)-slack.Microseconds()).Allowed
 }
 
-func (b *bucket) refill(at time.Duration) {
-	if at > b.last {
-		b.tokens = min(b.burst, b.tokens+float64(at-b.last)*b.perNS)
-		b.last = at
-	}
-}
+// take spends one token of b at at, into debt (of at most one burst) if b
+// has none: the real admissions are charged whatever the ideal says.
+func (b *bucket) take(at time.Duration) { b.s, _ = b.m.Charge(b.s, us(at), 1) }
 
 // idealResult compares one tier's requests with the ideal.
 type idealResult struct {
@@ -57,10 +60,10 @@ type cause struct {
 // with the real admissions instead: comparing request by request with the
 // ideal's own choices would count as "false" every pair of near-
 // simultaneous requests that Redis saw in the other order, which matters
-// for a contested tier-wide limit. A denial counts as false only if every
-// limit had a token and a billionth: whether a token due at the very
-// moment of the request was there depends on rounding alone (the scripts
-// compute in microseconds and their own floating point).
+// for a contested tier-wide limit. Time counts in whole microseconds, as
+// in the scripts, and a denial is false only if every limit had its token
+// a microsecond before the request: whether a token due at the very
+// microsecond of a request is there depends on rounding alone.
 func replay(p plan, evs [][]event) []idealResult {
 	out := make([]idealResult, len(p.tiers))
 	walk(p, evs, 0, func(c client, _ event, fits bool) bool {
@@ -69,7 +72,7 @@ func replay(p plan, evs [][]event) []idealResult {
 		}
 		return fits
 	})
-	walk(p, evs, 1e-9, func(c client, ev event, fits bool) bool {
+	walk(p, evs, time.Microsecond, func(c client, ev event, fits bool) bool {
 		if fits && ev.res == resDenied {
 			r := &out[c.tier]
 			r.falseDenials++
@@ -90,11 +93,11 @@ func replay(p plan, evs [][]event) []idealResult {
 // walk feeds every client's events, in time order across clients, through
 // exact token buckets: one per limit and client for per-client limits, one
 // per limit and tier for tier-wide ones. For each event it calls f with
-// whether every limit of the client has 1 + margin tokens then; if f
+// whether every limit of the client had a token slack before it; if f
 // returns true,
 // each of those limits gives one (and may go below zero), as a request
 // admitted by a tiers.Limiter takes from each of its limits.
-func walk(p plan, evs [][]event, margin float64, f func(c client, ev event, fits bool) (take bool)) {
+func walk(p plan, evs [][]event, slack time.Duration, f func(c client, ev event, fits bool) (take bool)) {
 	type ref struct{ client, i int }
 	var all []ref
 	for c := range evs {
@@ -122,16 +125,15 @@ func walk(p plan, evs [][]event, margin float64, f func(c client, ev event, fits
 			}
 			b := buckets[k]
 			if b == nil {
-				b = newBucket(l.Budget)
+				b = &bucket{m: algorithms.TokenBucketModel{Limit: l.Budget}}
 				buckets[k] = b
 			}
-			b.refill(ev.at)
-			fits = fits && b.tokens >= 1+margin
+			fits = fits && b.fits(ev.at, slack)
 			need = append(need, b)
 		}
 		if f(c, ev, fits) {
 			for _, b := range need {
-				b.tokens--
+				b.take(ev.at)
 			}
 		}
 	}
