@@ -322,11 +322,11 @@ func TestStateChangesAreReportedAndLogged(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	wantLogs := []string{
-		`level=WARN msg="ratelimit: circuit breaker open" consecutive_failures=5 window_failures=5 window_calls=5 reason="consecutive failures" cool_down=1s breaker=redis-a from=closed to=open`,
-		`level=DEBUG msg="ratelimit: circuit breaker half-open" reason="cool-down over" breaker=redis-a from=open to=half-open`,
-		`level=DEBUG msg="ratelimit: circuit breaker open" reason="probe failed" cool_down=2s breaker=redis-a from=half-open to=open`,
-		`level=DEBUG msg="ratelimit: circuit breaker half-open" reason="cool-down over" breaker=redis-a from=open to=half-open`,
-		`level=INFO msg="ratelimit: circuit breaker closed" reason="probe succeeded" breaker=redis-a from=half-open to=closed`,
+		`level=WARN msg="breaker: circuit open" consecutive_failures=5 window_failures=5 window_calls=5 reason="consecutive failures" cool_down=1s breaker=redis-a from=closed to=open`,
+		`level=DEBUG msg="breaker: circuit half-open" reason="cool-down over" breaker=redis-a from=open to=half-open`,
+		`level=DEBUG msg="breaker: circuit open" reason="probe failed" cool_down=2s breaker=redis-a from=half-open to=open`,
+		`level=DEBUG msg="breaker: circuit half-open" reason="cool-down over" breaker=redis-a from=open to=half-open`,
+		`level=INFO msg="breaker: circuit closed" reason="probe succeeded" breaker=redis-a from=half-open to=closed`,
 	}
 	if len(lines) != len(wantLogs) {
 		t.Fatalf("logged %d lines, want %d:\n%s", len(lines), len(wantLogs), buf.String())
