@@ -121,9 +121,10 @@ func WithLookupTimeout(d time.Duration) DynamicOption {
 	})
 }
 
-// WithCacheClock sets the clock that expires a [Dynamic]'s cached limits.
-// Default: SystemClock. A nil Clock keeps the default.
-func WithCacheClock(clk Clock) DynamicOption {
+// withCacheClock sets the clock that expires a [Dynamic]'s cached limits,
+// for tests (export_test.go). Default: SystemClock. A nil Clock keeps the
+// default.
+func withCacheClock(clk Clock) DynamicOption {
 	return dynamicOptionFunc(func(c *dynamicConfig) {
 		if clk != nil {
 			c.clock = clk

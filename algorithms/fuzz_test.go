@@ -202,7 +202,7 @@ func FuzzParseReply(f *testing.F) {
 		ctx := context.Background()
 		for _, alg := range All {
 			// No own timeout: a loaded fuzzing process must not time out.
-			l, err := NewLimiter(rdb, lim, WithAlgorithm(alg), WithCircuitBreaker(false), WithTimeout(0))
+			l, err := NewLimiter(rdb, lim, WithAlgorithm(alg), WithCircuitBreaker(false), WithTimeout(ratelimit.NoBound))
 			if err != nil {
 				t.Fatal(err)
 			}

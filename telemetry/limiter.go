@@ -269,9 +269,9 @@ func (l *Limiter) end(ctx context.Context, c *counts, start time.Time, ok bool, 
 // With the reject package's Shadow strategy:
 //
 //	tl, _ := telemetry.Wrap(lim, telemetry.WithTier("free"))
-//	shadow := reject.NewShadow(reject.WithOnLimit(func(_ context.Context, r reject.Request) {
+//	shadow := reject.NewShadow(func(_ context.Context, r reject.Request) {
 //		tl.RecordShadowed(r.Decision)
-//	}))
+//	})
 //
 // A layer that does not know the concrete type can check for the
 // [ShadowRecorder] interface.
