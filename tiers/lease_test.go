@@ -37,10 +37,10 @@ func TestLeaseFactory(t *testing.T) {
 		return r, nil
 	}
 	cfg := func(perMinute int) tiers.Config {
-		return tiers.Config{Tiers: []tiers.Tier{{Name: "t", Limits: []tiers.Limit{
+		return oneTier(
 			tiers.Client("minute", ratelimit.PerMinute(perMinute)).WithLease(true),
 			tiers.Client("short", ratelimit.PerHour(3)).WithAlgorithm(algorithms.GCRA),
-		}}}, DefaultTier: "t"}
+		)
 	}
 	l := newLimiter(t, factory, cfg(100), tiers.WithKeyspace(base))
 	ctx := context.Background()

@@ -176,9 +176,9 @@ func TestTierWideRealServer(t *testing.T) {
 func TestReloadAppliesToCurrentWindow(t *testing.T) {
 	rdb, base := realServer(t)
 	cfg := func(rate int) tiers.Config {
-		return tiers.Config{Tiers: []tiers.Tier{{Name: "t", Limits: []tiers.Limit{
+		return oneTier(
 			tb(tiers.Client("hour", ratelimit.PerHour(rate))),
-		}}}, DefaultTier: "t"}
+		)
 	}
 	l := newLimiter(t, direct(rdb), cfg(10), tiers.WithKeyspace(base))
 	ctx := context.Background()
