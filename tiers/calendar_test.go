@@ -13,6 +13,7 @@ import (
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/internal/limitertest"
 	"github.com/distributedratelimiter/ratelimit/tiers"
 )
 
@@ -213,17 +214,7 @@ tiers:
 		l := newLimiter(t, tiers.Direct(rdb), cfg, tiers.WithKeyspace(base))
 		ls = append(ls, l)
 	}
-	admitted := 0
-	for i := range 8 {
-		d, err := ls[i%2].Allow(t.Context(), "bob")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.Allowed {
-			admitted++
-		}
-	}
-	if admitted != 5 {
+	if admitted := limitertest.Admitted(t, "bob", 8, ls...); admitted != 5 {
 		t.Fatalf("admitted %d, want 5", admitted)
 	}
 }
