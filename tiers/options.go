@@ -107,7 +107,7 @@ func WithLogger(l *slog.Logger) Option {
 // WithReloadHook sets a function called after every Reload, ReloadFile and
 // reload by WatchFile, with nil on success or the reason the config was
 // rejected. It runs on the reloading goroutine and must not call Reload.
-// Default: none.
+// Default: none. A nil function means none.
 func WithReloadHook(f func(err error)) Option {
 	return optionFunc(func(c *config) { c.onReload = f })
 }
