@@ -10,8 +10,13 @@
 //
 //   - [Limit], with constructors [PerSecond], [PerMinute], [PerHour] and [Per];
 //   - [Decision], the value every check returns;
-//   - [Limiter], the interface every implementation satisfies;
+//   - [Limiter], the interface every implementation satisfies, and the
+//     optional [Refunder], [Settler] and [Inspector];
+//   - [FailurePolicy], what a limiter decides while Redis cannot answer;
 //   - [Keyspace], which turns client keys into Cluster-safe Redis keys;
+//   - [Clock], the seam for time, and [NoBound], the one sentinel every
+//     option that bounds a duration takes for "no bound" (zero keeps an
+//     option's default; a nil option is skipped);
 //   - [Dynamic], a Limiter whose limit per key (a tenant's plan) comes
 //     from a [LimitFunc], over limiters of any implementation;
 //   - the errors callers branch on with [errors.Is].
@@ -19,7 +24,7 @@
 // The implementations live in subpackages:
 //
 //   - algorithms: one atomic Redis script per request (token bucket, GCRA,
-//     fixed window, sliding window counter);
+//     fixed window, sliding window counter, calendar window);
 //   - lease: local token leasing, which serves most requests from an
 //     in-process counter and leases tokens from Redis in batches.
 //

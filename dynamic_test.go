@@ -15,6 +15,7 @@ import (
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/internal/limitertest"
 	"github.com/distributedratelimiter/ratelimit/internal/redistest"
 	"github.com/distributedratelimiter/ratelimit/lease"
 )
@@ -206,23 +207,6 @@ func (b *builder) count() int {
 	return len(b.built)
 }
 
-type stepClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *stepClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *stepClock) add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // TestDynamicCache: limits are cached per key, for the TTL, at most the
 // cache size of them, least recently used forgotten first, until
 // invalidated; one limiter is built per distinct limit.
@@ -230,7 +214,7 @@ func TestDynamicCache(t *testing.T) {
 	free, pro := ratelimit.PerMinute(10), ratelimit.PerMinute(100)
 	p := newPlans(map[string]ratelimit.Limit{"a": free, "b": free, "c": pro, "d": free})
 	var b builder
-	clk := &stepClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clk := limitertest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	d := ratelimit.NewDynamic(p.limit, b.build, ratelimit.WithCacheSize(3), ratelimit.WithCacheTTL(time.Minute),
 		ratelimit.WithCacheClock(clk), nil)
 	ctx := t.Context()
@@ -259,8 +243,8 @@ func TestDynamicCache(t *testing.T) {
 		{func() { allow("a"); allow("d") }, "a=1 b=1 c=1 d=1"}, // b, least recently used, is forgotten
 		{func() { allow("b") }, "a=1 b=2 c=1 d=1"},             // and c in its turn
 		{func() { allow("a"); allow("d"); allow("b") }, "a=1 b=2 c=1 d=1"},
-		{func() { clk.add(59 * time.Second); allow("a") }, "a=1 b=2 c=1 d=1"},
-		{func() { clk.add(time.Second); allow("a"); allow("a") }, "a=2 b=2 c=1 d=1"}, // expired
+		{func() { clk.Advance(59 * time.Second); allow("a") }, "a=1 b=2 c=1 d=1"},
+		{func() { clk.Advance(time.Second); allow("a"); allow("a") }, "a=2 b=2 c=1 d=1"}, // expired
 		{func() { d.Invalidate("a"); allow("a"); allow("a") }, "a=3 b=2 c=1 d=1"},
 		{func() { d.InvalidateAll(); allow("a"); allow("b"); allow("d") }, "a=4 b=3 c=1 d=2"},
 		{func() { p.set("a", pro); checkedUnder("a", free) }, "a=4 b=3 c=1 d=2"}, // cached: the old plan

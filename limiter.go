@@ -35,6 +35,13 @@ type SystemClock struct{}
 // Now returns time.Now().
 func (SystemClock) Now() time.Time { return time.Now() }
 
+// NoBound, given to an option that bounds a duration
+// (algorithms.WithTimeout, reject.WithMaxWait, tiers.WithGracePeriod),
+// removes the bound: only the caller's context ends the wait. Options
+// follow one rule: zero keeps the default, NoBound means no bound, and a
+// nil option is skipped.
+const NoBound time.Duration = -1
+
 // A Refunder gives back n tokens that an earlier admitted AllowN of the
 // same key spent but did not use, for example because another limit of the
 // same request denied it. A refund never raises a key above its burst.

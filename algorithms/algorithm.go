@@ -50,7 +50,7 @@ var _ Refunder = scripted{}
 
 // ErrRefundUnsupported is returned by [Limiter.RefundN] when the Limiter's
 // Algorithm is not a [Refunder]. No Algorithm of this package causes it.
-var ErrRefundUnsupported = errors.New("ratelimit: algorithm cannot refund")
+var ErrRefundUnsupported = errors.New("algorithms: algorithm cannot refund")
 
 // The algorithms. Each is described in the doc of its Lua script and its
 // reference model.
@@ -115,7 +115,7 @@ func ByName(name string) (Algorithm, error) {
 			return a, nil
 		}
 	}
-	return nil, fmt.Errorf("ratelimit: unknown algorithm %q", name)
+	return nil, fmt.Errorf("algorithms: unknown algorithm %q", name)
 }
 
 // Grant is the outcome of [TakeUpTo]: how many tokens the bucket handed

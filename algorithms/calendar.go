@@ -38,7 +38,7 @@ func ParseCalendarPeriod(s string) (CalendarPeriod, error) {
 			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("ratelimit: unknown calendar period %q (want day, week or month)", s)
+	return 0, fmt.Errorf("algorithms: unknown calendar period %q (want day, week or month)", s)
 }
 
 // String returns "day", "week" or "month".

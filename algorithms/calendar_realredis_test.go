@@ -71,16 +71,9 @@ func runClocked(t *testing.T, rdb *redis.Client, s *redis.Script, rkey string, a
 }
 
 // readCalendarState reads a calendar window key's hash.
-func readCalendarState(h map[string]string) (CalendarWindowState, error) {
-	if len(h) == 0 {
-		return CalendarWindowState{}, nil
-	}
-	v, err := parseInts(h, "s", "e", "c")
-	if err != nil {
-		return CalendarWindowState{}, err
-	}
-	return CalendarWindowState{Start: v[0], End: v[1], Count: v[2]}, nil
-}
+var readCalendarState = intState(func(v []int64) CalendarWindowState {
+	return CalendarWindowState{Start: v[0], End: v[1], Count: v[2]}
+}, "s", "e", "c")
 
 // TestRealRedisCalendar runs the calendar ops, clocked, on a real
 // redis-server through the differential test's sequences (daylight-saving

@@ -19,7 +19,11 @@
 //     previous window's count by how much of it still overlaps the last
 //     Period. Close to a true sliding log at the cost of a fixed window.
 //
-// Every script reads the time from the Redis server (TIME), in
+// A fifth, [CalendarWindow], is a value with fields rather than one of
+// [All]: a quota per calendar day, week or month in a time zone ("1,000 a
+// day, Europe/Paris"), whose windows the Limiter computes in Go.
+//
+// Every script but reset reads the time from the Redis server (TIME), in
 // microseconds, so the clocks of the calling machines do not matter; writes
 // nothing for a denied request; sets a TTL so that a key disappears as soon
 // as its state is the same as a missing key's; and returns four integers
@@ -39,7 +43,12 @@
 // [NewLimiter] wraps an Algorithm and a Redis client into a
 // [ratelimit.Limiter] that runs one script per [Limiter.AllowN]. It also
 // implements [ratelimit.Refunder]: [Limiter.RefundN] gives back tokens a
-// request did not use (see [Refunder]).
+// request did not use (see [Refunder]); [ratelimit.Settler]:
+// [Limiter.SettleN] settles a request's actual cost against what it
+// reserved (see [Charger]); and [ratelimit.Inspector]: [Limiter.Peek] and
+// [Limiter.Reset] (see [Inspector]). Each is one script. When Redis cannot
+// answer, the failure policy decides ([WithFailurePolicy]), behind a
+// circuit breaker ([WithCircuitBreaker]).
 //
 //	l, err := algorithms.NewLimiter(rdb, ratelimit.PerMinute(100),
 //		algorithms.WithAlgorithm(algorithms.SlidingWindow))
@@ -50,13 +59,14 @@
 //
 // # Leasing primitives
 //
-// [TakeUpTo] and [ReturnN] take and return tokens of a token bucket in
-// batches, for the lease package.
+// [TakeUpTo], [ChargeTakeUpTo] and [ReturnN] take and return tokens of a
+// token bucket in batches, for the lease package.
 //
 // # Reference models
 //
-// [TokenBucketModel], [GCRAModel], [FixedWindowModel] and
-// [SlidingWindowModel] compute, in Go, exactly what the scripts compute,
+// [TokenBucketModel], [GCRAModel], [FixedWindowModel],
+// [SlidingWindowModel] and [CalendarWindowModel] compute, in Go, exactly
+// what the scripts compute (checks, refunds, peeks and charges),
 // from an explicit state and time. The tests check that each model and its
 // script agree on random request sequences; local limiters and fallbacks
 // can use them when Redis is out of reach. A model's Decision is the one

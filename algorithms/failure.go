@@ -46,7 +46,8 @@ func WithInstances(n int) Option {
 // spanning at least 250 ms (one stall never opens it), suspend Redis calls
 // for about a quarter of a second, after which one probe tests Redis
 // again; meanwhile the failure policy decides at once, with no timeout to
-// wait for.
+// wait for. Unlike the other options, this one's zero value, false, is
+// not the default: it turns the breaker off.
 func WithCircuitBreaker(on bool) Option {
 	return optionFunc(func(c *config) { c.breakerOff = !on })
 }

@@ -121,24 +121,6 @@ func wantDuration(us int64) time.Duration {
 	return time.Duration(ns.Int64())
 }
 
-// fuzzScripter is a redis.Scripter whose every script replies val, or
-// fails with err.
-type fuzzScripter struct {
-	redis.Scripter // nil: only EvalSha is used
-	val            any
-	err            error
-}
-
-func (f fuzzScripter) EvalSha(ctx context.Context, _ string, _ []string, _ ...any) *redis.Cmd {
-	cmd := redis.NewCmd(ctx)
-	if f.err != nil {
-		cmd.SetErr(f.err)
-	} else {
-		cmd.SetVal(f.val)
-	}
-	return cmd
-}
-
 // errFuzz is the error a fuzzed Redis call fails with.
 var errFuzz = errors.New("fuzz: connection reset")
 
@@ -198,11 +180,11 @@ func FuzzParseReply(f *testing.F) {
 		// Every entry point that parses a reply: a failure matches
 		// ErrStore, a malformed reply also ErrBadReply, and a well-formed
 		// one is read field by field.
-		rdb := fuzzScripter{val: val, err: callErr}
+		rdb := &replyScripter{val: val, err: callErr}
 		ctx := context.Background()
 		for _, alg := range All {
 			// No own timeout: a loaded fuzzing process must not time out.
-			l, err := NewLimiter(rdb, lim, WithAlgorithm(alg), WithCircuitBreaker(false), WithTimeout(0))
+			l, err := NewLimiter(rdb, lim, WithAlgorithm(alg), WithCircuitBreaker(false), WithTimeout(ratelimit.NoBound))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -296,7 +278,7 @@ func FuzzLimitValidate(f *testing.F) {
 	f.Add(int64(1), int64(time.Second), int64(1<<40), 1)          // issue 11: PEXPIRE failed
 	f.Add(int64(1), int64(365*24*time.Hour), int64(100), 7)       // refills in exactly MaxRefill
 	f.Add(int64(3), int64(ratelimit.MaxPeriod), int64(299), 2)    // Share(2) refills in 2 × 99.7 years
-	rdb := fuzzScripter{val: []any{int64(1), int64(0), int64(0), int64(0)}}
+	rdb := &replyScripter{val: []any{int64(1), int64(0), int64(0), int64(0)}}
 	f.Fuzz(func(t *testing.T, rate, period, burst int64, instances int) {
 		lim := ratelimit.Limit{Rate: int(rate), Period: time.Duration(period), Burst: int(burst)}
 		_ = lim.String()

@@ -186,17 +186,7 @@ func TestRealRedisPeekReset(t *testing.T) {
 					t.Fatalf("instance %d after Reset: Peek %+v, %v", j, d, err)
 				}
 			}
-			admitted := 0
-			for i := range 8 {
-				d, err := ls[i%3].Allow(ctx, key)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if d.Allowed {
-					admitted++
-				}
-			}
-			if admitted != 6 {
+			if admitted := limitertest.Admitted(t, key, 8, ls...); admitted != 6 {
 				t.Fatalf("after Reset, %d admitted of 8, want the burst, 6", admitted)
 			}
 		})

@@ -72,7 +72,9 @@ func newConfig(opts []Option) config {
 	c := config{alg: GCRA, timeout: DefaultTimeout, policy: ratelimit.FailClosed, instances: 1,
 		logger: slog.Default(), clock: ratelimit.SystemClock{}}
 	for _, o := range opts {
-		o.apply(&c)
+		if o != nil {
+			o.apply(&c)
+		}
 	}
 	return c
 }
@@ -94,10 +96,15 @@ func WithKeyspace(ks ratelimit.Keyspace) Option {
 }
 
 // WithTimeout bounds each Redis call, independently of how long the
-// caller's context would allow. Default: DefaultTimeout (250 ms). Zero or
-// negative means the caller's context alone bounds the call.
+// caller's context would allow. Default: DefaultTimeout (250 ms). Zero
+// keeps the default; ratelimit.NoBound (or any negative value) means the
+// caller's context alone bounds the call.
 func WithTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.timeout = d })
+	return optionFunc(func(c *config) {
+		if d != 0 {
+			c.timeout = d
+		}
+	})
 }
 
 // NewLimiter returns a per-request Limiter enforcing lim through rdb, which

@@ -250,12 +250,12 @@ func TestContextEnds(t *testing.T) {
 		ctx  func() (context.Context, context.CancelFunc)
 		want error
 	}{
-		{"cancelled", []Option{WithTimeout(0)}, func() (context.Context, context.CancelFunc) {
+		{"cancelled", []Option{WithTimeout(ratelimit.NoBound)}, func() (context.Context, context.CancelFunc) {
 			ctx, cancel := context.WithCancel(t.Context())
 			cancel()
 			return ctx, cancel
 		}, context.Canceled},
-		{"ctx deadline", []Option{WithTimeout(0)}, func() (context.Context, context.CancelFunc) {
+		{"ctx deadline", []Option{WithTimeout(ratelimit.NoBound)}, func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(t.Context(), deadline)
 		}, context.DeadlineExceeded},
 		{"WithTimeout", []Option{WithTimeout(deadline)}, func() (context.Context, context.CancelFunc) {

@@ -43,42 +43,31 @@ type modelFuncs[S any] struct {
 	takeUpTo func(lim ratelimit.Limit, s S, nowUS int64, n int) (S, Grant) // nil if the model has none
 }
 
+// checkModel is what every model does: decide and refund.
+type checkModel[S any] interface {
+	Decide(s S, nowUS int64, n int) (S, ratelimit.Decision)
+	Refund(s S, nowUS int64, n int) (S, int)
+}
+
+// funcsOf binds the operations of the model that of makes for a limit.
+func funcsOf[S any, M checkModel[S]](of func(ratelimit.Limit) M) modelFuncs[S] {
+	return modelFuncs[S]{
+		decide: func(l ratelimit.Limit, s S, now int64, n int) (S, ratelimit.Decision) { return of(l).Decide(s, now, n) },
+		refund: func(l ratelimit.Limit, s S, now int64, n int) (S, int) { return of(l).Refund(s, now, n) },
+	}
+}
+
 var (
-	tokenBucketModel = modelFuncs[TokenBucketState]{
-		decide: func(l ratelimit.Limit, s TokenBucketState, now int64, n int) (TokenBucketState, ratelimit.Decision) {
-			return TokenBucketModel{l}.Decide(s, now, n)
-		},
-		refund: func(l ratelimit.Limit, s TokenBucketState, now int64, n int) (TokenBucketState, int) {
-			return TokenBucketModel{l}.Refund(s, now, n)
-		},
-		takeUpTo: func(l ratelimit.Limit, s TokenBucketState, now int64, n int) (TokenBucketState, Grant) {
+	tokenBucketModel = func() modelFuncs[TokenBucketState] {
+		m := funcsOf[TokenBucketState](func(l ratelimit.Limit) TokenBucketModel { return TokenBucketModel{l} })
+		m.takeUpTo = func(l ratelimit.Limit, s TokenBucketState, now int64, n int) (TokenBucketState, Grant) {
 			return TokenBucketModel{l}.TakeUpTo(s, now, n)
-		},
-	}
-	gcraModel = modelFuncs[GCRAState]{
-		decide: func(l ratelimit.Limit, s GCRAState, now int64, n int) (GCRAState, ratelimit.Decision) {
-			return GCRAModel{l}.Decide(s, now, n)
-		},
-		refund: func(l ratelimit.Limit, s GCRAState, now int64, n int) (GCRAState, int) {
-			return GCRAModel{l}.Refund(s, now, n)
-		},
-	}
-	fixedWindowModel = modelFuncs[FixedWindowState]{
-		decide: func(l ratelimit.Limit, s FixedWindowState, now int64, n int) (FixedWindowState, ratelimit.Decision) {
-			return FixedWindowModel{l}.Decide(s, now, n)
-		},
-		refund: func(l ratelimit.Limit, s FixedWindowState, now int64, n int) (FixedWindowState, int) {
-			return FixedWindowModel{l}.Refund(s, now, n)
-		},
-	}
-	slidingWindowModel = modelFuncs[SlidingWindowState]{
-		decide: func(l ratelimit.Limit, s SlidingWindowState, now int64, n int) (SlidingWindowState, ratelimit.Decision) {
-			return SlidingWindowModel{l}.Decide(s, now, n)
-		},
-		refund: func(l ratelimit.Limit, s SlidingWindowState, now int64, n int) (SlidingWindowState, int) {
-			return SlidingWindowModel{l}.Refund(s, now, n)
-		},
-	}
+		}
+		return m
+	}()
+	gcraModel          = funcsOf[GCRAState](func(l ratelimit.Limit) GCRAModel { return GCRAModel{l} })
+	fixedWindowModel   = funcsOf[FixedWindowState](func(l ratelimit.Limit) FixedWindowModel { return FixedWindowModel{l} })
+	slidingWindowModel = funcsOf[SlidingWindowState](func(l ratelimit.Limit) SlidingWindowModel { return SlidingWindowModel{l} })
 )
 
 // run runs steps in order from a missing key under lim.

@@ -182,6 +182,23 @@ type stateCodec[S comparable] struct {
 	sane func(lim ratelimit.Limit, s S, nowUS int64) error
 }
 
+// intState returns a reader of a hash of integer fields, in the order
+// given, into the state that build makes of their values; an empty hash
+// (a missing key) is the zero state.
+func intState[S any](build func(v []int64) S, fields ...string) func(map[string]string) (S, error) {
+	return func(h map[string]string) (S, error) {
+		var zero S
+		if len(h) == 0 {
+			return zero, nil
+		}
+		v, err := parseInts(h, fields...)
+		if err != nil {
+			return zero, err
+		}
+		return build(v), nil
+	}
+}
+
 func parseInts(h map[string]string, fields ...string) ([]int64, error) {
 	if len(h) != len(fields) {
 		return nil, fmt.Errorf("hash %v, want fields %v", h, fields)
@@ -226,16 +243,7 @@ var (
 		},
 	}
 	gcraCodec = stateCodec[GCRAState]{
-		read: func(h map[string]string) (GCRAState, error) {
-			if len(h) == 0 {
-				return GCRAState{}, nil
-			}
-			v, err := parseInts(h, "t", "f")
-			if err != nil {
-				return GCRAState{}, err
-			}
-			return GCRAState{TAT: v[0], Frac: v[1]}, nil
-		},
+		read: intState(func(v []int64) GCRAState { return GCRAState{TAT: v[0], Frac: v[1]} }, "t", "f"),
 		sane: func(lim ratelimit.Limit, s GCRAState, now int64) error {
 			if s != (GCRAState{}) && (s.TAT-now > refillUS(lim) || s.Frac < 0 || s.Frac >= int64(lim.Rate)) {
 				return fmt.Errorf("state %+v at %d: want a TAT at most the refill time %dµs ahead", s, now, refillUS(lim))
@@ -244,16 +252,7 @@ var (
 		},
 	}
 	fixedWindowCodec = stateCodec[FixedWindowState]{
-		read: func(h map[string]string) (FixedWindowState, error) {
-			if len(h) == 0 {
-				return FixedWindowState{}, nil
-			}
-			v, err := parseInts(h, "w", "c")
-			if err != nil {
-				return FixedWindowState{}, err
-			}
-			return FixedWindowState{Window: v[0], Count: v[1]}, nil
-		},
+		read: intState(func(v []int64) FixedWindowState { return FixedWindowState{Window: v[0], Count: v[1]} }, "w", "c"),
 		sane: func(lim ratelimit.Limit, s FixedWindowState, now int64) error {
 			if s != (FixedWindowState{}) && (s.Window > now/lim.Period.Microseconds() || s.Count <= 0 || s.Count > int64(lim.Burst)) {
 				return fmt.Errorf("state %+v at %d", s, now)
@@ -262,16 +261,7 @@ var (
 		},
 	}
 	slidingWindowCodec = stateCodec[SlidingWindowState]{
-		read: func(h map[string]string) (SlidingWindowState, error) {
-			if len(h) == 0 {
-				return SlidingWindowState{}, nil
-			}
-			v, err := parseInts(h, "w", "c", "p")
-			if err != nil {
-				return SlidingWindowState{}, err
-			}
-			return SlidingWindowState{Window: v[0], Count: v[1], Prev: v[2]}, nil
-		},
+		read: intState(func(v []int64) SlidingWindowState { return SlidingWindowState{Window: v[0], Count: v[1], Prev: v[2]} }, "w", "c", "p"),
 		sane: func(lim ratelimit.Limit, s SlidingWindowState, now int64) error {
 			b := int64(lim.Burst)
 			if s != (SlidingWindowState{}) && (s.Window > now/lim.Period.Microseconds() ||

@@ -197,6 +197,11 @@ func accuracyChart(file string, rs []result) error {
 	for i, p := range row {
 		p.Draw(canvases[0][i])
 	}
+	return savePNG(file, img)
+}
+
+// savePNG writes img to file as a PNG.
+func savePNG(file string, img *vgimg.Canvas) error {
 	f, err := os.Create(file)
 	if err != nil {
 		return err

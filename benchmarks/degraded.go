@@ -114,6 +114,14 @@ type degradedDecider struct {
 	close func()
 }
 
+// allowOf is the allow of a degradedDecider over a ratelimit.Limiter.
+func allowOf(l ratelimit.Limiter) func(ctx context.Context, key string) (bool, ratelimit.Source, error) {
+	return func(ctx context.Context, key string) (bool, ratelimit.Source, error) {
+		d, err := l.Allow(ctx, key)
+		return d.Allowed && err == nil, d.Source, err
+	}
+}
+
 // quietLogger discards the limiters' logs (breaker state changes, refill
 // failures): a fault makes many, and they would bury the progress lines.
 var quietLogger = slog.New(slog.DiscardHandler)
@@ -136,10 +144,7 @@ func newDegradedDecider(im impl, addr, prefix string) (degradedDecider, error) {
 			return degradedDecider{}, err
 		}
 		return degradedDecider{
-			allow: func(ctx context.Context, key string) (bool, ratelimit.Source, error) {
-				d, err := l.Allow(ctx, key)
-				return d.Allowed && err == nil, d.Source, err
-			},
+			allow: allowOf(l),
 			close: func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 				defer cancel()
@@ -155,10 +160,7 @@ func newDegradedDecider(im impl, addr, prefix string) (degradedDecider, error) {
 			return degradedDecider{}, err
 		}
 		return degradedDecider{
-			allow: func(ctx context.Context, key string) (bool, ratelimit.Source, error) {
-				d, err := l.Allow(ctx, key)
-				return d.Allowed && err == nil, d.Source, err
-			},
+			allow: allowOf(l),
 			close: func() { _ = rdb.Close() },
 		}, nil
 	case implRedisRate:

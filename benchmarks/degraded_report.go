@@ -265,15 +265,7 @@ func degradedChart(file string, im impl, rs []degradedRun) error {
 	for i := range col {
 		col[i][0].Draw(canvases[i][0])
 	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		_ = f.Close()
-		return err
-	}
-	return f.Close()
+	return savePNG(file, img)
 }
 
 // degradedPanel plots one run: the fault as a grey band, the ideal, the

@@ -59,8 +59,9 @@
 //
 //   - a token bucket or GCRA limit admits Burst requests at once and
 //     refills them in Burst × Period / Rate: q is Burst and w that time;
-//   - a fixed or sliding window limit admits Burst requests per Period: q
-//     is Burst and w the Period;
+//   - a fixed, sliding or calendar window limit admits Burst requests per
+//     Period: q is Burst and w the Period (a calendar window's nominal
+//     length);
 //   - w is in whole seconds, at least 1: a window that is not is rounded
 //     up, and q scaled to the same rate (rounded down, never below Burst).
 //
@@ -77,7 +78,7 @@
 //
 //   - a refusal: the time until the request could be admitted;
 //   - a bucket: the time until its next token;
-//   - a fixed window: the end of the window;
+//   - a fixed or calendar window: the end of the window;
 //   - a sliding window: the time by which a request has certainly left the
 //     estimate (exact when the previous window was empty, which the
 //     decision does not show; otherwise quota may return sooner).
@@ -96,14 +97,15 @@
 // A request costs one token unless [WithCost] says otherwise. When the
 // actual cost is known only after the work (an LLM call's tokens), the
 // WithCost estimate is reserved up front, the handler reports the actual
-// cost with [SetCost], and the middleware settles the difference when the
+// cost with [SetCost] (or [WithResponseCost] reads it from the response's
+// header fields), and the middleware settles the difference when the
 // handler returns (ratelimit.Settler): a refund, or a charge into debt
 // that the client's later requests pay off.
 //
 // # Options
 //
 // Every option follows one rule: its zero value (nil, 0, empty) keeps the
-// default, and a nil Option is skipped. [Limit] takes [Option]s; [New]
+// default, and a nil Option is skipped ([WithoutHeaders] takes no value). [Limit] takes [Option]s; [New]
 // takes [PlanOption]s, which are every Option and [WithTier]. [ClientIPKey]
 // takes [IPOption]s. Each is a type of its own, so that an option cannot
 // be given where it would mean nothing.

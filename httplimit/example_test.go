@@ -25,17 +25,11 @@ import (
 func ExampleLimit() {
 	// An embedded Redis stands in for a real server. Its clock is stopped,
 	// so that nothing refills and the headers are exact.
-	mr, err := miniredis.Run()
-	if err != nil {
-		panic(err)
-	}
-	defer mr.Close()
-	mr.SetTime(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
+	rdb, stop := stoppedRedis()
+	defer stop()
 
 	// A generous timeout for each Redis call, so that the output does not
-	// depend on how busy the machine is (the default is 50 ms).
+	// depend on how busy the machine is (the default is 250 ms).
 	lim, err := algorithms.NewLimiter(rdb, ratelimit.PerMinute(2), algorithms.WithTimeout(time.Minute))
 	if err != nil {
 		panic(err)
@@ -46,14 +40,7 @@ func ExampleLimit() {
 	for range 3 {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req.RemoteAddr = "203.0.113.7:51234"
-		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, req)
-		fmt.Print(rec.Code, " ", rec.Body.String())
-		fmt.Println("  RateLimit:", rec.Header().Get(httplimit.HeaderRateLimit))
-		if rec.Code == http.StatusTooManyRequests {
-			fmt.Println("  RateLimit-Policy:", rec.Header().Get(httplimit.HeaderRateLimitPolicy))
-			fmt.Println("  Retry-After:", rec.Header().Get(httplimit.HeaderRetryAfter))
-		}
+		show(handler, req)
 	}
 	// Output:
 	// 200 hello
@@ -73,14 +60,8 @@ func ExampleLimit() {
 func ExampleNew() {
 	// An embedded Redis stands in for a real server. Its clock is stopped,
 	// so that nothing refills and the headers are exact.
-	mr, err := miniredis.Run()
-	if err != nil {
-		panic(err)
-	}
-	defer mr.Close()
-	mr.SetTime(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
+	rdb, stop := stoppedRedis()
+	defer stop()
 
 	cfg := tiers.Config{
 		Tiers: []tiers.Tier{{
@@ -101,14 +82,7 @@ func ExampleNew() {
 	for range 3 {
 		req := httptest.NewRequest(http.MethodGet, "/", nil)
 		req.Header.Set("X-API-Key", "key-1")
-		rec := httptest.NewRecorder()
-		handler.ServeHTTP(rec, req)
-		fmt.Print(rec.Code, " ", rec.Body.String())
-		fmt.Println("  RateLimit:", rec.Header().Get(httplimit.HeaderRateLimit))
-		if rec.Code == http.StatusTooManyRequests {
-			fmt.Println("  RateLimit-Policy:", rec.Header().Get(httplimit.HeaderRateLimitPolicy))
-			fmt.Println("  Retry-After:", rec.Header().Get(httplimit.HeaderRetryAfter))
-		}
+		show(handler, req)
 	}
 	// Output:
 	// 200 hello
@@ -128,14 +102,8 @@ func ExampleNew() {
 // returns: a refund when the request cost less, a charge, into debt if
 // need be, when it cost more.
 func ExampleSetCost() {
-	mr, err := miniredis.Run()
-	if err != nil {
-		panic(err)
-	}
-	defer mr.Close()
-	mr.SetTime(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)) // nothing refills
-	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer rdb.Close()
+	rdb, stop := stoppedRedis() // nothing refills
+	defer stop()
 
 	// 1,000 tokens an hour per API key.
 	lim, err := algorithms.NewLimiter(rdb, ratelimit.PerHour(1000), algorithms.WithTimeout(time.Minute))
@@ -177,4 +145,30 @@ func ExampleSetCost() {
 	// 200 used 120 tokens tokens left: 880
 	// 200 used 700 tokens tokens left: 180
 	// 429 rate limit exceeded tokens left: 180
+}
+
+// stoppedRedis returns a client of an embedded Redis (miniredis) whose
+// clock is stopped at noon on 2026-01-01, so that nothing refills, and a
+// function that closes both.
+func stoppedRedis() (*redis.Client, func()) {
+	mr, err := miniredis.Run()
+	if err != nil {
+		panic(err)
+	}
+	mr.SetTime(time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC))
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	return rdb, func() { rdb.Close(); mr.Close() }
+}
+
+// show serves req with h and prints the status, the body and the
+// RateLimit field, and for a refusal RateLimit-Policy and Retry-After.
+func show(h http.Handler, req *http.Request) {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	fmt.Print(rec.Code, " ", rec.Body.String())
+	fmt.Println("  RateLimit:", rec.Header().Get(httplimit.HeaderRateLimit))
+	if rec.Code == http.StatusTooManyRequests {
+		fmt.Println("  RateLimit-Policy:", rec.Header().Get(httplimit.HeaderRateLimitPolicy))
+		fmt.Println("  Retry-After:", rec.Header().Get(httplimit.HeaderRetryAfter))
+	}
 }

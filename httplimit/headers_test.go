@@ -130,50 +130,38 @@ func newModel(alg algorithms.Algorithm, lim ratelimit.Limit) *model {
 	m := &model{alg: alg, exact: func() bool { return true }}
 	switch alg {
 	case algorithms.TokenBucket:
-		var s algorithms.TokenBucketState
-		mm := algorithms.TokenBucketModel{Limit: lim}
-		m.decide = func(now int64, n int, keep bool) ratelimit.Decision {
-			next, d := mm.Decide(s, now, n)
-			if keep {
-				s = next
-			}
-			return d
-		}
+		m.decide = decider(algorithms.TokenBucketModel{Limit: lim}.Decide, nil)
 	case algorithms.GCRA:
-		var s algorithms.GCRAState
-		mm := algorithms.GCRAModel{Limit: lim}
-		m.decide = func(now int64, n int, keep bool) ratelimit.Decision {
-			next, d := mm.Decide(s, now, n)
-			if keep {
-				s = next
-			}
-			return d
-		}
+		m.decide = decider(algorithms.GCRAModel{Limit: lim}.Decide, nil)
 	case algorithms.FixedWindow:
-		var s algorithms.FixedWindowState
-		mm := algorithms.FixedWindowModel{Limit: lim}
-		m.decide = func(now int64, n int, keep bool) ratelimit.Decision {
-			next, d := mm.Decide(s, now, n)
-			if keep {
-				s = next
-			}
-			return d
-		}
+		m.decide = decider(algorithms.FixedWindowModel{Limit: lim}.Decide, nil)
 	case algorithms.SlidingWindow:
 		var s algorithms.SlidingWindowState
 		var now0 int64
-		mm := algorithms.SlidingWindowModel{Limit: lim}
-		m.decide = func(now int64, n int, keep bool) ratelimit.Decision {
-			next, d := mm.Decide(s, now, n)
-			if keep {
-				s, now0 = next, now
-			}
-			return d
-		}
+		m.decide = decider(algorithms.SlidingWindowModel{Limit: lim}.Decide, func(next algorithms.SlidingWindowState, now int64) {
+			s, now0 = next, now
+		})
 		// Exact when the previous window counted nothing.
 		m.exact = func() bool { return s.Prev == 0 && s.Window == now0/lim.Period.Microseconds() }
 	}
 	return m
+}
+
+// decider returns a model's decide function over a state of its own,
+// starting from the zero state (a missing key); kept, if not nil, sees
+// every state it keeps.
+func decider[S any](decide func(S, int64, int) (S, ratelimit.Decision), kept func(S, int64)) func(int64, int, bool) ratelimit.Decision {
+	var s S
+	return func(now int64, n int, keep bool) ratelimit.Decision {
+		next, d := decide(s, now, n)
+		if keep {
+			s = next
+			if kept != nil {
+				kept(next, now)
+			}
+		}
+		return d
+	}
 }
 
 // TestUntilMoreIsWhenQuotaReturns checks the meaning of t against each

@@ -190,8 +190,7 @@ func TestMiddlewareStrategies(t *testing.T) {
 	client := request{remote: "203.0.113.7:1234"}
 	t.Run("status", func(t *testing.T) {
 		l, _ := setup(t, false)
-		h := httplimit.New(l, httplimit.WithStrategy(reject.Status(reject.WithStatus(503),
-			reject.WithBody("application/json", []byte(`{"error":"busy"}`)))))(hello)
+		h := httplimit.New(l, httplimit.WithStrategy(reject.Status(503, "application/json", []byte(`{"error":"busy"}`))))(hello)
 		do(h, client)
 		do(h, client)
 		rec := do(h, client)
@@ -202,7 +201,7 @@ func TestMiddlewareStrategies(t *testing.T) {
 	})
 	t.Run("shadow", func(t *testing.T) {
 		l, _ := setup(t, false)
-		s := reject.NewShadow()
+		s := reject.NewShadow(nil)
 		h := httplimit.New(l, httplimit.WithStrategy(s))(hello)
 		for i := range 4 {
 			if rec := do(h, client); rec.Code != 200 {

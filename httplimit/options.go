@@ -3,7 +3,6 @@ package httplimit
 import (
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/reject"
@@ -35,8 +34,6 @@ type config struct {
 	pkSecret []byte
 	cost     func(*http.Request) int
 	respCost func(*http.Request, http.Header) (int, bool)
-	// settleTimeout bounds each settle.
-	settleTimeout time.Duration
 }
 
 type optionFunc func(*config)
@@ -54,8 +51,6 @@ func defaultConfig() config {
 		key:      ClientIP(),
 		strategy: reject.Reject(),
 		policy:   DefaultFailurePolicy,
-
-		settleTimeout: DefaultSettleTimeout,
 	}
 }
 

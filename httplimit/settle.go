@@ -8,12 +8,11 @@ import (
 	"time"
 )
 
-// DefaultSettleTimeout bounds a settle when [WithSettleTimeout] is not
-// given. The settle runs after the handler, on a context that the client
-// hanging up does not cancel, so something else must bound it; the
-// limiter's own timeout of each Redis call (250 ms for
-// algorithms.Limiter) usually ends it sooner.
-const DefaultSettleTimeout = 2 * time.Second
+// settleTimeout bounds a settle. The settle runs after the handler, on a
+// context that the client hanging up does not cancel, so something else
+// must bound it; the limiter's own timeout of each Redis call (250 ms for
+// algorithms.Limiter) ends it sooner, which is why no option changes it.
+const settleTimeout = 2 * time.Second
 
 // WithCost sets the cost of a request, in tokens, which the middleware
 // checks and spends before the request reaches the handler: an estimate
@@ -54,17 +53,6 @@ func WithResponseCost(f func(r *http.Request, h http.Header) (actual int, ok boo
 	return optionFunc(func(c *config) {
 		if f != nil {
 			c.respCost = f
-		}
-	})
-}
-
-// WithSettleTimeout bounds each settle of a cost reported with
-// [SetCost]. Default: DefaultSettleTimeout (2 s). Zero or negative keeps
-// the default.
-func WithSettleTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) {
-		if d > 0 {
-			c.settleTimeout = d
 		}
 	})
 }
@@ -143,7 +131,7 @@ func (m *middleware) serveSettled(w http.ResponseWriter, r *http.Request, next h
 // is logged (at most once a second, with the count of those held back)
 // and does not change the response.
 func (m *middleware) settleCost(r *http.Request, key, tier string, reserved, actual int) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), m.cfg.settleTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), settleTimeout)
 	defer cancel()
 	err := m.settle(ctx, key, tier, reserved, actual)
 	if err == nil {

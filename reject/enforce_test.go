@@ -123,7 +123,7 @@ func TestEnforceReject(t *testing.T) {
 
 // enforceWait is Enforce with the Wait strategy bounded by ctx alone.
 func enforceWait(ctx context.Context, l ratelimit.Limiter, key string, n int) (ratelimit.Decision, error) {
-	return reject.Enforce(ctx, l, key, n, reject.Wait(reject.WithMaxWait(0)))
+	return reject.Enforce(ctx, l, key, n, reject.Wait(reject.WithMaxWait(ratelimit.NoBound)))
 }
 
 // The Enforce-with-Wait tests run in a synctest bubble: time is fake and advances only

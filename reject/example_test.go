@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -145,7 +146,7 @@ func ExampleEnforce() {
 // Status refuses with what an HTTP layer should answer.
 func ExampleStatus() {
 	denial := ratelimit.Decision{Limit: ratelimit.PerSecond(5), RetryAfter: 200 * time.Millisecond}
-	strategy := reject.Status(reject.WithBody("application/json", []byte(`{"error":"slow down"}`)))
+	strategy := reject.Status(http.StatusTooManyRequests, "application/json", []byte(`{"error":"slow down"}`))
 
 	_, err := strategy.Handle(context.Background(), reject.Request{Key: "user:42", N: 1, Decision: denial})
 	var se *reject.StatusError
@@ -192,9 +193,9 @@ func ExampleWait() {
 // limit out on real traffic before enforcing it.
 func ExampleNewShadow() {
 	l := &bucket{tokens: 2, retry: time.Second} // room for two requests
-	shadow := reject.NewShadow(reject.WithOnLimit(func(_ context.Context, r reject.Request) {
+	shadow := reject.NewShadow(func(_ context.Context, r reject.Request) {
 		fmt.Println("would have limited", r.Key)
-	}))
+	})
 
 	ctx := context.Background()
 	for i := 1; i <= 4; i++ {

@@ -1,10 +1,6 @@
 package reject
 
-import (
-	"context"
-	"net/http"
-	"time"
-)
+import "time"
 
 // Defaults of the options.
 const (
@@ -16,86 +12,74 @@ const (
 	DefaultMaxQueued = 4096
 )
 
-// An Option configures a strategy. Each option says which strategies read
-// it; the others ignore it.
-type Option interface{ apply(*config) }
-
-type config struct {
-	status      int
-	contentType string
-	body        []byte
-	maxWait     time.Duration
-	queueSize   int
-	maxQueued   int
-	onLimit     func(context.Context, Request)
+// An Option configures [Wait] and [NewQueue]: [WithMaxWait].
+type Option interface {
+	QueueOption
+	applyWait(*config)
 }
 
-type optionFunc func(*config)
+// A QueueOption configures [NewQueue]: an [Option], [WithQueueSize] or
+// [WithMaxQueued].
+type QueueOption interface{ applyQueue(*config) }
 
-func (f optionFunc) apply(c *config) { f(c) }
+type config struct {
+	maxWait   time.Duration
+	queueSize int
+	maxQueued int
+}
 
-func newConfig(opts []Option) config {
-	c := config{
-		status:      http.StatusTooManyRequests,
-		contentType: "text/plain; charset=utf-8",
-		body:        []byte("rate limit exceeded\n"),
-		maxWait:     DefaultMaxWait,
-		queueSize:   DefaultQueueSize,
-		maxQueued:   DefaultMaxQueued,
-	}
+// option is an Option; queueOption is a QueueOption and no Option.
+type (
+	option      func(*config)
+	queueOption func(*config)
+)
+
+func (f option) applyWait(c *config)       { f(c) }
+func (f option) applyQueue(c *config)      { f(c) }
+func (f queueOption) applyQueue(c *config) { f(c) }
+
+// newConfig returns the defaults, every one of which is set here, with
+// opts applied by apply, a method expression such as Option.applyWait.
+func newConfig[O any](opts []O, apply func(O, *config)) config {
+	c := config{maxWait: DefaultMaxWait, queueSize: DefaultQueueSize, maxQueued: DefaultMaxQueued}
 	for _, o := range opts {
-		if o != nil {
-			o.apply(&c)
+		if any(o) != nil {
+			apply(o, &c)
 		}
 	}
 	return c
 }
 
-// WithStatus sets the HTTP status code of [Status]. Default: 429. A code
-// outside 100..599 keeps the default.
-func WithStatus(code int) Option {
-	return optionFunc(func(c *config) {
-		if code >= 100 && code <= 599 {
-			c.status = code
-		}
-	})
-}
-
-// WithBody sets the response body of [Status] and its Content-Type.
-// Default: "rate limit exceeded\n" as "text/plain; charset=utf-8". An empty
-// contentType keeps the default type; a nil body sends none.
-func WithBody(contentType string, body []byte) Option {
-	return optionFunc(func(c *config) {
-		if contentType != "" {
-			c.contentType = contentType
-		}
-		c.body = body
-	})
-}
-
 // WithMaxWait bounds how long [Wait] and [Queue] hold a request before
-// refusing it. Default: DefaultMaxWait (5 s). Zero or negative means only
-// the context bounds the wait.
+// refusing it. Default: DefaultMaxWait (5 s). Zero keeps the default;
+// ratelimit.NoBound (or any negative value) means only the context bounds
+// the wait.
 func WithMaxWait(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.maxWait = d })
+	return option(func(c *config) {
+		if d != 0 {
+			c.maxWait = d
+		}
+	})
 }
 
 // WithQueueSize sets how many requests of one key a [Queue] holds; more
-// are refused at once. Default: DefaultQueueSize (64). Values below 1
-// mean 1.
-func WithQueueSize(n int) Option {
-	return optionFunc(func(c *config) { c.queueSize = max(n, 1) })
+// are refused at once. Default: DefaultQueueSize (64). Zero or negative
+// keeps the default.
+func WithQueueSize(n int) QueueOption {
+	return queueOption(func(c *config) {
+		if n > 0 {
+			c.queueSize = n
+		}
+	})
 }
 
 // WithMaxQueued sets how many requests a [Queue] holds across all keys;
-// more are refused at once. Default: DefaultMaxQueued (4096). Values below
-// 1 mean 1.
-func WithMaxQueued(n int) Option {
-	return optionFunc(func(c *config) { c.maxQueued = max(n, 1) })
-}
-
-// WithOnLimit sets a function that [Shadow] calls, on the request's
-// goroutine, for every request it admits over the limit. Default: none.
-func WithOnLimit(f func(ctx context.Context, r Request)) Option {
-	return optionFunc(func(c *config) { c.onLimit = f })
+// more are refused at once. Default: DefaultMaxQueued (4096). Zero or
+// negative keeps the default.
+func WithMaxQueued(n int) QueueOption {
+	return queueOption(func(c *config) {
+		if n > 0 {
+			c.maxQueued = n
+		}
+	})
 }

@@ -61,10 +61,10 @@ type waiter struct {
 	turn chan struct{} // closed when the waiter is the oldest of its key
 }
 
-// NewQueue returns a Queue. It reads [WithMaxWait], [WithQueueSize] and
-// [WithMaxQueued]; other options are ignored.
-func NewQueue(opts ...Option) *Queue {
-	c := newConfig(opts)
+// NewQueue returns a Queue configured by [WithMaxWait], [WithQueueSize]
+// and [WithMaxQueued].
+func NewQueue(opts ...QueueOption) *Queue {
+	c := newConfig(opts, QueueOption.applyQueue)
 	return &Queue{
 		maxWait:   c.maxWait,
 		queueSize: c.queueSize,

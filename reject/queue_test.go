@@ -188,7 +188,7 @@ func TestQueueCloseDrains(t *testing.T) {
 
 func TestQueueCloseCancels(t *testing.T) {
 	p := &pool{retry: 5 * time.Millisecond}
-	q := reject.NewQueue(reject.WithMaxWait(0)) // only Close can end the wait
+	q := reject.NewQueue(reject.WithMaxWait(ratelimit.NoBound)) // only Close can end the wait
 	out := make(chan outcome, 3)
 	bg := context.Background()
 	enqueue(t, bg, q, p, "a", 0, 1, out)

@@ -29,6 +29,7 @@ package reject
 import (
 	"context"
 	"fmt"
+	"net/http"
 
 	"github.com/distributedratelimiter/ratelimit"
 )
@@ -124,12 +125,22 @@ func (e *StatusError) Error() string {
 func (e *StatusError) Unwrap() error { return e.Exceeded }
 
 // Status returns the Strategy that refuses every denied request with a
-// [*StatusError], for HTTP: [WithStatus] sets its code (default 429 Too
-// Many Requests) and [WithBody] its body (default "rate limit
-// exceeded\n"). Other options are ignored.
-func Status(opts ...Option) Strategy {
-	c := newConfig(opts)
-	return statusStrategy{code: c.status, contentType: c.contentType, body: c.body}
+// [*StatusError], for HTTP, that carries code, contentType and body. Zero
+// values keep the defaults: code 429 Too Many Requests, contentType
+// "text/plain; charset=utf-8", body "rate limit exceeded\n" (an empty,
+// non-nil body sends none).
+func Status(code int, contentType string, body []byte) Strategy {
+	s := statusStrategy{code: code, contentType: contentType, body: body}
+	if s.code == 0 {
+		s.code = http.StatusTooManyRequests
+	}
+	if s.contentType == "" {
+		s.contentType = "text/plain; charset=utf-8"
+	}
+	if s.body == nil {
+		s.body = []byte("rate limit exceeded\n")
+	}
+	return s
 }
 
 type statusStrategy struct {

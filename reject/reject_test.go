@@ -96,17 +96,16 @@ func TestReject(t *testing.T) {
 func TestStatus(t *testing.T) {
 	d := ratelimit.Decision{RetryAfter: time.Second}
 	for _, tt := range []struct {
-		opts  []reject.Option
+		s     reject.Strategy
 		code  int
 		ctype string
 		body  string
 	}{
-		{nil, http.StatusTooManyRequests, "text/plain; charset=utf-8", "rate limit exceeded\n"},
-		{[]reject.Option{reject.WithStatus(503), reject.WithBody("application/json", []byte(`{"error":"slow down"}`))},
-			503, "application/json", `{"error":"slow down"}`},
-		{[]reject.Option{reject.WithStatus(42)}, http.StatusTooManyRequests, "text/plain; charset=utf-8", "rate limit exceeded\n"},
+		{reject.Status(0, "", nil), http.StatusTooManyRequests, "text/plain; charset=utf-8", "rate limit exceeded\n"},
+		{reject.Status(503, "application/json", []byte(`{"error":"slow down"}`)), 503, "application/json", `{"error":"slow down"}`},
+		{reject.Status(http.StatusTooManyRequests, "", []byte{}), http.StatusTooManyRequests, "text/plain; charset=utf-8", ""},
 	} {
-		_, err := reject.Status(tt.opts...).Handle(context.Background(), reject.Request{Key: "k", N: 1, Decision: d})
+		_, err := tt.s.Handle(context.Background(), reject.Request{Key: "k", N: 1, Decision: d})
 		var se *reject.StatusError
 		if !errors.As(err, &se) {
 			t.Fatalf("error %v is not a *StatusError", err)
@@ -144,7 +143,7 @@ func TestWaitRefusesWithoutSleepingInVain(t *testing.T) {
 			[]reject.Option{reject.WithMaxWait(100 * time.Millisecond)}},
 		{"deadline sooner than retry", func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), time.Second)
-		}, []reject.Option{reject.WithMaxWait(0)}},
+		}, []reject.Option{reject.WithMaxWait(ratelimit.NoBound)}},
 	}
 	for _, tt := range tests {
 		ctx, cancel := tt.ctx()
@@ -177,7 +176,7 @@ func TestWaitHonoursMaxWaitAndCancel(t *testing.T) {
 	// Cancel while sleeping.
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
-	_, err = reject.Wait(reject.WithMaxWait(0)).Handle(ctx, denied(p, "k", 1))
+	_, err = reject.Wait(reject.WithMaxWait(ratelimit.NoBound)).Handle(ctx, denied(p, "k", 1))
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("cancelled wait: %v, want context.Canceled", err)
 	}
@@ -202,7 +201,7 @@ func TestWaitGivesBackOnCancel(t *testing.T) {
 
 func TestShadow(t *testing.T) {
 	var seen []string
-	s := reject.NewShadow(reject.WithOnLimit(func(_ context.Context, r reject.Request) { seen = append(seen, r.Key) }))
+	s := reject.NewShadow(func(_ context.Context, r reject.Request) { seen = append(seen, r.Key) })
 	d := ratelimit.Decision{RetryAfter: time.Second}
 	for _, k := range []string{"a", "b"} {
 		got, err := s.Handle(context.Background(), reject.Request{Key: k, N: 1, Decision: d})

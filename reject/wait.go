@@ -27,12 +27,11 @@ const giveBackTimeout = time.Second
 // start or after ctx's deadline; it returns ctx's error if ctx ends while it
 // sleeps. If ctx ends while the limiter is admitting the request, the
 // tokens are given back (when the limiter is a [ratelimit.Refunder]).
-// Other options are ignored.
 //
 // Waiting requests are not ordered: each retries on its own. Use [Queue]
 // for arrival order.
 func Wait(opts ...Option) Strategy {
-	return waitStrategy{maxWait: newConfig(opts).maxWait}
+	return waitStrategy{maxWait: newConfig(opts, Option.applyWait).maxWait}
 }
 
 type waitStrategy struct {

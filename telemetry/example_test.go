@@ -120,9 +120,9 @@ func ExampleLimiter_RecordShadowed() {
 		panic(err)
 	}
 	defer tl.Close(context.Background())
-	shadow := reject.NewShadow(reject.WithOnLimit(func(_ context.Context, r reject.Request) {
+	shadow := reject.NewShadow(func(_ context.Context, r reject.Request) {
 		tl.RecordShadowed(r.Decision)
-	}))
+	})
 
 	ctx := context.Background()
 	for range 5 {

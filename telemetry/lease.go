@@ -121,7 +121,7 @@ func leaseOutcomeCounts(s *lease.Stats) [6]int64 {
 // when the limiter is closed.
 func ObserveLease(l LeaseStats, opts ...LeaseOption) (metric.Registration, error) {
 	if l == nil {
-		return nil, errors.New("ratelimit: telemetry.ObserveLease of nil")
+		return nil, errors.New("telemetry: ObserveLease of nil")
 	}
 	return observeLease(l, newConfig(opts, LeaseOption.applyLease))
 }
@@ -175,11 +175,11 @@ func observeLease(l LeaseStats, c config) (metric.Registration, error) {
 	errs = append(errs, err)
 	insts = append(insts, o.held, o.budgetG, o.keys, o.circuitG, o.decided)
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("ratelimit: telemetry instruments: %w", err)
+		return nil, fmt.Errorf("telemetry: instruments: %w", err)
 	}
 	reg, err := m.RegisterCallback(o.observe, insts...)
 	if err != nil {
-		return nil, fmt.Errorf("ratelimit: telemetry callback: %w", err)
+		return nil, fmt.Errorf("telemetry: callback: %w", err)
 	}
 	return reg, nil
 }

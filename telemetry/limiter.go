@@ -106,10 +106,10 @@ type seriesOptions[O any] struct {
 // if l has a Close(context.Context) error method.
 func Wrap(l ratelimit.Limiter, opts ...WrapOption) (*Limiter, error) {
 	if l == nil {
-		return nil, errors.New("ratelimit: telemetry.Wrap of a nil Limiter")
+		return nil, errors.New("telemetry: Wrap of a nil Limiter")
 	}
 	if _, ok := l.(LeaseStats); ok {
-		return nil, fmt.Errorf("ratelimit: telemetry.Wrap of a leasing limiter (%T): observe it with telemetry.ObserveLease, which counts its decisions", l)
+		return nil, fmt.Errorf("telemetry: Wrap of a leasing limiter (%T): observe it with ObserveLease, which counts its decisions", l)
 	}
 	return wrap(l, newConfig(opts, WrapOption.applyWrap))
 }
@@ -156,11 +156,11 @@ func wrap(l ratelimit.Limiter, c config) (*Limiter, error) {
 		metric.WithDescription("Time to decide, for a random sample of decisions and failed checks."),
 		metric.WithExplicitBucketBoundaries(decisionBuckets...))
 	if err := errors.Join(errs[:3]...); err != nil {
-		return nil, fmt.Errorf("ratelimit: telemetry instruments: %w", err)
+		return nil, fmt.Errorf("telemetry: instruments: %w", err)
 	}
 	t.reg, errs[3] = m.RegisterCallback(t.observe, t.decisions, t.errs)
 	if errs[3] != nil {
-		return nil, fmt.Errorf("ratelimit: telemetry callback: %w", errs[3])
+		return nil, fmt.Errorf("telemetry: callback: %w", errs[3])
 	}
 	return t, nil
 }
@@ -269,9 +269,9 @@ func (l *Limiter) end(ctx context.Context, c *counts, start time.Time, ok bool, 
 // With the reject package's Shadow strategy:
 //
 //	tl, _ := telemetry.Wrap(lim, telemetry.WithTier("free"))
-//	shadow := reject.NewShadow(reject.WithOnLimit(func(_ context.Context, r reject.Request) {
+//	shadow := reject.NewShadow(func(_ context.Context, r reject.Request) {
 //		tl.RecordShadowed(r.Decision)
-//	}))
+//	})
 //
 // A layer that does not know the concrete type can check for the
 // [ShadowRecorder] interface.

@@ -201,14 +201,15 @@ func TestSameTierTwice(t *testing.T) {
 }
 
 // TestSampling checks that WithSampleEvery(n) times about one decision in
-// n (n rounded up to a power of two), and that zero times none.
+// n (n rounded up to a power of two), that zero keeps the default (64)
+// and that a negative n times none.
 func TestSampling(t *testing.T) {
 	for _, tc := range []struct {
 		every    int
 		calls    int
 		min, max uint64
 	}{
-		{every: 0, calls: 1000, min: 0, max: 0},
+		{every: 0, calls: 64000, min: 850, max: 1150},
 		{every: -1, calls: 1000, min: 0, max: 0},
 		{every: 1, calls: 1000, min: 1000, max: 1000},
 		{every: 4, calls: 4000, min: 850, max: 1150},

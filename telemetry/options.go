@@ -143,10 +143,14 @@ func WithLimitName(name string) LeaseOption {
 // the clock twice would cost more than the leased hit path itself. n is
 // rounded up to a power of two; a check is timed when its stripe's count
 // of checks reaches a multiple of n. Default: 64. 1 times every decision;
-// zero or negative times none. [Factory] applies it to the limiters it
-// wraps (leasing limiters are not timed).
+// zero keeps the default; a negative n times none. [Factory] applies it to
+// the limiters it wraps (leasing limiters are not timed).
 func WithSampleEvery(n int) FactoryOption {
-	return factoryOption(func(c *config) { c.sampleEvery = n })
+	return factoryOption(func(c *config) {
+		if n != 0 {
+			c.sampleEvery = n
+		}
+	})
 }
 
 // WithTracerProvider makes the hook of [NewRedisHook] start one client

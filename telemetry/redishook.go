@@ -96,7 +96,7 @@ func NewRedisHook(opts ...HookOption) (redis.Hook, error) {
 		metric.WithDescription("Duration of the Redis calls of the rate limiter's scripts, round trip included."),
 		metric.WithExplicitBucketBoundaries(redisBuckets...))
 	if err := errors.Join(err1, err2); err != nil {
-		return nil, fmt.Errorf("ratelimit: telemetry instruments: %w", err)
+		return nil, fmt.Errorf("telemetry: instruments: %w", err)
 	}
 	if c.tp != nil {
 		h.tracer = c.tp.Tracer(ScopeName, trace.WithInstrumentationVersion(moduleVersion()))

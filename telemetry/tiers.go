@@ -3,7 +3,6 @@ package telemetry
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync/atomic"
 
 	"go.opentelemetry.io/otel/metric"
@@ -66,7 +65,7 @@ func Factory(f tiers.Factory, opts ...FactoryOption) tiers.Factory {
 			if c, ok := l.(interface{ Close(context.Context) error }); ok {
 				err = errors.Join(err, c.Close(context.Background()))
 			}
-			return nil, fmt.Errorf("limit %q of tier %q: %w", s.Limit.Name, s.Tier, err)
+			return nil, err // tiers names the limit and the tier
 		}
 		return out, nil
 	}

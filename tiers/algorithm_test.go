@@ -29,16 +29,13 @@ func TestResultNamesAlgorithm(t *testing.T) {
 		}
 		return direct(s)
 	}
-	cfg := tiers.Config{
-		Tiers: []tiers.Tier{{Name: "t", Limits: []tiers.Limit{
-			tiers.Client("default", ratelimit.PerSecond(10)),
-			tiers.Client("window", ratelimit.PerMinute(10)).WithAlgorithm(algorithms.FixedWindow),
-			tiers.Client("wrapped", ratelimit.PerMinute(10)).WithAlgorithm(algorithms.SlidingWindow),
-			tiers.Client("leased", ratelimit.PerMinute(10)).WithAlgorithm(algorithms.FixedWindow).WithLease(true),
-			tiers.Shared("custom", ratelimit.PerMinute(100)),
-		}}},
-		DefaultTier: "t",
-	}
+	cfg := oneTier(
+		tiers.Client("default", ratelimit.PerSecond(10)),
+		tiers.Client("window", ratelimit.PerMinute(10)).WithAlgorithm(algorithms.FixedWindow),
+		tiers.Client("wrapped", ratelimit.PerMinute(10)).WithAlgorithm(algorithms.SlidingWindow),
+		tiers.Client("leased", ratelimit.PerMinute(10)).WithAlgorithm(algorithms.FixedWindow).WithLease(true),
+		tiers.Shared("custom", ratelimit.PerMinute(100)),
+	)
 	l := newLimiter(t, factory, cfg)
 	res, err := l.Check(context.Background(), "k", "", 1)
 	if err != nil || !res.Decision.Allowed {

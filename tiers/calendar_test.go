@@ -3,7 +3,6 @@ package tiers_test
 import (
 	"errors"
 	"reflect"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/internal/limitertest"
 	"github.com/distributedratelimiter/ratelimit/tiers"
 )
 
@@ -77,13 +77,7 @@ tiers:
 // fails with the file, the line and the field at fault.
 func TestParseCalendarErrors(t *testing.T) {
 	const head = "tiers:\n  free:\n    limits:\n" // lines 1-3
-	tests := []struct {
-		name  string
-		yaml  string
-		line  int
-		field string
-		msg   string
-	}{
+	checkParseErrors(t, true, []parseError{
 		{"unknown zone", head + "      day:\n        rate: 10\n        period: day\n        timezone: Europe/Pariss\n",
 			7, "tiers.free.limits.day.timezone", `unknown time zone "Europe/Pariss"`},
 		{"empty zone", head + "      day: {rate: 10, period: day, timezone: \"\"}\n",
@@ -107,29 +101,7 @@ func TestParseCalendarErrors(t *testing.T) {
 		{"override inherits the calendar", head + "      day: {rate: 10, period: day}\n" +
 			"overrides:\n  acme:\n    tier: free\n    limits:\n      day:\n        rate: 50\n        period: 1h\n",
 			11, "overrides.acme.limits.day.period", "needs period 24h0m0s"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := tiers.Parse("quota.yaml", []byte(tc.yaml))
-			if err == nil {
-				t.Fatal("Parse succeeded")
-			}
-			if !errors.Is(err, tiers.ErrInvalidConfig) {
-				t.Errorf("error %v does not match ErrInvalidConfig", err)
-			}
-			var ce *tiers.ConfigError
-			if !errors.As(err, &ce) {
-				t.Fatalf("error %v holds no *ConfigError", err)
-			}
-			if ce.File != "quota.yaml" || ce.Line != tc.line || ce.Field != tc.field || !strings.Contains(ce.Msg, tc.msg) {
-				t.Errorf("error %q: file %q, line %d, field %q; want quota.yaml, line %d, field %q, a message with %q",
-					err, ce.File, ce.Line, ce.Field, tc.line, tc.field, tc.msg)
-			}
-			if n := strings.Count(err.Error(), "\n") + 1; n != 1 {
-				t.Errorf("%d problems reported, want 1: %v", n, err)
-			}
-		})
-	}
+	})
 }
 
 // TestConfigCalendarValidate checks a Config built in code: a calendar
@@ -242,17 +214,7 @@ tiers:
 		l := newLimiter(t, tiers.Direct(rdb), cfg, tiers.WithKeyspace(base))
 		ls = append(ls, l)
 	}
-	admitted := 0
-	for i := range 8 {
-		d, err := ls[i%2].Allow(t.Context(), "bob")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.Allowed {
-			admitted++
-		}
-	}
-	if admitted != 5 {
+	if admitted := limitertest.Admitted(t, "bob", 8, ls...); admitted != 5 {
 		t.Fatalf("admitted %d, want 5", admitted)
 	}
 }

@@ -27,6 +27,14 @@
 // ones, so a busy shared key is asked only for requests their own limits
 // admit.
 //
+// [Limiter.Check] names the tier of a request explicitly (say, from an
+// authenticated plan) where [Limiter.AllowN] resolves it from the key,
+// and returns each limit's decision in a [Result]. For costs known only
+// afterwards, [Limiter.Settle] settles the actual cost against what Check
+// reserved on every limit of the tier; [Limiter.Inspect] and
+// [Limiter.Peek] tell what a key has left, spending nothing; and
+// [Limiter.Reset] gives a key its per-client budgets back.
+//
 // # Scopes and keys
 //
 // A [PerClient] limit gives each client key its own budget; a [PerTier]

@@ -135,6 +135,11 @@ type noRefund struct{ ratelimit.Limiter }
 
 // newLimiter returns tiers.New(f, cfg, opts...), failing t if New fails,
 // and closes the limiter when t ends.
+// oneTier is a config of one tier, "t", the default, of limits.
+func oneTier(limits ...tiers.Limit) tiers.Config {
+	return tiers.Config{Tiers: []tiers.Tier{{Name: "t", Limits: limits}}, DefaultTier: "t"}
+}
+
 func newLimiter(t testing.TB, f tiers.Factory, cfg tiers.Config, opts ...tiers.Option) *tiers.Limiter {
 	t.Helper()
 	l, err := tiers.New(f, cfg, opts...)

@@ -66,13 +66,7 @@ tiers:
 // naming the file, the line and the field at fault.
 func TestParseErrors(t *testing.T) {
 	const head = "tiers:\n  free:\n    limits:\n" // lines 1-3
-	tests := []struct {
-		name  string
-		yaml  string
-		line  int
-		field string
-		msg   string // a substring of the message
-	}{
+	checkParseErrors(t, false, []parseError{
 		{"unknown top-level field", head + "      s: {rate: 1, period: 1s}\nrates: 3\n", 5, "rates", `unknown field "rates"`},
 		{"misspelt top-level field", "teirs:\n  free: {}\n", 1, "teirs", `unknown field "teirs"`},
 		{"unknown limit field", head + "      second:\n        rate: 5\n        period: 1s\n        brust: 10\n",
@@ -114,7 +108,24 @@ func TestParseErrors(t *testing.T) {
 		{"unclosed flow sequence", "tiers:\n  a: [1, 2\n", 2, "", "invalid YAML"},
 		{"tab indentation", "tiers:\n\t- 1\n", 2, "", "invalid YAML"},
 		{"two documents", head + "      s: {rate: 1, period: 1s}\n---\ntiers: {}\n", 5, "", "one YAML document"},
-	}
+	})
+}
+
+// parseError is a broken file and where its error must point.
+type parseError struct {
+	name  string
+	yaml  string
+	line  int
+	field string
+	msg   string // a substring of the message
+}
+
+// checkParseErrors parses each file as broken.yaml and checks that it fails
+// with ErrInvalidConfig, its first *ConfigError at the file, line and field
+// given, with a message that holds msg, and a text that starts with the
+// position; with single, that it reports that one problem only.
+func checkParseErrors(t *testing.T, single bool, tests []parseError) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := tiers.Parse("broken.yaml", []byte(tt.yaml))
@@ -134,6 +145,9 @@ func TestParseErrors(t *testing.T) {
 			}
 			if !strings.Contains(ce.Msg, tt.msg) {
 				t.Errorf("message %q does not contain %q", ce.Msg, tt.msg)
+			}
+			if n := strings.Count(err.Error(), "\n") + 1; single && n != 1 {
+				t.Errorf("%d problems reported, want 1: %v", n, err)
 			}
 			prefix := "broken.yaml:" + itoa(tt.line) + ":"
 			if !strings.HasPrefix(err.Error(), prefix) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/internal/limitertest"
 	"github.com/distributedratelimiter/ratelimit/lease"
 	"github.com/distributedratelimiter/ratelimit/tiers"
 )
@@ -37,24 +38,14 @@ func TestLeaseFactory(t *testing.T) {
 		return r, nil
 	}
 	cfg := func(perMinute int) tiers.Config {
-		return tiers.Config{Tiers: []tiers.Tier{{Name: "t", Limits: []tiers.Limit{
+		return oneTier(
 			tiers.Client("minute", ratelimit.PerMinute(perMinute)).WithLease(true),
 			tiers.Client("short", ratelimit.PerHour(3)).WithAlgorithm(algorithms.GCRA),
-		}}}, DefaultTier: "t"}
+		)
 	}
 	l := newLimiter(t, factory, cfg(100), tiers.WithKeyspace(base))
 	ctx := context.Background()
-	var allowed int
-	for range 6 {
-		d, err := l.Allow(ctx, "k")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.Allowed {
-			allowed++
-		}
-	}
-	if allowed != 3 {
+	if allowed := limitertest.Admitted(t, "k", 6, l); allowed != 3 {
 		t.Errorf("%d admitted, want 3 (the per-request limit)", allowed)
 	}
 	// The leased limit was refunded for the 3 denials: 3 spent locally.

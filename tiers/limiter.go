@@ -175,13 +175,13 @@ func (l *Limiter) Check(ctx context.Context, key, tier string, n int) (Result, e
 	for i, b := range t.limits {
 		d, err := b.lim.AllowN(ctx, t.keyFor(b, key), n)
 		if err != nil {
-			l.giveBack(ctx, t, i, key, n, &res)
+			l.refundBefore(ctx, t, i, key, n, &res)
 			return res, err
 		}
 		res.Limits[i].Checked = true
 		res.Limits[i].Decision = d
 		if !d.Allowed {
-			l.giveBack(ctx, t, i, key, n, &res)
+			l.refundBefore(ctx, t, i, key, n, &res)
 			res.Decision = combine(res.Limits, i)
 			return res, nil
 		}
@@ -275,18 +275,14 @@ func (l *Limiter) acquire() (*snapshot, error) {
 	}
 }
 
-// giveBack refunds the limits before index upto, after a denial or error
+// refundBefore refunds the limits before index upto, after a denial or error
 // at upto, even if ctx is done.
-func (l *Limiter) giveBack(ctx context.Context, t *tier, upto int, key string, n int, res *Result) {
+func (l *Limiter) refundBefore(ctx context.Context, t *tier, upto int, key string, n int, res *Result) {
 	if upto == 0 {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
-	if l.cfg.refundTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, l.cfg.refundTimeout)
-		defer cancel()
-	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), refundTimeout)
+	defer cancel()
 	for j := upto - 1; j >= 0; j-- {
 		b := t.limits[j]
 		if err := b.ref.RefundN(ctx, t.keyFor(b, key), n); err != nil {

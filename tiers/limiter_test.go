@@ -161,11 +161,11 @@ func TestOverride(t *testing.T) {
 }
 
 func TestDenialRefundsEarlierLimits(t *testing.T) {
-	cfg := tiers.Config{Tiers: []tiers.Tier{{Name: "t", Limits: []tiers.Limit{
+	cfg := oneTier(
 		tiers.Client("big", ratelimit.PerHour(100)),
 		tiers.Client("small", ratelimit.PerHour(2)),
 		tiers.Shared("shared", ratelimit.PerHour(3)),
-	}}}, DefaultTier: "t"}
+	)
 	fs := &fakes{}
 	l := newLimiter(t, fs.factory, cfg)
 	ctx := context.Background()
@@ -215,10 +215,10 @@ func TestDenialRefundsEarlierLimits(t *testing.T) {
 }
 
 func TestAllowedDecisionIsTightestLimit(t *testing.T) {
-	cfg := tiers.Config{Tiers: []tiers.Tier{{Name: "t", Limits: []tiers.Limit{
+	cfg := oneTier(
 		tiers.Client("big", ratelimit.PerHour(100)),
 		tiers.Client("small", ratelimit.PerHour(5)),
-	}}}, DefaultTier: "t"}
+	)
 	fs := &fakes{}
 	l := newLimiter(t, fs.factory, cfg)
 	d, err := l.AllowN(context.Background(), "k", 2)
@@ -228,10 +228,10 @@ func TestAllowedDecisionIsTightestLimit(t *testing.T) {
 }
 
 func TestErrorMidCheckRefunds(t *testing.T) {
-	cfg := tiers.Config{Tiers: []tiers.Tier{{Name: "t", Limits: []tiers.Limit{
+	cfg := oneTier(
 		tiers.Client("first", ratelimit.PerHour(10)),
 		tiers.Client("broken", ratelimit.PerHour(10)),
-	}}}, DefaultTier: "t"}
+	)
 	storeErr := &ratelimit.StoreError{Op: "test", Key: "k", Err: errors.New("connection refused")}
 	fs := &fakes{setup: func(f *fake) {
 		if f.spec.Limit.Name == "broken" {
@@ -249,10 +249,10 @@ func TestErrorMidCheckRefunds(t *testing.T) {
 }
 
 func TestInvalidNSpendsNothing(t *testing.T) {
-	cfg := tiers.Config{Tiers: []tiers.Tier{{Name: "t", Limits: []tiers.Limit{
+	cfg := oneTier(
 		tiers.Client("big", ratelimit.PerHour(100)),
 		tiers.Client("small", ratelimit.PerHour(5)),
-	}}}, DefaultTier: "t"}
+	)
 	fs := &fakes{}
 	l := newLimiter(t, fs.factory, cfg)
 	for _, n := range []int{0, -1, 6} {
@@ -293,7 +293,7 @@ func TestNotRefundable(t *testing.T) {
 	if _, err := tiers.New(plain, multi); !errors.Is(err, tiers.ErrNotRefundable) {
 		t.Errorf("New with a two-limit tier of non-refunders: error = %v, want ErrNotRefundable", err)
 	}
-	single := tiers.Config{Tiers: []tiers.Tier{{Name: "t", Limits: []tiers.Limit{tiers.Client("a", ratelimit.PerHour(10))}}}, DefaultTier: "t"}
+	single := oneTier(tiers.Client("a", ratelimit.PerHour(10)))
 	l := newLimiter(t, plain, single) // one limit needs no refunds
 	if err := l.RefundN(context.Background(), "k", 1); !errors.Is(err, tiers.ErrNotRefundable) {
 		t.Errorf("RefundN = %v, want ErrNotRefundable", err)

@@ -8,15 +8,19 @@ import (
 	"github.com/distributedratelimiter/ratelimit"
 )
 
-// Defaults of the [Limiter] options.
+// DefaultGracePeriod is how long a config replaced by Reload stays usable
+// for checks still in flight before its limiters are closed, unless
+// [WithGracePeriod] says otherwise.
+const DefaultGracePeriod = 10 * time.Second
+
+// Bounds that no option changes: each limiter's own per-call timeout
+// (250 ms for algorithms.Limiter) ends a refund or a Close sooner.
 const (
-	// DefaultGracePeriod is how long a config replaced by Reload stays
-	// usable for checks still in flight before its limiters are closed.
-	DefaultGracePeriod = 10 * time.Second
-	// DefaultRefundTimeout bounds the refunds that follow a denial.
-	DefaultRefundTimeout = time.Second
-	// DefaultCloseTimeout bounds each Close call of a retired limiter.
-	DefaultCloseTimeout = 5 * time.Second
+	// refundTimeout bounds the refunds that follow a denial, which run
+	// even if the caller's context is done.
+	refundTimeout = time.Second
+	// closeTimeout bounds each Close call of a retired limiter.
+	closeTimeout = 5 * time.Second
 )
 
 // A Resolver names the tier of a client key, for example by looking the
@@ -39,13 +43,11 @@ func (f ResolverFunc) Resolve(ctx context.Context, key string) (string, error) {
 type Option interface{ apply(*config) }
 
 type config struct {
-	base          ratelimit.Keyspace
-	resolver      Resolver
-	grace         time.Duration
-	refundTimeout time.Duration
-	closeTimeout  time.Duration
-	logger        *slog.Logger
-	onReload      func(error)
+	base     ratelimit.Keyspace
+	resolver Resolver
+	grace    time.Duration
+	logger   *slog.Logger
+	onReload func(error)
 }
 
 type optionFunc func(*config)
@@ -54,9 +56,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 func newConfig(opts []Option) config {
 	c := config{
-		grace:         DefaultGracePeriod,
-		refundTimeout: DefaultRefundTimeout,
-		closeTimeout:  DefaultCloseTimeout,
+		grace: DefaultGracePeriod,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -86,24 +86,15 @@ func WithResolver(r Resolver) Option {
 
 // WithGracePeriod bounds how long Reload waits for checks still running on
 // the old config before it closes the limiters the new config no longer
-// uses. Default: DefaultGracePeriod (10 s). Zero or negative means wait
-// until those checks finish, however long that is.
+// uses. Default: DefaultGracePeriod (10 s). Zero keeps the default;
+// ratelimit.NoBound (or any negative value) means wait until those checks
+// finish, however long that is.
 func WithGracePeriod(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.grace = d })
-}
-
-// WithRefundTimeout bounds the refunds made after a denial, which run even
-// if the caller's context is done. Default: DefaultRefundTimeout (1 s).
-// Zero or negative means only the limiters' own timeouts bound them.
-func WithRefundTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.refundTimeout = d })
-}
-
-// WithCloseTimeout bounds each Close call made to a limiter retired by
-// Reload. Default: DefaultCloseTimeout (5 s). Zero or negative means no
-// bound.
-func WithCloseTimeout(d time.Duration) Option {
-	return optionFunc(func(c *config) { c.closeTimeout = d })
+	return optionFunc(func(c *config) {
+		if d != 0 {
+			c.grace = d
+		}
+	})
 }
 
 // WithLogger sets where failed refunds, failed reloads and failed closes
@@ -116,7 +107,7 @@ func WithLogger(l *slog.Logger) Option {
 // WithReloadHook sets a function called after every Reload, ReloadFile and
 // reload by WatchFile, with nil on success or the reason the config was
 // rejected. It runs on the reloading goroutine and must not call Reload.
-// Default: none.
+// Default: none. A nil function means none.
 func WithReloadHook(f func(err error)) Option {
 	return optionFunc(func(c *config) { c.onReload = f })
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
+	"github.com/distributedratelimiter/ratelimit/internal/limitertest"
 	"github.com/distributedratelimiter/ratelimit/internal/redistest"
 	"github.com/distributedratelimiter/ratelimit/tiers"
 )
@@ -176,9 +177,9 @@ func TestTierWideRealServer(t *testing.T) {
 func TestReloadAppliesToCurrentWindow(t *testing.T) {
 	rdb, base := realServer(t)
 	cfg := func(rate int) tiers.Config {
-		return tiers.Config{Tiers: []tiers.Tier{{Name: "t", Limits: []tiers.Limit{
+		return oneTier(
 			tb(tiers.Client("hour", ratelimit.PerHour(rate))),
-		}}}, DefaultTier: "t"}
+		)
 	}
 	l := newLimiter(t, direct(rdb), cfg(10), tiers.WithKeyspace(base))
 	ctx := context.Background()
@@ -191,17 +192,7 @@ func TestReloadAppliesToCurrentWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	// 2 tokens were left; a fresh key would have allowed 5.
-	var allowed int
-	for range 5 {
-		d, err := l.Allow(ctx, "k")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if d.Allowed {
-			allowed++
-		}
-	}
-	if allowed != 2 {
+	if allowed := limitertest.Admitted(t, "k", 5, l); allowed != 2 {
 		t.Errorf("after lowering 10/h to 5/h with 8 spent: %d more allowed, want 2", allowed)
 	}
 }

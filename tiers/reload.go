@@ -140,10 +140,7 @@ func (l *Limiter) closeAll(ls []ratelimit.Limiter) error {
 		if !ok {
 			continue
 		}
-		ctx, cancel := l.forceCtx, context.CancelFunc(func() {})
-		if l.cfg.closeTimeout > 0 {
-			ctx, cancel = context.WithTimeout(ctx, l.cfg.closeTimeout)
-		}
+		ctx, cancel := context.WithTimeout(l.forceCtx, closeTimeout)
 		if err := c.Close(ctx); err != nil {
 			errs = append(errs, err)
 		}

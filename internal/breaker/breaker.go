@@ -383,7 +383,7 @@ func (b *Breaker) setState(s, ns uint64, attrs ...slog.Attr) {
 	}
 	attrs = append(attrs, slog.String("breaker", b.cfg.name),
 		slog.String("from", from.String()), slog.String("to", to.String()))
-	b.cfg.logger.LogAttrs(context.Background(), level, "ratelimit: circuit breaker "+to.String(), attrs...)
+	b.cfg.logger.LogAttrs(context.Background(), level, "breaker: circuit "+to.String(), attrs...)
 	if f := b.cfg.onChange; f != nil {
 		f(from, to)
 	}

@@ -12,38 +12,12 @@ import (
 	"time"
 
 	"github.com/distributedratelimiter/ratelimit/internal/breaker"
+	"github.com/distributedratelimiter/ratelimit/internal/limitertest"
 )
-
-// fakeClock is a ratelimit.Clock that moves only when told to.
-type fakeClock struct {
-	mu sync.Mutex // protects t
-	t  time.Time
-}
 
 var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
-func newFakeClock() *fakeClock { return &fakeClock{t: t0} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-// Set moves the clock to t0+d.
-func (c *fakeClock) Set(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t0.Add(d)
-}
-
-// Advance moves the clock on by d and returns the new time.
-func (c *fakeClock) Advance(d time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-	return c.t
-}
+func newFakeClock() *limitertest.Clock { return limitertest.NewClock(t0) }
 
 type op int
 
@@ -115,7 +89,7 @@ func run(t *testing.T, steps []step, opts ...breaker.Option) {
 	b := breaker.New(opts...)
 	tickets := map[string]breaker.Ticket{}
 	for i, st := range steps {
-		clk.Set(st.at)
+		clk.Set(t0.Add(st.at))
 		switch st.op {
 		case allow, probe, deny:
 			tk, admitted := b.Allow()
@@ -322,11 +296,11 @@ func TestStateChangesAreReportedAndLogged(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	wantLogs := []string{
-		`level=WARN msg="ratelimit: circuit breaker open" consecutive_failures=5 window_failures=5 window_calls=5 reason="consecutive failures" cool_down=1s breaker=redis-a from=closed to=open`,
-		`level=DEBUG msg="ratelimit: circuit breaker half-open" reason="cool-down over" breaker=redis-a from=open to=half-open`,
-		`level=DEBUG msg="ratelimit: circuit breaker open" reason="probe failed" cool_down=2s breaker=redis-a from=half-open to=open`,
-		`level=DEBUG msg="ratelimit: circuit breaker half-open" reason="cool-down over" breaker=redis-a from=open to=half-open`,
-		`level=INFO msg="ratelimit: circuit breaker closed" reason="probe succeeded" breaker=redis-a from=half-open to=closed`,
+		`level=WARN msg="breaker: circuit open" consecutive_failures=5 window_failures=5 window_calls=5 reason="consecutive failures" cool_down=1s breaker=redis-a from=closed to=open`,
+		`level=DEBUG msg="breaker: circuit half-open" reason="cool-down over" breaker=redis-a from=open to=half-open`,
+		`level=DEBUG msg="breaker: circuit open" reason="probe failed" cool_down=2s breaker=redis-a from=half-open to=open`,
+		`level=DEBUG msg="breaker: circuit half-open" reason="cool-down over" breaker=redis-a from=open to=half-open`,
+		`level=INFO msg="breaker: circuit closed" reason="probe succeeded" breaker=redis-a from=half-open to=closed`,
 	}
 	if len(lines) != len(wantLogs) {
 		t.Fatalf("logged %d lines, want %d:\n%s", len(lines), len(wantLogs), buf.String())
@@ -416,7 +390,8 @@ func TestConcurrentUse(t *testing.T) {
 				// The clock moves 20 µs per call: 3.2 s in all, in which
 				// Redis alternates between failing 80% of calls and 5%
 				// every 100 ms.
-				now := clk.Advance(20 * time.Microsecond)
+				clk.Advance(20 * time.Microsecond)
+				now := clk.Now()
 				failRate := 5
 				if now.Sub(t0)/(100*m)%2 == 1 {
 					failRate = 80

@@ -242,6 +242,23 @@ func (s Subject) check(t *testing.T, o Outcome) {
 // limiters' circuit breakers on purpose.
 var QuietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
 
+// Admitted checks key n times, in turn on each of ls, and returns how many
+// checks were admitted. A failed check fails t.
+func Admitted[L ratelimit.Limiter](t testing.TB, key string, n int, ls ...L) int {
+	t.Helper()
+	admitted := 0
+	for i := range n {
+		d, err := ls[i%len(ls)].Allow(context.Background(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Allowed {
+			admitted++
+		}
+	}
+	return admitted
+}
+
 // Keyspace returns a keyspace whose prefix is unique to t.
 func Keyspace(t testing.TB) ratelimit.Keyspace {
 	t.Helper()
