@@ -63,8 +63,8 @@ type LimitFunc func(ctx context.Context, key string) (Limit, error)
 // docs/quotas.md says what each algorithm does with that state when the
 // burst or rate changes.
 //
-// Limits are cached per key, at most [WithCacheSize] keys, least recently
-// used forgotten first, each for [WithCacheTTL]. A plan change applies at
+// Limits are cached per key, at most [WithCache]'s size keys, least
+// recently used forgotten first, each for its ttl. A plan change applies at
 // the latest when the key's entry expires; [Dynamic.Invalidate] and
 // [Dynamic.InvalidateAll] apply it at the next request. The requests of a
 // key that miss the cache at the same time share one LimitFunc call.

@@ -5,10 +5,10 @@ import "time"
 // Defaults of a [Dynamic].
 const (
 	// DefaultCacheSize is how many keys' limits a Dynamic remembers
-	// unless [WithCacheSize] says otherwise.
+	// unless [WithCache] says otherwise.
 	DefaultCacheSize = 10000
 	// DefaultCacheTTL is how long a Dynamic uses a key's limit before
-	// asking its LimitFunc again, unless [WithCacheTTL] says otherwise.
+	// asking its LimitFunc again, unless [WithCache] says otherwise.
 	DefaultCacheTTL = time.Minute
 	// DefaultLookupTimeout bounds a call of a Dynamic's LimitFunc unless
 	// [WithLookupTimeout] says otherwise.
@@ -41,26 +41,19 @@ func newDynamicConfig(opts []DynamicOption) dynamicConfig {
 	return c
 }
 
-// WithCacheSize sets how many keys' limits a [Dynamic] remembers; beyond
-// that, the least recently used is forgotten, and looked up again at its
-// next request. Default: DefaultCacheSize (10,000). Zero or negative
-// keeps the default.
-func WithCacheSize(n int) DynamicOption {
+// WithCache sets the cache of a [Dynamic]: it remembers the limits of at
+// most size keys (beyond that, the least recently used is forgotten and
+// looked up again at its next request), each for ttl before it asks its
+// LimitFunc again: ttl is the longest a plan change takes to apply
+// without [Dynamic.Invalidate]. Defaults: DefaultCacheSize (10,000) and
+// DefaultCacheTTL (1 minute). Zero or negative keeps that default.
+func WithCache(size int, ttl time.Duration) DynamicOption {
 	return dynamicOptionFunc(func(c *dynamicConfig) {
-		if n > 0 {
-			c.size = n
+		if size > 0 {
+			c.size = size
 		}
-	})
-}
-
-// WithCacheTTL sets how long a [Dynamic] uses a key's limit before asking
-// its LimitFunc again: the longest a plan change takes to apply without
-// [Dynamic.Invalidate]. Default: DefaultCacheTTL (1 minute). Zero or
-// negative keeps the default.
-func WithCacheTTL(d time.Duration) DynamicOption {
-	return dynamicOptionFunc(func(c *dynamicConfig) {
-		if d > 0 {
-			c.ttl = d
+		if ttl > 0 {
+			c.ttl = ttl
 		}
 	})
 }

@@ -215,7 +215,7 @@ func TestDynamicCache(t *testing.T) {
 	p := newPlans(map[string]ratelimit.Limit{"a": free, "b": free, "c": pro, "d": free})
 	var b builder
 	clk := limitertest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
-	d := ratelimit.NewDynamic(p.limit, b.build, ratelimit.WithCacheSize(3), ratelimit.WithCacheTTL(time.Minute),
+	d := ratelimit.NewDynamic(p.limit, b.build, ratelimit.WithCache(3, time.Minute),
 		ratelimit.WithCacheClock(clk), nil)
 	ctx := t.Context()
 	allow := func(key string) ratelimit.Limit {
@@ -444,7 +444,7 @@ func TestDynamicConcurrent(t *testing.T) {
 		p.set(k, limits[0])
 	}
 	var b builder
-	d := ratelimit.NewDynamic(p.limit, b.build, ratelimit.WithCacheSize(3))
+	d := ratelimit.NewDynamic(p.limit, b.build, ratelimit.WithCache(3, 0))
 	ctx := t.Context()
 	var wg sync.WaitGroup
 	for g := range 8 {

@@ -223,7 +223,7 @@ func TestMiddlewareStrategies(t *testing.T) {
 	})
 	t.Run("queue", func(t *testing.T) {
 		l, _ := setup(t, true)
-		q := reject.NewQueue(reject.WithMaxWait(5*time.Second), reject.WithQueueSize(1))
+		q := reject.NewQueue(reject.WithMaxWait(5*time.Second), reject.WithQueueLimits(1, 0))
 		defer q.Close(context.Background())
 		h := httplimit.New(l, httplimit.WithStrategy(q))(hello)
 		do(h, client)

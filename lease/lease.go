@@ -21,10 +21,10 @@ import (
 // caller gave up waiting for a refill after the limiter's maximum wait.
 var ErrRefillWait = errors.New("lease: refill did not finish within the maximum wait")
 
-// A Bucket is the shared token bucket a [Limiter] leases from. The default
-// runs the algorithms package's token bucket scripts; tests and fault
-// injection can supply their own with [WithBucket].
-type Bucket interface {
+// remoteBucket is the shared token bucket a [Limiter] leases from. The
+// default runs the algorithms package's token bucket scripts; tests and
+// fault injection supply their own (withBucket).
+type remoteBucket interface {
 	// TakeUpTo charges c to the bucket at rkey (see algorithms.Charge),
 	// then takes up to n tokens from it.
 	TakeUpTo(ctx context.Context, rkey string, lim ratelimit.Limit, n int, c algorithms.Charge) (algorithms.Grant, error)
@@ -40,7 +40,7 @@ type Bucket interface {
 	Reset(ctx context.Context, rkey string, lim ratelimit.Limit) error
 }
 
-// redisBucket is the default Bucket.
+// redisBucket is the default remoteBucket.
 type redisBucket struct{ rdb redis.Scripter }
 
 func (b redisBucket) TakeUpTo(ctx context.Context, rkey string, lim ratelimit.Limit, n int, c algorithms.Charge) (algorithms.Grant, error) {
@@ -72,7 +72,7 @@ func (b redisBucket) Reset(ctx context.Context, rkey string, lim ratelimit.Limit
 type Limiter struct {
 	lim      ratelimit.Limit
 	cfg      config
-	bucket   Bucket
+	bucket   remoteBucket
 	sz       sizer
 	interval float64 // ns to earn one token, exact
 	start    time.Time
@@ -106,7 +106,7 @@ var (
 
 // New returns a leasing Limiter enforcing lim with the token bucket in
 // Redis behind rdb (any go-redis client: standalone, Sentinel or Cluster;
-// it may be nil when WithBucket is given). It starts one background
+// it may be nil in tests that give their own bucket). It starts one background
 // goroutine, stopped by Close. It fails with [ratelimit.ErrInvalidLimit]
 // when lim is invalid.
 func New(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limiter, error) {
@@ -125,7 +125,7 @@ func New(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limiter, err
 	}
 	if l.bucket == nil {
 		if rdb == nil {
-			return nil, errors.New("lease: New needs a Redis client or WithBucket")
+			return nil, errors.New("lease: New needs a Redis client")
 		}
 		l.bucket = redisBucket{rdb}
 		l.honorsDeadline = rcall.HonorsDeadline(rdb)

@@ -115,7 +115,7 @@ func newTestLimiter(t *testing.T, b *fakeBucket, lim ratelimit.Limit, opts ...Op
 	clk := newFakeClock()
 	// A long TTL keeps the background janitor out of the way: tests call
 	// sweep themselves after moving the fake clock.
-	opts = append([]Option{WithBucket(b), WithClock(clk), WithLeaseTTL(time.Hour)}, opts...)
+	opts = append([]Option{withBucket(b), WithClock(clk), WithLeaseTTL(time.Hour)}, opts...)
 	l, err := New(nil, lim, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -169,7 +169,7 @@ func TestAllowNValidation(t *testing.T) {
 			}
 		})
 	}
-	if _, err := New(nil, ratelimit.Limit{}, WithBucket(&fakeBucket{})); !errors.Is(err, ratelimit.ErrInvalidLimit) {
+	if _, err := New(nil, ratelimit.Limit{}, withBucket(&fakeBucket{})); !errors.Is(err, ratelimit.ErrInvalidLimit) {
 		t.Fatalf("New with zero limit: %v, want ErrInvalidLimit", err)
 	}
 	if _, err := New(nil, ratelimit.PerSecond(1)); err == nil {
@@ -393,7 +393,7 @@ func TestExpiryKeepsFreshGrants(t *testing.T) {
 
 func TestIdleKeysEvictedAndCapped(t *testing.T) {
 	b := &fakeBucket{tokens: 1 << 20}
-	l, clk := newTestLimiter(t, b, ratelimit.PerSecond(1000), WithMaxKeys(10), WithIdleTimeout(time.Hour))
+	l, clk := newTestLimiter(t, b, ratelimit.PerSecond(1000), WithMaxKeys(10), withIdleTimeout(time.Hour))
 	ctx := context.Background()
 	for i := 0; i < 1000; i++ {
 		key := string(rune('a'+i%26)) + string(rune('0'+i/26%10)) + string(rune('A'+i/260))
@@ -569,7 +569,7 @@ func TestQuietRefundGoesToRedisWhenShort(t *testing.T) {
 func TestCloseGivesBackAndIsIdempotent(t *testing.T) {
 	b := &fakeBucket{tokens: 1000}
 	clk := newFakeClock()
-	l, err := New(nil, ratelimit.PerSecond(1000), WithBucket(b), WithClock(clk), WithAccuracyBudget(0.5))
+	l, err := New(nil, ratelimit.PerSecond(1000), withBucket(b), WithClock(clk), WithAccuracyBudget(0.5))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -721,7 +721,7 @@ func TestQuietKeyMatchesXTimeRate(t *testing.T) {
 			lim := ratelimit.PerSecond(10).WithBurst(tc.burst)
 			clk := newFakeClock()
 			b := &modelBucket{clk: clk}
-			l, err := New(nil, lim, WithBucket(b), WithClock(clk), WithLeaseTTL(time.Hour))
+			l, err := New(nil, lim, withBucket(b), WithClock(clk), WithLeaseTTL(time.Hour))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -752,7 +752,7 @@ func TestQuietKeyMatchesXTimeRate(t *testing.T) {
 func TestDenialAfterPartialGrantReleasesTheToken(t *testing.T) {
 	clk := newFakeClock()
 	b := &modelBucket{clk: clk}
-	l, err := New(nil, ratelimit.PerHour(3), WithBucket(b), WithClock(clk), WithLeaseTTL(time.Hour))
+	l, err := New(nil, ratelimit.PerHour(3), withBucket(b), WithClock(clk), WithLeaseTTL(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -779,7 +779,7 @@ func TestDenialAfterPartialGrantReleasesTheToken(t *testing.T) {
 func TestRememberedDenialEndsWhenTokensGoBack(t *testing.T) {
 	clk := newFakeClock()
 	b := &modelBucket{clk: clk}
-	l, err := New(nil, ratelimit.PerHour(3), WithBucket(b), WithClock(clk), WithLeaseTTL(time.Second))
+	l, err := New(nil, ratelimit.PerHour(3), withBucket(b), WithClock(clk), WithLeaseTTL(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -809,7 +809,7 @@ func TestRefundIsCappedByWhatWasAdmitted(t *testing.T) {
 	clk := newFakeClock()
 	b := &modelBucket{clk: clk}
 	lim := ratelimit.PerHour(10)
-	l, err := New(nil, lim, WithBucket(b), WithClock(clk), WithLeaseTTL(time.Hour))
+	l, err := New(nil, lim, withBucket(b), WithClock(clk), WithLeaseTTL(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	ks            ratelimit.Keyspace
 	clock         ratelimit.Clock
-	bucket        Bucket
+	bucket        remoteBucket
 	leaseTTL      time.Duration
 	budget        float64
 	refillTimeout time.Duration
@@ -100,10 +100,11 @@ func WithClock(clk ratelimit.Clock) Option {
 	})
 }
 
-// WithBucket replaces the Redis token bucket the limiter leases from, for
-// tests and fault injection. Default: the algorithms package's token
-// bucket scripts on the client given to New.
-func WithBucket(b Bucket) Option {
+// withBucket replaces the Redis token bucket the limiter leases from, for
+// tests and fault injection (export_test.go makes it WithBucket there).
+// Default: the algorithms package's token bucket scripts on the client
+// given to New.
+func withBucket(b remoteBucket) Option {
 	return optionFunc(func(c *config) { c.bucket = b })
 }
 
@@ -172,10 +173,11 @@ func WithMaxKeys(n int) Option {
 	})
 }
 
-// WithIdleTimeout sets how long a key may see no request before its entry
-// is evicted and its tokens returned. Default: DefaultIdleTimeout (30 s);
-// never shorter than the lease TTL. Zero or negative keeps the default.
-func WithIdleTimeout(d time.Duration) Option {
+// withIdleTimeout sets how long a key may see no request before its entry
+// is evicted and its tokens returned, for tests (export_test.go makes it
+// WithIdleTimeout there). Default: DefaultIdleTimeout (30 s); never
+// shorter than the lease TTL. Zero or negative keeps the default.
+func withIdleTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) {
 		if d > 0 {
 			c.idleTimeout = d

@@ -225,7 +225,7 @@ func ExampleNewShadow() {
 // become available, and refuses them at once when it is full.
 func ExampleQueue() {
 	l := &bucket{retry: 5 * time.Millisecond} // empty: every request is denied
-	q := reject.NewQueue(reject.WithQueueSize(3), reject.WithMaxWait(5*time.Second))
+	q := reject.NewQueue(reject.WithQueueLimits(3, 0), reject.WithMaxWait(5*time.Second))
 	defer q.Close(context.Background())
 
 	ctx := context.Background()

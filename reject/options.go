@@ -18,8 +18,7 @@ type Option interface {
 	applyWait(*config)
 }
 
-// A QueueOption configures [NewQueue]: an [Option], [WithQueueSize] or
-// [WithMaxQueued].
+// A QueueOption configures [NewQueue]: an [Option] or [WithQueueLimits].
 type QueueOption interface{ applyQueue(*config) }
 
 type config struct {
@@ -62,24 +61,17 @@ func WithMaxWait(d time.Duration) Option {
 	})
 }
 
-// WithQueueSize sets how many requests of one key a [Queue] holds; more
-// are refused at once. Default: DefaultQueueSize (64). Zero or negative
-// keeps the default.
-func WithQueueSize(n int) QueueOption {
+// WithQueueLimits sets how many requests a [Queue] holds: perKey of one
+// key and total across all keys; more are refused at once. Defaults:
+// DefaultQueueSize (64) and DefaultMaxQueued (4096). Zero or negative
+// keeps that default.
+func WithQueueLimits(perKey, total int) QueueOption {
 	return queueOption(func(c *config) {
-		if n > 0 {
-			c.queueSize = n
+		if perKey > 0 {
+			c.queueSize = perKey
 		}
-	})
-}
-
-// WithMaxQueued sets how many requests a [Queue] holds across all keys;
-// more are refused at once. Default: DefaultMaxQueued (4096). Zero or
-// negative keeps the default.
-func WithMaxQueued(n int) QueueOption {
-	return queueOption(func(c *config) {
-		if n > 0 {
-			c.maxQueued = n
+		if total > 0 {
+			c.maxQueued = total
 		}
 	})
 }

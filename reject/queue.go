@@ -16,7 +16,7 @@ import (
 // [*ratelimit.ExceededError].
 var (
 	// ErrQueueFull is matched when a Queue refuses a request because it
-	// already holds WithQueueSize requests of the key or WithMaxQueued in
+	// already holds WithQueueLimits' perKey requests of the key or its total in
 	// all.
 	ErrQueueFull = errors.New("reject: queue full")
 	// ErrQueueClosed is matched when a Queue refuses a request because it
@@ -31,7 +31,7 @@ var (
 // can be admitted ahead of queued ones when it finds a token free.)
 //
 // A Queue refuses a request with [ErrQueueFull] when it is full
-// ([WithQueueSize] per key, [WithMaxQueued] in all), and with an
+// ([WithQueueLimits]), and with an
 // [*ratelimit.ExceededError] when the request has waited [WithMaxWait] or
 // would have to. A request whose ctx ends leaves the queue with ctx's
 // error; tokens admitted for it as it left are given back.
@@ -61,8 +61,8 @@ type waiter struct {
 	turn chan struct{} // closed when the waiter is the oldest of its key
 }
 
-// NewQueue returns a Queue configured by [WithMaxWait], [WithQueueSize]
-// and [WithMaxQueued].
+// NewQueue returns a Queue configured by [WithMaxWait] and
+// [WithQueueLimits].
 func NewQueue(opts ...QueueOption) *Queue {
 	c := newConfig(opts, QueueOption.applyQueue)
 	return &Queue{

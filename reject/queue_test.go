@@ -74,7 +74,7 @@ func TestQueueArrivalOrder(t *testing.T) {
 
 func TestQueueBounds(t *testing.T) {
 	p := &pool{retry: 5 * time.Millisecond}
-	q := reject.NewQueue(reject.WithQueueSize(2), reject.WithMaxQueued(3), reject.WithMaxWait(10*time.Second))
+	q := reject.NewQueue(reject.WithQueueLimits(2, 3), reject.WithMaxWait(10*time.Second))
 	out := make(chan outcome, 3)
 	ctx := context.Background()
 	enqueue(t, ctx, q, p, "a", 0, 1, out)
@@ -88,7 +88,7 @@ func TestQueueBounds(t *testing.T) {
 	// Another key still fits, until the queue as a whole is full.
 	enqueue(t, ctx, q, p, "b", 3, 3, out)
 	if _, err := q.Handle(ctx, denied(p, "c", 4)); !errors.Is(err, reject.ErrQueueFull) {
-		t.Errorf("request beyond WithMaxQueued: %v, want ErrQueueFull", err)
+		t.Errorf("request beyond the total of WithQueueLimits: %v, want ErrQueueFull", err)
 	}
 	p.add(3)
 	for _, o := range collect(t, out, 3) {

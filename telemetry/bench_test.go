@@ -26,7 +26,7 @@ func variants(b *testing.B, inner ratelimit.Limiter) []struct {
 	b.Helper()
 	mp, _ := newReader(b)
 	wrap := func(opts ...telemetry.WrapOption) ratelimit.Limiter {
-		l, err := telemetry.Wrap(inner, append([]telemetry.WrapOption{telemetry.WithTier("bench")}, opts...)...)
+		l, err := telemetry.Wrap(inner, append([]telemetry.WrapOption{telemetry.WithLimit("bench", "")}, opts...)...)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -33,7 +33,7 @@
 // Each constructor takes options of its own type, so that an option it
 // would not read does not compile: [Option] (WithMeterProvider,
 // WithAttributes) for every constructor; [LeaseOption] (WithTier,
-// WithLimitName) for ObserveLease and Wrap; [FactoryOption]
+// WithLimit) for ObserveLease and Wrap; [FactoryOption]
 // (WithSampleEvery) for Factory and Wrap; [HookOption]
 // (WithTracerProvider) for NewRedisHook. [WrapOption] is any of the first
 // three.
@@ -42,7 +42,7 @@
 //
 //	lim, err := lease.New(rdb, ratelimit.PerSecond(100), lease.WithKeyspace(ks))
 //	...
-//	reg, err := telemetry.ObserveLease(lim, telemetry.WithTier("free"))
+//	reg, err := telemetry.ObserveLease(lim, telemetry.WithLimit("free", ""))
 //	...
 //	hook, err := telemetry.NewRedisHook()
 //	...
@@ -52,7 +52,7 @@
 //
 //	dl, err := algorithms.NewLimiter(rdb, ratelimit.PerSecond(100))
 //	...
-//	tl, err := telemetry.Wrap(dl, telemetry.WithTier("free"))
+//	tl, err := telemetry.Wrap(dl, telemetry.WithLimit("free", ""))
 //	...
 //	d, err = tl.Allow(ctx, key) // use tl wherever dl was used
 //

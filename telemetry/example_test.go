@@ -88,7 +88,7 @@ func ExampleWrap() {
 
 	lim, closeRedis := redisLimiter() // 3 requests a minute
 	defer closeRedis()
-	tl, err := telemetry.Wrap(lim, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"))
+	tl, err := telemetry.Wrap(lim, telemetry.WithMeterProvider(mp), telemetry.WithLimit("free", ""))
 	if err != nil {
 		panic(err)
 	}
@@ -115,7 +115,7 @@ func ExampleLimiter_RecordShadowed() {
 
 	lim, closeRedis := redisLimiter() // 3 requests a minute
 	defer closeRedis()
-	tl, err := telemetry.Wrap(lim, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"))
+	tl, err := telemetry.Wrap(lim, telemetry.WithMeterProvider(mp), telemetry.WithLimit("free", ""))
 	if err != nil {
 		panic(err)
 	}
@@ -164,7 +164,7 @@ func ExampleObserveLease() {
 		TokensHeld: 24, Keys: 3, Breaker: "closed",
 	}}
 	reg, err := telemetry.ObserveLease(l, telemetry.WithMeterProvider(mp),
-		telemetry.WithTier("pro"))
+		telemetry.WithLimit("pro", ""))
 	if err != nil {
 		panic(err)
 	}

@@ -30,7 +30,7 @@ func TestGlobalProviderLateBinding(t *testing.T) {
 }
 
 func globalChild(t *testing.T) {
-	l, err := telemetry.Wrap(constLimiter{allowedLocal}, telemetry.WithTier("g"))
+	l, err := telemetry.Wrap(constLimiter{allowedLocal}, telemetry.WithLimit("g", ""))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,7 +116,7 @@ func leaseOutcomeCounts(s *lease.Stats) [6]int64 {
 // The circuit breaker's state comes from Stats().Breaker.
 //
 // Observing several limiters on one provider needs distinct attributes
-// ([WithTier], [WithLimitName] or [WithAttributes]): their gauges would
+// ([WithLimit] or [WithAttributes]): their gauges would
 // otherwise overwrite each other. Unregister the returned registration
 // when the limiter is closed.
 func ObserveLease(l LeaseStats, opts ...LeaseOption) (metric.Registration, error) {

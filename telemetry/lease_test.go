@@ -65,8 +65,7 @@ func TestObserveLease(t *testing.T) {
 		Keys: 5, Evicted: 6, Overflow: 7, ReturnErrors: 1,
 		Breaker: "closed",
 	})
-	reg, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"),
-		telemetry.WithLimitName("per-second"))
+	reg, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp), telemetry.WithLimit("free", "per-second"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,7 +212,7 @@ func TestObserveLeaseDecisions(t *testing.T) {
 	mp, r := newReader(t)
 	f := &fakeStats{lim: ratelimit.PerSecond(1000)}
 	f.set(lease.Stats{AllowedLocal: 900, AllowedRedis: 50, AllowedFallback: 3, DeniedLocal: 40, DeniedRedis: 6, DeniedFallback: 1})
-	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp), telemetry.WithTier("pro")); err != nil {
+	if _, err := telemetry.ObserveLease(f, telemetry.WithMeterProvider(mp), telemetry.WithLimit("pro", "")); err != nil {
 		t.Fatal(err)
 	}
 	got := ints(t, collect(t, r)["ratelimit.decisions"])

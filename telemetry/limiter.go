@@ -268,7 +268,7 @@ func (l *Limiter) end(ctx context.Context, c *counts, start time.Time, ok bool, 
 //
 // With the reject package's Shadow strategy:
 //
-//	tl, _ := telemetry.Wrap(lim, telemetry.WithTier("free"))
+//	tl, _ := telemetry.Wrap(lim, telemetry.WithLimit("free", ""))
 //	shadow := reject.NewShadow(func(_ context.Context, r reject.Request) {
 //		tl.RecordShadowed(r.Decision)
 //	})

@@ -62,7 +62,7 @@ func TestDecisions(t *testing.T) {
 			f.steps = append(f.steps, s.s)
 		}
 	}
-	tl, err := telemetry.Wrap(&f, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"), telemetry.WithSampleEvery(1))
+	tl, err := telemetry.Wrap(&f, telemetry.WithMeterProvider(mp), telemetry.WithLimit("free", ""), telemetry.WithSampleEvery(1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,8 +155,8 @@ func assertInts(t *testing.T, got map[string]metricdata.Metrics, name string, wa
 	}
 }
 
-// TestNoTierAttribute checks that without WithTier and WithLimitName the
-// attributes are left out, and that WithLimitName sets ratelimit.limit.
+// TestNoTierAttribute checks that without WithLimit the
+// attributes are left out, and that WithLimit sets ratelimit.limit.
 func TestNoTierAttribute(t *testing.T) {
 	mp, r := newReader(t)
 	a, err := telemetry.Wrap(constLimiter{allowedLocal}, telemetry.WithMeterProvider(mp))
@@ -164,7 +164,7 @@ func TestNoTierAttribute(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, err := telemetry.Wrap(constLimiter{allowedRedis}, telemetry.WithMeterProvider(mp),
-		telemetry.WithTier("pro"), telemetry.WithLimitName("per-second"))
+		telemetry.WithLimit("pro", "per-second"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,7 +185,7 @@ func TestSameTierTwice(t *testing.T) {
 	mp, r := newReader(t)
 	var ls []*telemetry.Limiter
 	for range 2 {
-		l, err := telemetry.Wrap(constLimiter{deniedRedis}, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"))
+		l, err := telemetry.Wrap(constLimiter{deniedRedis}, telemetry.WithMeterProvider(mp), telemetry.WithLimit("free", ""))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -371,7 +371,7 @@ func TestRefundAndClose(t *testing.T) {
 	ctx := context.Background()
 
 	rf := &refundingFake{fakeLimiter{steps: []step{{d: allowedLocal}}}}
-	l, err := telemetry.Wrap(rf, telemetry.WithMeterProvider(mp), telemetry.WithTier("a"))
+	l, err := telemetry.Wrap(rf, telemetry.WithMeterProvider(mp), telemetry.WithLimit("a", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,7 +382,7 @@ func TestRefundAndClose(t *testing.T) {
 		t.Errorf("Unwrap returned %v, want the wrapped limiter", l.Unwrap())
 	}
 
-	nr, err := telemetry.Wrap(constLimiter{allowedLocal}, telemetry.WithMeterProvider(mp), telemetry.WithTier("b"))
+	nr, err := telemetry.Wrap(constLimiter{allowedLocal}, telemetry.WithMeterProvider(mp), telemetry.WithLimit("b", ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,7 +419,7 @@ func TestLeaseHitPath(t *testing.T) {
 	if tl, err := telemetry.Wrap(l, telemetry.WithMeterProvider(mp)); err == nil || tl != nil {
 		t.Fatalf("Wrap of a *lease.Limiter: %v, %v; want an error", tl, err)
 	}
-	tl, err := telemetry.Wrap(hiddenLease{Limiter: l}, telemetry.WithMeterProvider(mp), telemetry.WithTier("free"), telemetry.WithSampleEvery(1))
+	tl, err := telemetry.Wrap(hiddenLease{Limiter: l}, telemetry.WithMeterProvider(mp), telemetry.WithLimit("free", ""), telemetry.WithSampleEvery(1))
 	if err != nil {
 		t.Fatal(err)
 	}

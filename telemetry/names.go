@@ -50,8 +50,8 @@ const descDecisions = "Rate-limit decisions, by result (allowed, denied, shadowe
 // unbounded and may identify a person. Their values are the String of
 // result, ratelimit.Source, errorKind and outcome, and circuitStates.
 const (
-	attrTier      attribute.Key = "ratelimit.tier"   // [WithTier]; absent when empty
-	attrLimit     attribute.Key = "ratelimit.limit"  // [WithLimitName]; absent when empty
+	attrTier      attribute.Key = "ratelimit.tier"   // [WithLimit]; absent when empty
+	attrLimit     attribute.Key = "ratelimit.limit"  // [WithLimit]; absent when empty
 	attrResult    attribute.Key = "ratelimit.result" // allowed, denied or shadowed
 	attrSource    attribute.Key = "ratelimit.source" // local, redis, fallback (or unknown)
 	attrErrorType attribute.Key = "error.type"       // OpenTelemetry's general key: store, timeout, canceled, invalid, closed or other

@@ -15,7 +15,7 @@ import (
 type WrapOption interface{ applyWrap(*config) }
 
 // A LeaseOption configures [ObserveLease] and [Wrap]: an [Option],
-// [WithTier] or [WithLimitName].
+// [WithLimit].
 type LeaseOption interface {
 	WrapOption
 	applyLease(*config)
@@ -123,19 +123,14 @@ func WithAttributes(kv ...attribute.KeyValue) Option {
 	return option(func(c *config) { c.attrs = append(c.attrs, kv...) })
 }
 
-// WithTier sets the value of the ratelimit.tier attribute on every metric
-// of a [Limiter] or of a lease observation. Default: "" (the attribute is
-// left out). Tier names should be few and fixed, never client keys.
-// [Factory] sets it to each Spec's tier.
-func WithTier(name string) LeaseOption {
-	return leaseOption(func(c *config) { c.tier = name })
-}
-
-// WithLimitName sets the value of the ratelimit.limit attribute, to tell
-// apart several limits of one tier (each its own limiter). Default: "" (the
-// attribute is left out). [Factory] sets it to each Spec's limit name.
-func WithLimitName(name string) LeaseOption {
-	return leaseOption(func(c *config) { c.limit = name })
+// WithLimit names the limit a [Limiter] or a lease observation measures:
+// the values of the ratelimit.tier and ratelimit.limit attributes on every
+// metric (limit tells apart several limits of one tier, each its own
+// limiter). Default: "" for each (the attribute is left out). Tier and
+// limit names should be few and fixed, never client keys. [Factory] sets
+// them to each Spec's tier and limit name.
+func WithLimit(tier, limit string) LeaseOption {
+	return leaseOption(func(c *config) { c.tier, c.limit = tier, limit })
 }
 
 // WithSampleEvery makes a [Limiter] time about one decision in n for the
