@@ -175,6 +175,19 @@ func (l Limit) ValidateN(n int) error {
 	return nil
 }
 
+// ValidateSettle reports whether a [Settler] can settle, under l, a request
+// that reserved tokens and cost actual: reserved between 0 and l.Burst,
+// actual between 0 and [MaxRate]. The error wraps [ErrInvalidN].
+func (l Limit) ValidateSettle(reserved, actual int) error {
+	if reserved < 0 || reserved > l.Burst {
+		return fmt.Errorf("%w: reserved %d must be between 0 and the burst %d", ErrInvalidN, reserved, l.Burst)
+	}
+	if actual < 0 || actual > MaxRate {
+		return fmt.Errorf("%w: actual %d must be between 0 and %d", ErrInvalidN, actual, MaxRate)
+	}
+	return nil
+}
+
 // Interval returns the time it takes to earn one token: Period / Rate,
 // rounded up to a whole nanosecond (so at least 1 ns for a valid limit).
 // It is zero for an invalid limit.

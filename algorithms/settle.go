@@ -76,12 +76,10 @@ func (c CalendarWindow) Charge(ctx context.Context, rdb redis.Scripter, rkey str
 // or may not have run: retrying it may charge twice, and not retrying may
 // let the request's extra cost go unpaid.
 func (l *Limiter) SettleN(ctx context.Context, key string, reserved, actual int) error {
-	switch {
-	case reserved < 0 || reserved > l.lim.Burst:
-		return fmt.Errorf("%w: reserved %d must be between 0 and the burst %d", ratelimit.ErrInvalidN, reserved, l.lim.Burst)
-	case actual < 0 || actual > ratelimit.MaxRate:
-		return fmt.Errorf("%w: actual %d must be between 0 and %d", ratelimit.ErrInvalidN, actual, ratelimit.MaxRate)
-	case actual < reserved:
+	if err := l.lim.ValidateSettle(reserved, actual); err != nil {
+		return err
+	}
+	if actual < reserved {
 		return l.RefundN(ctx, key, reserved-actual)
 	}
 	rkey, err := l.ks.ClientKey(key, l.alg.Name())

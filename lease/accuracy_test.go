@@ -135,10 +135,14 @@ func runLoad(t *testing.T, ls []*lease.Limiter, key string, goroutines []int, ga
 }
 
 // maxInWindow returns the most admissions in any window of length w.
-func (tl *tally) maxInWindow(w time.Duration) int {
+func (tl *tally) maxInWindow(w time.Duration) int { return mostWithin(tl.at, w) }
+
+// mostWithin returns the most of the sorted times at that fall in any
+// window of length w.
+func mostWithin(at []time.Duration, w time.Duration) int {
 	most, lo := 0, 0
-	for hi, t := range tl.at {
-		for t-tl.at[lo] >= w {
+	for hi, t := range at {
+		for t-at[lo] >= w {
 			lo++
 		}
 		most = max(most, hi-lo+1)

@@ -142,14 +142,7 @@ func busiest(arrivals []arrival, w time.Duration) int {
 			at = append(at, a.at)
 		}
 	}
-	most, lo := 0, 0
-	for hi, t := range at {
-		for t-at[lo] >= w {
-			lo++
-		}
-		most = max(most, hi-lo+1)
-	}
-	return most
+	return mostWithin(at, w)
 }
 
 // TestPausedRedisKeepsTheBound: a hot key at 10× its limit, four

@@ -2,7 +2,6 @@ package lease
 
 import (
 	"context"
-	"fmt"
 	"math"
 	"time"
 
@@ -126,12 +125,10 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 // [ratelimit.MaxRate], else it fails with [ratelimit.ErrInvalidN]; other
 // errors are Peek's.
 func (l *Limiter) SettleN(ctx context.Context, key string, reserved, actual int) error {
-	switch {
-	case reserved < 0 || reserved > l.lim.Burst:
-		return fmt.Errorf("%w: reserved %d must be between 0 and the burst %d", ratelimit.ErrInvalidN, reserved, l.lim.Burst)
-	case actual < 0 || actual > ratelimit.MaxRate:
-		return fmt.Errorf("%w: actual %d must be between 0 and %d", ratelimit.ErrInvalidN, actual, ratelimit.MaxRate)
-	case actual < reserved:
+	if err := l.lim.ValidateSettle(reserved, actual); err != nil {
+		return err
+	}
+	if actual < reserved {
 		return l.RefundN(ctx, key, reserved-actual)
 	}
 	if err := l.usable(key); err != nil || actual == reserved {

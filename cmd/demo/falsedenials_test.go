@@ -105,23 +105,10 @@ func virtualRun(t *testing.T, p plan, cfg tiers.Config, instances int, arrivals 
 		clk.set(epoch.Add(a.at))
 		c := p.clients[a.ci]
 		res, err := lims[a.ii].Check(context.Background(), c.key, c.ask, 1)
-		ev := event{at: a.at, by: -1}
-		switch {
-		case err != nil:
+		if err != nil {
 			t.Fatalf("check of %s at %v: %v", c.key, a.at, err)
-		case res.Decision.Allowed:
-			ev.res = resAdmitted
-		default:
-			ev.res = resDenied
-			ev.src = res.Decision.Source
-			for i := len(res.Limits) - 1; i >= 0; i-- {
-				if res.Limits[i].Checked {
-					ev.by = int8(i)
-					break
-				}
-			}
 		}
-		evs[a.ci] = append(evs[a.ci], ev)
+		evs[a.ci] = append(evs[a.ci], eventOf(res, err, a.at))
 	}
 	return evs
 }

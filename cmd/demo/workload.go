@@ -109,23 +109,14 @@ func work(ctx context.Context, lim *tiers.Limiter, c client, every, phase time.D
 		if err != nil && (ctx.Err() != nil || errors.Is(err, context.DeadlineExceeded) && t1 >= end) {
 			return evs // the run ended during the check: not a failure
 		}
-		ev := event{at: (t0 + t1) / 2, lat: t1 - t0, fallback: res.Decision.Source == ratelimit.SourceFallback, by: -1}
-		switch {
-		case err != nil:
-			ev.res = resFailed
+		ev := eventOf(res, err, (t0+t1)/2)
+		ev.lat = t1 - t0
+		switch ev.res {
+		case resFailed:
 			t.failed[c.tier].Add(1)
-		case res.Decision.Allowed:
-			ev.res = resAdmitted
+		case resAdmitted:
 			t.admitted[c.tier].Add(1)
 		default:
-			ev.res = resDenied
-			ev.src = res.Decision.Source
-			for i := len(res.Limits) - 1; i >= 0; i-- {
-				if res.Limits[i].Checked {
-					ev.by = int8(i)
-					break
-				}
-			}
 			t.denied[c.tier].Add(1)
 		}
 		evs = append(evs, ev)
@@ -136,4 +127,27 @@ func work(ctx context.Context, lim *tiers.Limiter, c client, every, phase time.D
 		timer.Reset(next - t1)
 	}
 	return evs
+}
+
+// eventOf is the event of a check at at that returned res and err: its
+// result, whether the failure policy decided it, and of a denial, the
+// limit that denied and where it decided.
+func eventOf(res tiers.Result, err error, at time.Duration) event {
+	ev := event{at: at, fallback: res.Decision.Source == ratelimit.SourceFallback, by: -1}
+	switch {
+	case err != nil:
+		ev.res = resFailed
+	case res.Decision.Allowed:
+		ev.res = resAdmitted
+	default:
+		ev.res = resDenied
+		ev.src = res.Decision.Source
+		for i := len(res.Limits) - 1; i >= 0; i-- {
+			if res.Limits[i].Checked {
+				ev.by = int8(i)
+				break
+			}
+		}
+	}
+	return ev
 }
