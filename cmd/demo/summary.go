@@ -268,10 +268,13 @@ func compare(p plan, l, d modeResult) string {
 // whyFalse explains the false denials of each mode.
 const whyFalse = `Per-request checks deny falsely when two requests race for a token, and while a refund is
 on its way: a plan's check takes from each limit in turn and gives back when a later limit
-denies. Leasing adds two causes. A token leased to one instance, or refunded into its lease,
-is not there for the other instances until it is spent or given back; and an instance that
-Redis denied remembers the denial until a lease's worth of tokens is due, so that a key over
-its limit costs one Redis call per lease, not one per request ("remembered" above).
+denies. On this shared machine they also count the drift between when a check is timed and
+when Redis runs it. Leasing adds two causes on busy keys: a token leased to one instance is
+not there for the others until it is spent or returned, and an instance that Redis denied
+remembers the denial until a lease's worth of tokens is due ("remembered" above). A quiet
+key (under 320 checks/s on an instance) is decided as a per-request check would be while
+its bucket is short: one token per lease, a denial only until the next token is due, and
+refunds back to Redis. The free tier's keys are quiet.
 `
 
 // whenLeasingPays says where the calls are saved.

@@ -166,7 +166,7 @@ func TestPrintSummary(t *testing.T) {
 		"  latency        p50 850ns vs 245µs, p99 2.0ms vs 3.0ms\n",
 		"  admitted       +0.9% vs +0.0% of what exact buckets admit (1110 of 1100, 1100 of 1100)\n",
 		"  false denials  4 vs 0 (0.2% vs 0.0% of the requests)\n",
-		"Leasing adds two causes", "as the admitted totals show",
+		"Leasing adds two causes on busy keys", "as the admitted totals show",
 		"false-den", "miniredis",
 	} {
 		if !strings.Contains(out, want) {
