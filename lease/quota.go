@@ -82,8 +82,8 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	if v, ok := l.entries.Load(key); ok {
 		e := v.(*entry)
 		e.mu.Lock()
-		e.expire(math.MaxInt64)
-		e.sched.Store(0)
+		dropped := e.expire(math.MaxInt64) + e.sched.Swap(0)
+		l.stats.removed.Add(dropped) // out of the lease, not served
 		e.ahead = nil
 		e.refillAfter.Store(0)
 		if e.fb != nil {

@@ -195,11 +195,13 @@ func TestResetAcrossInstances(t *testing.T) {
 		ls := defaultInstances(t, srv, 3, lim)
 		others := warm(t, ls[1], "r") + warm(t, ls[2], "r")
 		warm(t, ls[0], "r")
+		before := ls[0].Stats()
 		if err := ls[0].Reset(ctx, "r"); err != nil {
 			t.Fatal(err)
 		}
-		if h := ls[0].Stats().TokensHeld; h != 0 {
-			t.Fatalf("the instance that reset still holds %d tokens", h)
+		if s := ls[0].Stats(); s.TokensHeld != 0 || s.TokensServed != before.TokensServed {
+			t.Fatalf("after the reset the instance holds %d tokens and has served %d (%d before, holding %d): dropped tokens are not served",
+				s.TokensHeld, s.TokensServed, before.TokensServed, before.TokensHeld)
 		}
 		if d, err := ls[0].Peek(ctx, "r"); err != nil || d.Remaining != lim.Burst {
 			t.Fatalf("Peek after Reset = %+v, %v; want %d left", d, err, lim.Burst)
