@@ -14,13 +14,15 @@
 //   - low watermark: the hit left the batch at or below its low watermark
 //     (two Redis round trips of local demand, at least an eighth of the
 //     batch). A refill starts in the background, so a steady caller never
-//     finds the batch empty.
+//     finds the batch empty. A single-token lease has a watermark of 0 and
+//     never prefetches: the token would sit at this instance.
 //   - empty: the slow path, whose steps are named in the code: gather a hot
 //     key's stripes and release tokens granted ahead that fell due; a
 //     remembered denial; a degraded key decided by the failure policy at
 //     once; an inline refill for a quiet key, on the caller's goroutine;
-//     otherwise the caller joins the key's refill (one per key and
-//     instance, deduplicated with singleflight), waiting at most
+//     otherwise the caller joins the key's background refill (one per key
+//     and instance, deduplicated with singleflight; a caller's own inline
+//     refill may run beside it), waiting at most
 //     [DefaultMaxWait] (250 ms) and its context.
 //   - denied: Redis granted nothing. The script's retry-after is
 //     remembered (for a busy key, stretched to a lease's worth of tokens),

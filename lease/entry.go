@@ -46,8 +46,11 @@ type grant struct {
 //     granted), kept by grant in ahead: each grant's tokens fall due one
 //     every interval from its first, and release moves the due ones into
 //     tokens, as a grant at that moment. Only refills add to them, only
-//     release and kill take from them, all with mu held; the hit path never
-//     sees them.
+//     release, kill and Reset take from them, all with mu held; the hit
+//     path never sees them.
+//   - resets, under mu, counts this instance's Resets of the key: a refill
+//     reads it when it begins and drops its grant (tokens of the old
+//     bucket) if it changed by the time the reply lands.
 type entry struct {
 	tokens      atomic.Int64            // leased tokens not yet served; dead once evicted
 	striped     atomic.Pointer[stripes] // a hot key's tokens beyond tokens; nil until hot
@@ -70,6 +73,7 @@ type entry struct {
 	granted    int64      // tokens ever added to tokens (grants and refunds)
 	removed    int64      // tokens ever taken back out by expiry or eviction
 	refunds    int64      // tokens ever refunded into tokens
+	resets     int64      // Resets of the key by this instance: a refill that began before one drops its grant
 	rate       float64    // demand estimate, tokens/s
 	share      float64    // tokens/s Redis granted this instance, EWMA; 0 before
 	lastRefill int64      // ns, start of the last refill

@@ -124,25 +124,6 @@ func newTestLimiter(t *testing.T, b *fakeBucket, lim ratelimit.Limit, opts ...Op
 	return l, clk
 }
 
-// waitRefills waits until no background refill is in flight, so that
-// stats read next are final.
-func waitRefills(t *testing.T, l *Limiter) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		busy := false
-		l.entries.Range(func(_, v any) bool {
-			busy = busy || v.(*entry).refilling.Load()
-			return !busy
-		})
-		if !busy {
-			return
-		}
-		time.Sleep(time.Millisecond)
-	}
-	t.Fatal("refills still in flight after 5 s")
-}
-
 func TestAllowNValidation(t *testing.T) {
 	l, _ := newTestLimiter(t, &fakeBucket{tokens: 10}, ratelimit.PerSecond(10))
 	ctx := context.Background()

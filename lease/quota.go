@@ -79,9 +79,20 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	if err := l.usable(key); err != nil {
 		return err
 	}
+	cctx, cancel := l.callerContext(ctx)
+	defer cancel()
+	_, err := call(l, cctx, l.cfg.maxWait, false, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, l.bucket.Reset(ctx, l.rkey(key), l.lim)
+	})
+	if err != nil {
+		// Nothing changed in Redis: what this instance holds and what its
+		// fallback owes stay as they were.
+		return l.callError(ctx, "lease reset", key, err)
+	}
 	if v, ok := l.entries.Load(key); ok {
 		e := v.(*entry)
 		e.mu.Lock()
+		e.resets++ // a refill in flight took from the old bucket: refill drops its grant
 		dropped := e.expire(math.MaxInt64) + e.sched.Swap(0)
 		l.stats.removed.Add(dropped) // out of the lease, not served
 		e.ahead = nil
@@ -93,14 +104,6 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 		e.remote.Store(-1)
 		e.mu.Unlock()
 		e.deniedUntil.Store(0)
-	}
-	cctx, cancel := l.callerContext(ctx)
-	defer cancel()
-	_, err := call(l, cctx, l.cfg.maxWait, false, func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, l.bucket.Reset(ctx, l.rkey(key), l.lim)
-	})
-	if err != nil {
-		return l.callError(ctx, "lease reset", key, err)
 	}
 	return nil
 }
@@ -199,7 +202,9 @@ func (l *Limiter) callError(ctx context.Context, op, key string, err error) erro
 // admitted are taken off what it owes Redis; tokens served from leases go
 // back into this instance's lease up to the accuracy budget (the Redis
 // bucket gets them back when the lease expires or is returned), and the
-// rest back to Redis, capped at the burst there. A key this instance does
+// rest back to Redis, capped at the burst there; a quiet key whose Redis
+// bucket is under half full gets them all back in Redis, where the other
+// instances find them (see docs/accuracy.md). A key this instance does
 // not track gets them back in Redis at once.
 func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 	if err := l.lim.ValidateN(n); err != nil {

@@ -65,6 +65,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 		return nil // a prefetch while Redis said there is nothing more yet
 	}
 	e.mu.Lock()
+	resets := e.resets
 	demand := e.demand()
 	e.rate = ewma(e.rate, demand-e.lastDemand, time.Duration(start-e.lastRefill))
 	e.lastDemand, e.lastRefill = demand, start
@@ -123,6 +124,9 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 		} else {
 			e.fb.Drain(end) // the rest is charged by the next refill
 		}
+	}
+	if e.resets != resets {
+		return nil // the key was reset meanwhile: the reply is of the old bucket
 	}
 	e.remote.Store(int64(g.Remaining))
 	if g.Granted == 0 {

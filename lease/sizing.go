@@ -121,7 +121,7 @@ func (s sizer) lowWatermark(lease int64, rate float64, rtt time.Duration) int64 
 // held at one instance, or a denial remembered past the moment a token is
 // due, denies requests at the others that the per-request limiter would
 // admit, and at a quiet key's demand batching saves too few calls to pay
-// for that. With the default horizon (50 ms) a key is quiet below 160
+// for that. With the default horizon (50 ms) a key is quiet below 320
 // requests per second at an instance.
 const minBatch = 16
 

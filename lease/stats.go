@@ -41,8 +41,10 @@ type Stats struct {
 	TokensExpired int64
 	// Refills counts lease calls made to Redis; RefillErrors counts
 	// refills that failed, including those the open circuit breaker
-	// refused without a call; Prefetches counts refills started in the
-	// background at the low watermark.
+	// refused without a call; Prefetches counts background refills started
+	// (at the low watermark, by a degraded key's probe, for tokens granted
+	// ahead) or joined by a waiting caller, whether or not they called
+	// Redis.
 	Refills, RefillErrors, Prefetches int64
 	// Waits counts callers that found their key's tokens spent and waited
 	// for a refill.
