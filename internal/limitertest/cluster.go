@@ -1,6 +1,7 @@
 package limitertest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -118,8 +119,10 @@ func (s Subject) cluster(t *testing.T) {
 			}
 		}
 		master := c.MasterOf(t, rkey(t, key))
-		// Replication is asynchronous: make sure the replica has the state.
-		if n, err := master.Client().Do(ctx, "WAIT", 1, 1000).Int(); err != nil || n != 1 {
+		// Replication is asynchronous: make sure the replica has the state
+		// (WAIT returns as soon as it has; a loaded machine may need a few
+		// seconds, asked for within the client's read timeout).
+		if n, err := waitReplica(ctx, master.Client()); err != nil || n < 1 {
 			t.Fatalf("WAIT = %d, %v; want 1 replica", n, err)
 		}
 		// Meanwhile a load runs on another key of the same master, which
@@ -300,4 +303,16 @@ func (s Subject) clusterMove(t *testing.T, c *redistest.Cluster, ks ratelimit.Ke
 			Admitted: tallies[i].admitted, Errors: tallies[i].errs})
 		t.Logf("%s: %d admitted, %d errors during the move", v, tallies[i].admitted, tallies[i].errs)
 	}
+}
+
+// waitReplica asks the master behind rdb, up to ten times a second each,
+// until one replica has every write made so far, and returns WAIT's last
+// answer.
+func waitReplica(ctx context.Context, rdb *redis.Client) (n int, err error) {
+	for range 10 {
+		if n, err = rdb.Do(ctx, "WAIT", 1, 1000).Int(); err == nil && n >= 1 {
+			return n, nil
+		}
+	}
+	return n, err
 }

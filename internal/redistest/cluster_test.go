@@ -233,9 +233,7 @@ func TestClusterFailover(t *testing.T) {
 	master := c.MasterOf(t, key)
 	replica := c.Replicas(t, master)[0]
 	// Make sure the write reached the replica before the crash.
-	if n, err := master.Client().Do(ctx, "WAIT", 1, 500).Int(); err != nil || n != 1 {
-		t.Fatalf("WAIT = %d, %v; want 1 replica", n, err)
-	}
+	waitReplica(t, master.Client())
 
 	start = time.Now()
 	promoted := c.Failover(t, master)
@@ -309,4 +307,20 @@ func otherMaster(t *testing.T, c *Cluster, m *Server) *Server {
 	}
 	t.Fatal("no other master")
 	return nil
+}
+
+// waitReplica waits until one replica of the master behind rdb has every
+// write made so far: WAIT returns as soon as it has, and on a loaded
+// machine a replica can take seconds to catch up, so it asks again, up to
+// ten times a second each (within the client's read timeout).
+func waitReplica(t *testing.T, rdb *redis.Client) {
+	t.Helper()
+	var n int
+	var err error
+	for range 10 {
+		if n, err = rdb.Do(t.Context(), "WAIT", 1, 1000).Int(); err == nil && n >= 1 {
+			return
+		}
+	}
+	t.Fatalf("WAIT = %d, %v; want 1 replica", n, err)
 }
