@@ -500,50 +500,47 @@ func TestRefillErrorAndWaitBounds(t *testing.T) {
 	})
 }
 
-func TestRefundReturnsToLease(t *testing.T) {
-	b := &fakeBucket{tokens: 100}
-	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10))
-	ctx := context.Background()
-	if d, _ := l.Allow(ctx, "k"); !d.Allowed {
-		t.Fatal("denied")
-	}
-	// Redis has plenty: the refund stays in this instance's lease.
-	if err := l.RefundN(ctx, "k", 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, returned, _ := b.state(); returned != 0 {
-		t.Fatalf("returned %d tokens to the bucket, want 0", returned)
-	}
-	if d, _ := l.Allow(ctx, "k"); !d.Allowed {
-		t.Fatal("refunded token was not served")
-	}
-	// An unknown key's refund goes straight back to Redis.
-	if err := l.RefundN(ctx, "other", 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, returned, _ := b.state(); returned != 1 {
-		t.Fatalf("returned %d tokens to the bucket, want 1", returned)
-	}
-}
-
-// TestQuietRefundGoesToRedisWhenShort: a quiet key whose Redis bucket is
-// short gets its refund back in Redis, where the other instances find it,
-// not in this instance's lease (see minBatch).
-func TestQuietRefundGoesToRedisWhenShort(t *testing.T) {
-	b := &fakeBucket{tokens: 1}
-	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10))
-	ctx := context.Background()
-	if d, _ := l.Allow(ctx, "k"); !d.Allowed {
-		t.Fatal("denied")
-	}
-	if err := l.RefundN(ctx, "k", 1); err != nil {
-		t.Fatal(err)
-	}
-	if _, returned, _ := b.state(); returned != 1 {
-		t.Fatalf("returned %d tokens to the bucket, want 1", returned)
-	}
-	if held := l.Stats().TokensHeld; held != 0 {
-		t.Fatalf("the instance holds %d tokens after the refund, want 0", held)
+// TestRefundDestination: a refund stays in this instance's lease while
+// the Redis bucket has plenty; a quiet key whose bucket is short gets it
+// back in Redis, where the other instances find it (see minBatch); an
+// unknown key's refund goes straight back to Redis.
+func TestRefundDestination(t *testing.T) {
+	for _, tc := range []struct {
+		name           string
+		redis          int // tokens in the bucket before the first Allow
+		returned, held int // after the refund
+	}{
+		{"plenty", 100, 0, 1},
+		{"short", 1, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := &fakeBucket{tokens: tc.redis}
+			l, _ := newTestLimiter(t, b, ratelimit.PerSecond(10))
+			ctx := context.Background()
+			if d, _ := l.Allow(ctx, "k"); !d.Allowed {
+				t.Fatal("denied")
+			}
+			if err := l.RefundN(ctx, "k", 1); err != nil {
+				t.Fatal(err)
+			}
+			if _, returned, _ := b.state(); returned != tc.returned {
+				t.Fatalf("returned %d tokens to the bucket, want %d", returned, tc.returned)
+			}
+			if held := l.Stats().TokensHeld; held != int64(tc.held) {
+				t.Fatalf("the instance holds %d tokens after the refund, want %d", held, tc.held)
+			}
+			if tc.held == 1 {
+				if d, _ := l.Allow(ctx, "k"); !d.Allowed {
+					t.Fatal("refunded token was not served")
+				}
+			}
+			if err := l.RefundN(ctx, "other", 1); err != nil {
+				t.Fatal(err)
+			}
+			if _, returned, _ := b.state(); returned != tc.returned+1 {
+				t.Fatalf("an unknown key's refund: %d returned in all, want %d", returned, tc.returned+1)
+			}
+		})
 	}
 }
 
