@@ -40,6 +40,13 @@ type Charge struct {
 	// earned; one more is earned every limit interval after that, and none
 	// may be served earlier. Zero grants only tokens available now.
 	Ahead int64
+	// Short, when positive, makes the take a long lease: n is what the
+	// caller would like and Short what it needs. Up to Short tokens are
+	// granted as for any take; more, up to n, only from a bucket at least
+	// a quarter full, and at most half of what it holds. The script
+	// decides from the level it finds, not from one the caller saw
+	// earlier. Zero (or Short ≥ n) grants up to n whatever the level.
+	Short int64
 }
 
 // tokens returns the charge ARGV for c: at most ratelimit.MaxRate.
@@ -61,6 +68,15 @@ func (c Charge) rebuild(lim ratelimit.Limit) (sinceUS, seen int64) {
 // ahead returns the ahead ARGV for c: at most one burst.
 func (c Charge) ahead(lim ratelimit.Limit) int64 { return min(max(c.Ahead, 0), int64(lim.Burst)) }
 
+// short returns the short ARGV for c and a take of n: 0 (no long lease)
+// unless it is between 1 and n-1.
+func (c Charge) short(n int) int64 {
+	if c.Short <= 0 || c.Short >= int64(n) {
+		return 0
+	}
+	return c.Short
+}
+
 // ChargeTakeUpTo charges c to the token bucket at rkey, then takes as many
 // tokens as it holds, up to n (or, with c.Ahead, tokens not yet earned;
 // see Charge), in one atomic script. The charge may leave
@@ -74,9 +90,9 @@ func ChargeTakeUpTo(ctx context.Context, rdb redis.Scripter, rkey string, lim ra
 		return Grant{}, fmt.Errorf("%w: n %d must be positive", ratelimit.ErrInvalidN, n)
 	}
 	argv := args(lim, n)
-	if tokens, ahead := c.tokens(), c.ahead(lim); tokens > 0 || ahead > 0 {
+	if tokens, ahead, short := c.tokens(), c.ahead(lim), c.short(n); tokens > 0 || ahead > 0 || short > 0 {
 		since, seen := c.rebuild(lim)
-		argv = append(argv, tokens, ahead, since, seen)
+		argv = append(argv, tokens, ahead, since, seen, short)
 	}
 	r, err := parseReply(tokenBucketTakeUpToScript.Run(ctx, rdb, []string{rkey}, argv...))
 	if err != nil {
@@ -124,11 +140,19 @@ func (m TokenBucketModel) chargeTakeUpTo(s TokenBucketState, nowUS int64, n int,
 	if tokens > burst {
 		tokens = burst
 	}
+	want := float64(n)
+	if short := c.short(n); short > 0 {
+		var long float64
+		if 4*tokens >= burst {
+			long = math.Floor(tokens / 2)
+		}
+		want = math.Min(want, math.Max(float64(short), long))
+	}
 	ahead := float64(c.ahead(m.Limit))
-	granted := math.Min(float64(n), math.Floor(tokens))
+	granted := math.Min(want, math.Floor(tokens))
 	var due int64
 	if granted < 1 && ahead > 0 {
-		granted = math.Min(float64(n), math.Floor(tokens+ahead))
+		granted = math.Min(want, math.Floor(tokens+ahead))
 		if granted > 0 {
 			due = ceilInt((1 - tokens) * period / rate)
 		}

@@ -48,6 +48,9 @@ func TestDifferentialCharge(t *testing.T) {
 					if rng.IntN(2) == 0 {
 						c.Ahead = 1 + rng.Int64N(int64(lim.Burst))
 					}
+					if rng.IntN(2) == 0 {
+						c.Short = 1 + rng.Int64N(int64(n))
+					}
 					where += fmt.Sprintf(" charge %+v", c)
 					var g Grant
 					g, err = ChargeTakeUpTo(t.Context(), rdb, rkey, lim, n, c)
@@ -168,5 +171,33 @@ func TestGrantAhead(t *testing.T) {
 	// A plain take sees the debt: nothing for ~100 s.
 	if d, err := TokenBucket.Check(ctx, rdb, rkey, lim, 1); err != nil || d.Allowed || d.RetryAfter < 99*time.Second {
 		t.Fatalf("a check after 100 tokens granted ahead: %+v, %v; want a denial ~100 s long", d, err)
+	}
+}
+
+// TestLongLease: on a real redis-server, a long lease (Charge.Short) gets
+// at most half of what the bucket holds, and only its short part from a
+// bucket under a quarter full, whatever the caller saw before. The limit earns one
+// token every 1,000 s, so the time between calls changes nothing.
+func TestLongLease(t *testing.T) {
+	_, rdb, ks := realServer(t)
+	ctx := t.Context()
+	lim := ratelimit.Per(1, 1000*time.Second).WithBurst(1000)
+	rkey, _ := ks.ClientKey("k", TokenBucket.Name())
+	for _, c := range []struct {
+		n, short int
+		want     int // granted
+		left     int // remaining after
+	}{
+		{400, 10, 400, 600}, // less than half of it
+		{900, 10, 300, 300}, // half of it
+		{900, 10, 150, 150}, // a quarter full: half of it
+		{900, 10, 10, 140},  // under a quarter: the short part only
+		{100, 0, 100, 40},   // no long lease: up to n
+		{900, 100, 40, 0},   // short, but the bucket has less
+	} {
+		g, err := ChargeTakeUpTo(ctx, rdb, rkey, lim, c.n, Charge{Short: int64(c.short)})
+		if err != nil || g.Granted != c.want || g.Remaining != c.left {
+			t.Fatalf("take up to %d (short %d): %+v, %v; want %d granted, %d left", c.n, c.short, g, err, c.want, c.left)
+		}
 	}
 }

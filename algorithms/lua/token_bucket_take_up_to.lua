@@ -5,7 +5,8 @@
 -- KEYS[1]  the bucket, as in token_bucket_take.lua
 -- ARGV     rate, period_us, burst, n (positive integers);
 --          optional charge, ahead, since_us (non-negative integers,
---          default 0) and hint (an integer, default -1)
+--          default 0), hint (an integer, default -1) and short (a
+--          non-negative integer, default 0)
 -- returns  {granted (0..n), remaining (whole tokens, 0 when in debt),
 --          retry_after_us, reset_after_us}
 --          retry_after_us is the time until one token is available when
@@ -19,6 +20,12 @@
 -- arrives, that is never before Redis earned it. Granting ahead lets a key
 -- whose bucket is empty lease a share of its refill rate in one call
 -- instead of one token per call.
+--
+-- A long lease (short > 0): n is what the caller would like, short what it
+-- needs. Up to short tokens are granted as for any take; more, up to n,
+-- only from a bucket at least a quarter full, and at most half of what it
+-- holds. The bucket decides from its level now, not from what a caller saw
+-- at its last call.
 --
 -- A charge is a count of tokens that a fallback admitted while Redis could
 -- not be asked, over the last since_us. They are spent as if taken as they
@@ -42,6 +49,7 @@ local charge = tonumber(ARGV[5] or '0')
 local ahead = tonumber(ARGV[6] or '0')
 local since = tonumber(ARGV[7] or '0')
 local hint = tonumber(ARGV[8] or '-1')
+local short = tonumber(ARGV[9] or '0')
 
 if ts ~= nil then
   if charge > 0 then
@@ -66,6 +74,13 @@ if charge > 0 then
 end
 if tokens > burst then
   tokens = burst
+end
+if short > 0 then
+  local long = 0
+  if 4 * tokens >= burst then
+    long = math.floor(tokens / 2)
+  end
+  n = math.min(n, math.max(short, long))
 end
 
 local granted = math.min(n, math.floor(tokens))
