@@ -348,32 +348,35 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 }
 
 // TestHotKeyRoundTrips: a hot key at a real limit (1,000/s, burst 1,000),
-// four instances with uneven demand: with default options leasing costs at
-// most 10 Redis calls per 1,000 decisions at 0.8× and at 10× the limit
-// (100 at 10× without grants ahead), admits within 1% of the exact bucket, and
-// denies at most 0.5% of the requests that the exact bucket admits.
+// four instances with even or uneven demand: with default options leasing
+// costs at most 10 Redis calls per 1,000 decisions at 0.8× and at 10× the
+// limit (100 at 10× without grants ahead), admits within 1% of the exact
+// bucket, and denies at most 0.5% of the requests that the exact bucket
+// admits. The short even run counts each instance's first leases, sized
+// before its demand estimate settles, against only 4,000 decisions.
 func TestHotKeyRoundTrips(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for 22 s; skipped with -short")
 	}
 	lim := ratelimit.PerSecond(1000).WithBurst(1000)
+	uneven := []int{13, 10, 6, 3}
 	for _, c := range []struct {
 		name    string
-		gap     time.Duration // per caller; 32 callers
+		callers []int         // per instance, 32 in all
+		gap     time.Duration // per caller
 		d       time.Duration
 		opts    []lease.Option
 		maxPerK float64
 	}{
-		// 10 s at 0.8×: 8,000 decisions, so that the first leases, sized
-		// before the demand estimate settles, do not dominate.
-		{"demand=0.8x", 40 * time.Millisecond, 10 * time.Second, nil, 10},
-		{"demand=10x", 3200 * time.Microsecond, 6 * time.Second, nil, 10},
-		{"demand=10x/no-ahead", 3200 * time.Microsecond, 6 * time.Second, []lease.Option{lease.WithGrantAhead(false)}, 100},
+		{"demand=0.8x", uneven, 40 * time.Millisecond, 10 * time.Second, nil, 10},
+		{"demand=0.8x/even/5s", []int{8, 8, 8, 8}, 40 * time.Millisecond, 5 * time.Second, nil, 10},
+		{"demand=10x", uneven, 3200 * time.Microsecond, 6 * time.Second, nil, 10},
+		{"demand=10x/no-ahead", uneven, 3200 * time.Microsecond, 6 * time.Second, []lease.Option{lease.WithGrantAhead(false)}, 100},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv := redistest.Start(t)
 			ls := defaultInstances(t, srv, 4, lim, c.opts...)
-			arr := paced(ls, "hot", []int{13, 10, 6, 3}, c.gap, c.d, 0, nil)
+			arr := paced(ls, "hot", c.callers, c.gap, c.d, 0, nil)
 			var calls int64
 			for _, l := range ls {
 				calls += l.Stats().RedisCalls

@@ -41,16 +41,23 @@
 // tokens one span of demand needs; the span is 50 ms or four Redis round
 // trips, whichever is longer.
 //
-//   - While the Redis bucket is at least half full, a lease covers up to
-//     twenty spans (1 s, at most half the lease TTL), at most a quarter of
-//     what Redis has left: tokens taken from a bucket that full deny no one.
-//   - Below that, a quiet key (under 16 tokens of demand per span: 320
-//     requests/s at an instance) leases one token at a time, remembers a
-//     denial only until Redis's next token is due, and refunds to Redis, so
-//     that it gets the per-request limiter's decisions; a busier key's
-//     lease covers one span, capped by the accuracy budget (a fraction of
-//     the burst, 5% by default), shrinking in proportion to what the bucket
-//     holds, down to one.
+//   - A long lease covers up to twenty spans (1 s, at most half the lease
+//     TTL), at most remote²/(2 × burst), where remote is what the Redis
+//     bucket had left at the last grant: half of it when the bucket is
+//     full, an eighth when it is half full. Tokens taken from a bucket that
+//     full deny no one, and a key under its limit asks Redis about once a
+//     second; as demand nears the limit the bucket drains and long leases
+//     shrink away.
+//   - A short lease covers one span; while the bucket is under half full
+//     it is capped by the accuracy budget (a fraction of the burst, 5% by
+//     default), shrinking in proportion to what the bucket holds, down to
+//     one. A key leases the larger of the two.
+//   - But a quiet key (under 16 tokens of demand per span: 320 requests/s
+//     at an instance) whose bucket is under half full leases one token at
+//     a time, never ahead, remembers a denial only until Redis's next token
+//     is due, and refunds to Redis, so that it gets the per-request
+//     limiter's decisions; and a key whose accuracy budget is under two
+//     tokens always leases one.
 //   - A busy key whose bucket is empty leases a share of the refill rate
 //     instead (unless [WithGrantAhead] is false): tokens not yet earned,
 //     served on their schedule, never early.

@@ -75,6 +75,7 @@ type entry struct {
 	refunds    int64      // tokens ever refunded into tokens
 	resets     int64      // Resets of the key by this instance: a refill that began before one drops its grant
 	rate       float64    // demand estimate, tokens/s
+	born       int64      // ns, when the entry was made: the age of rate
 	share      float64    // tokens/s Redis granted this instance, EWMA; 0 before
 	lastRefill int64      // ns, start of the last refill
 	lastGrant  int64      // ns, end of the last refill that granted tokens; -1 before
@@ -92,7 +93,7 @@ type entry struct {
 type segment struct{ at, n int64 }
 
 func newEntry(key string, now int64) *entry {
-	e := &entry{key: key, lastRefill: now, lastGrant: -1, activeAt: now}
+	e := &entry{key: key, lastRefill: now, born: now, lastGrant: -1, activeAt: now}
 	e.remote.Store(-1)
 	return e
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"github.com/distributedratelimiter/ratelimit/internal/breaker"
 	"github.com/distributedratelimiter/ratelimit/internal/rcall"
-	"github.com/distributedratelimiter/ratelimit/internal/stripe"
 )
 
 // ErrRefillWait is wrapped in the [ratelimit.StoreError] returned when a
@@ -81,7 +80,6 @@ type Limiter struct {
 
 	entries sync.Map // string → *entry
 	count   atomic.Int64
-	hits    *stripe.Counter // admissions on the hit path
 	group   singleflight.Group
 
 	rtt         atomic.Int64 // EWMA of refill round trips, ns
@@ -121,7 +119,6 @@ func New(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limiter, err
 		interval: float64(lim.Period) / float64(lim.Rate),
 		start:    cfg.clock.Now(),
 		janitor:  make(chan struct{}),
-		hits:     stripe.New(),
 	}
 	if l.bucket == nil {
 		if rdb == nil {
@@ -179,24 +176,32 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 			// A hot key: take from this goroutine's stripe. What it left,
 			// times the stripes, stands for what the key has left.
 			if left, ok := st.take(int64(n)); ok {
-				return l.hit(e, left*int64(len(st.cells))), nil
+				return l.hit(e, n, left*int64(len(st.cells))), nil
 			}
 		}
 		if left, ok := e.take(int64(n)); ok {
-			return l.hit(e, left), nil
+			return l.hit(e, n, left), nil
 		}
 		return l.slow(ctx, key, e, n)
 	}
 	return l.slow(ctx, key, nil, n)
 }
 
-// hit is the decision of a request served on the hit path, which left
-// about left tokens; it starts a refill at the low watermark.
-func (l *Limiter) hit(e *entry, left int64) ratelimit.Decision {
-	l.hits.Add(1)
+// hit is the decision of a request for n tokens served on the hit path,
+// which left about left tokens; it starts a refill at the low watermark.
+// It counts nothing for n == 1 (see counters.hitAdmissions).
+func (l *Limiter) hit(e *entry, n int, left int64) ratelimit.Decision {
+	if n > 1 {
+		l.stats.hitExtra.Add(int64(n - 1))
+	}
 	// A low watermark of zero (single-token leases) never prefetches: a
 	// token fetched ahead would sit here while other instances are denied.
-	if low := int64(e.low.Load()); left <= low && low > 0 && e.refilling.CompareAndSwap(false, true) {
+	// left is an estimate for a hot key (its caller's stripe times the
+	// stripes, and callers spread over the stripes unevenly): the count
+	// of every stripe decides, or a refill would start with half the
+	// lease still unspent.
+	if low := int64(e.low.Load()); left <= low && low > 0 && !e.refilling.Load() &&
+		e.held() <= low && e.refilling.CompareAndSwap(false, true) {
 		l.startRefill(e)
 	}
 	return l.allowed(e, left, ratelimit.SourceLocal)

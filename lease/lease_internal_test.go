@@ -291,6 +291,40 @@ func TestDecisionCounts(t *testing.T) {
 	if s := hot.Stats(); s.AllowedLocal+s.AllowedRedis != 10_000 || s.AllowedLocal < 9_000 {
 		t.Fatalf("hot key: %d local + %d redis admissions, want 10,000, nearly all local", s.AllowedLocal, s.AllowedRedis)
 	}
+	// Hit-path admissions are derived from the tokens taken (see
+	// counters.hitAdmissions): requests of 3 tokens count once each, and
+	// the extra cost SettleN takes from the lease is no admission.
+	for i := 0; i < 100; i++ {
+		if d, err := hot.AllowN(ctx, "hot", 3); err != nil || !d.Allowed {
+			t.Fatalf("AllowN(3): %+v, %v", d, err)
+		}
+	}
+	if err := hot.SettleN(ctx, "hot", 1, 6); err != nil {
+		t.Fatal(err)
+	}
+	waitRefills(t, hot)
+	if s := hot.Stats(); s.AllowedLocal+s.AllowedRedis != 10_100 || s.TokensServed != 10_305 {
+		t.Fatalf("hot key after 100 × AllowN(3) and a settle of 5 more: %d local + %d redis admissions, %d tokens served; want 10,100 and 10,305",
+			s.AllowedLocal, s.AllowedRedis, s.TokensServed)
+	}
+}
+
+// TestSizeStaysInRange: lease sizes stay between what the caller needs and
+// the burst, the short part within the long, for bursts up to MaxRate,
+// where burst × budget × remote overflows int64 arithmetic.
+func TestSizeStaysInRange(t *testing.T) {
+	for _, burst := range []int{1, 5, 40, 1000, 1 << 36, ratelimit.MaxRate} {
+		lim := ratelimit.PerSecond(ratelimit.MaxRate).WithBurst(burst)
+		s := newSizer(burst, DefaultAccuracyBudget, DefaultHorizon, DefaultLeaseTTL, float64(lim.Period)/float64(lim.Rate))
+		for _, remote := range []int64{-1, 0, 1, int64(burst) / 3, int64(burst)/2 - 1, int64(burst)} {
+			for _, rate := range []float64{0, 1, 1e3, 1e9, 1e15} {
+				n, short := s.size(rate, time.Millisecond, remote, 1)
+				if short < 1 || short > n || n > int64(burst) {
+					t.Fatalf("burst %d, remote %d, rate %g: size = %d, short %d; want 1 <= short <= n <= burst", burst, remote, rate, n, short)
+				}
+			}
+		}
+	}
 }
 
 func TestHotKeyLeasesGrowAndPrefetch(t *testing.T) {

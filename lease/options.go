@@ -9,8 +9,8 @@ import (
 
 // Defaults of the options.
 const (
-	// DefaultLeaseTTL is how long leased tokens may stay unspent. Leases
-	// from a bucket at least half full cover up to half of it.
+	// DefaultLeaseTTL is how long leased tokens may stay unspent. Long
+	// leases (from a bucket far from empty) cover up to half of it.
 	DefaultLeaseTTL = 2 * time.Second
 	// DefaultAccuracyBudget is the fraction of the burst one instance may
 	// hold as leased, unspent tokens.

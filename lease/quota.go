@@ -68,8 +68,8 @@ func (l *Limiter) Peek(ctx context.Context, key string) (ratelimit.Decision, err
 // were granted: by then the janitor has returned them to Redis, where a
 // return never raises a bucket above its burst. So after a Reset the key
 // admits at most Burst plus what the other instances held then (each at
-// most its lease of the key: a quarter of what the bucket held, or the
-// accuracy budget when it was under half full), and from the lease TTL on
+// most its lease of the key: at most half of what the bucket held, less
+// the emptier it was, see docs/accuracy.md), and from the lease TTL on
 // exactly what a fresh bucket admits. A remembered denial at another
 // instance lasts at most until it ends on its own (until the next token
 // was due, for a quiet key).
@@ -145,6 +145,7 @@ func (l *Limiter) SettleN(ctx context.Context, key string, reserved, actual int)
 		_, ok := e.take(extra)
 		e.mu.Unlock()
 		if ok {
+			l.stats.slowTaken.Add(extra) // not an admission: see counters
 			return nil
 		}
 	}

@@ -67,9 +67,25 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	e.mu.Lock()
 	resets := e.resets
 	demand := e.demand()
-	e.rate = ewma(e.rate, demand-e.lastDemand, time.Duration(start-e.lastRefill))
-	e.lastDemand, e.lastRefill = demand, start
+	gap := time.Duration(start - e.lastRefill)
+	e.rate = ewma(e.rate, demand-e.lastDemand, gap)
+	// The demand this refill sizes its lease for, and decides quiet or
+	// busy by: the larger of the estimate and
+	//   - the estimate without its bias towards the zero it starts from
+	//     (see unbiased), once the key has seen minBatch requests (fewer
+	//     say too little: two requests a millisecond apart are not a rate);
+	//   - the rate since the last refill, if that was at least a span ago.
+	// The estimate alone takes about a second to rise to a new demand: a
+	// new hot key would be sized, and decided quiet, by a fraction of its
+	// demand, at the cost of a round trip per request or per handful.
 	rate := e.rate
+	if demand >= minBatch {
+		rate = max(rate, unbiased(e.rate, time.Duration(start-e.born)))
+	}
+	if gap >= l.sz.span(time.Duration(l.rtt.Load())) {
+		rate = max(rate, float64(demand-e.lastDemand)/gap.Seconds())
+	}
+	e.lastDemand, e.lastRefill = demand, start
 	var c algorithms.Charge
 	if e.fb != nil && settle {
 		c.Tokens, c.Over, c.Seen = e.fb.Owed(start)
@@ -78,12 +94,20 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 
 	rtt := time.Duration(l.rtt.Load())
 	remote := e.remote.Load()
-	n := l.sz.size(rate, rtt, remote, need)
+	if need == 0 && remote >= 0 && 2*remote < l.sz.burst && l.sz.quiet(rate, rtt) {
+		// A quiet key whose bucket is under half full leases one token
+		// when a caller needs it, never ahead (see minBatch): a prefetch
+		// would lease that token only to wait here.
+		e.low.Store(0)
+		return nil
+	}
+	n, short := l.sz.size(rate, rtt, remote, need)
+	c.Short = short
 	if remote == 0 && l.cfg.ahead && !l.sz.quiet(rate, rtt) {
 		// The bucket was empty at the last grant: lease a share of its
 		// refill rate ahead, unless this key is quiet (see minBatch).
 		if c.Ahead = l.sz.ahead(rate, rtt); c.Ahead > 0 {
-			n = max(l.sz.demand(rate, rtt), need)
+			n, c.Short = max(l.sz.demand(rate, rtt), need), 0
 			if e.sched.Load() >= n && need == 0 {
 				return nil // enough is on its way already
 			}
@@ -161,7 +185,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	e.learnShare(granted, end, l.lim.PerSecondRate())
 	l.stats.leased.Add(granted)
 	e.deniedUntil.Store(0)
-	e.low.Store(int32(min(l.sz.lowWatermark(n, rate, rtt), math.MaxInt32)))
+	e.low.Store(int32(min(l.sz.lowWatermark(granted, rate, rtt), math.MaxInt32)))
 	return nil
 }
 

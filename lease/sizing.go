@@ -32,15 +32,14 @@ func (s sizer) span(rtt time.Duration) time.Duration {
 	return s.horizon
 }
 
-// fullSpanHorizons is how many spans one lease lasts while the Redis
-// bucket is at least half full: 1 s by default, so a key well under its
+// fullSpanHorizons is how many spans one long lease lasts (see size): 1 s
+// by default, so a key well under its
 // limit asks Redis about once a second, not twenty times. It is never more
 // than half the lease TTL, so a lease is spent well before the janitor
 // takes unspent tokens back (at 3/4 of the TTL).
 const fullSpanHorizons = 20
 
-// fullSpan returns the time one lease lasts while the Redis bucket is at
-// least half full.
+// fullSpan returns the time one long lease lasts.
 func (s sizer) fullSpan(rtt time.Duration) time.Duration {
 	return max(min(fullSpanHorizons*s.span(rtt), s.ttl/2), s.span(rtt))
 }
@@ -52,30 +51,45 @@ func (s sizer) demand(rate float64, rtt time.Duration) int64 {
 	return min(max(want, 1), s.maxLease)
 }
 
-// size returns how many tokens to ask Redis for, never less than need (the
-// tokens the caller asked for), never more than the burst:
-//   - while the Redis bucket is at least half full (remote is what it had
-//     left at the last grant), the local demand over fullSpanHorizons
-//     horizons, up to a quarter of what the bucket has left: tokens leased
-//     from a bucket that far from empty deny no one;
-//   - below that, one token for a quiet key (see minBatch);
-//   - for a busy key, the demand over one span, at most the accuracy budget,
-//     shrinking in proportion to what the bucket has left, but not below
-//     what it refills during one round trip.
-func (s sizer) size(rate float64, rtt time.Duration, remote int64, need int64) int64 {
-	want := s.demand(rate, rtt)
-	switch {
-	case remote < 0:
-	case 2*remote >= s.burst:
-		long := int64(math.Round(rate * s.fullSpan(rtt).Seconds()))
-		want = max(want, min(long, remote/4))
-	case s.quiet(rate, rtt):
-		want = 1 // see minBatch
-	default:
-		fillCap := max(1, 2*s.maxLease*remote/s.burst, s.refilled(rtt))
-		want = min(want, fillCap)
+// size returns how many tokens to ask Redis for, n, and how many of them
+// this refill needs, short (see algorithms.Charge.Short): never less than
+// need (the tokens the caller asked for), never more than the burst.
+// remote is what the Redis bucket had left at the last grant (-1: not
+// known yet).
+//
+// short is the demand over one span. While the bucket is under half full
+// it is at most the accuracy budget, shrinking in proportion to what the
+// bucket has left, but not below what it refills during one round trip;
+// and one token for a quiet key (see minBatch).
+//
+// n adds a long lease: the demand over fullSpan. The script grants beyond
+// short only while the bucket holds at least half its burst, at most
+// level²/(2·burst) of what it finds (half of it when full, an eighth at
+// half full): tokens taken from a bucket that far from empty deny no one,
+// and a key under its limit then asks Redis about once a second, not
+// twenty times; as demand nears the limit the bucket drains and leases
+// shrink to short. A key whose accuracy budget is under two tokens never
+// leases long: it gets the per-request limiter's decisions.
+//
+// rate is the key's local demand (see Limiter.refill).
+func (s sizer) size(rate float64, rtt time.Duration, remote int64, need int64) (n, short int64) {
+	short = s.demand(rate, rtt)
+	if remote >= 0 && 2*remote < s.burst {
+		if s.quiet(rate, rtt) {
+			short = 1 // see minBatch
+		} else {
+			// In floating point: burst × budget × remote overflows
+			// int64 for bursts near MaxRate.
+			fill := int64(2 * float64(s.maxLease) * float64(remote) / float64(s.burst))
+			short = min(short, max(1, fill, s.refilled(rtt)))
+		}
 	}
-	return min(max(want, need), s.burst)
+	short = min(max(short, need), s.burst)
+	if s.maxLease < 2 {
+		return short, short // single tokens: exact, as the per-request limiter
+	}
+	long := math.Round(rate * s.fullSpan(rtt).Seconds())
+	return max(short, int64(min(long, float64(s.burst)))), short
 }
 
 // ahead returns how many tokens not yet earned a refill of a key whose
@@ -158,4 +172,17 @@ func ewma(rate float64, demand int64, elapsed time.Duration) float64 {
 	}
 	alpha := 1 - math.Exp(-elapsed.Seconds()/rateTau.Seconds())
 	return rate + alpha*(float64(demand)/elapsed.Seconds()-rate)
+}
+
+// unbiased returns the demand estimate rate of a key whose entry is age
+// old without its bias towards zero, the estimate's value when the entry
+// was made: rate / (1 - exp(-age/rateTau)), the weight the estimate gave
+// to what it observed. For a new key that is its average demand since it
+// was made; after a second it is within 2% of rate.
+func unbiased(rate float64, age time.Duration) float64 {
+	w := 1 - math.Exp(-age.Seconds()/rateTau.Seconds())
+	if w <= 0 {
+		return rate
+	}
+	return rate / w
 }

@@ -47,7 +47,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		}
 		// 1. Local take, the stripes of a hot key gathered first.
 		if left, ok := e.take(int64(n)); ok {
-			l.stats.allowedSlow[src].Add(1)
+			l.stats.tookSlow(src, n)
 			return l.allowed(e, left, src), nil
 		}
 		if st := e.striped.Load(); st != nil && st.sum() > 0 {
@@ -55,14 +55,14 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			e.gather()
 			e.mu.Unlock()
 			if left, ok := e.take(int64(n)); ok {
-				l.stats.allowedSlow[src].Add(1)
+				l.stats.tookSlow(src, n)
 				return l.allowed(e, left, src), nil
 			}
 		}
 		now := l.now()
 		if e.sched.Load() > 0 {
 			if left, ok, d := l.takeDue(e, n, now); ok {
-				l.stats.allowedSlow[ratelimit.SourceLocal].Add(1)
+				l.stats.tookSlow(ratelimit.SourceLocal, n)
 				return l.allowed(e, left, ratelimit.SourceLocal), nil
 			} else if d > 0 {
 				e.denials.Add(1)

@@ -7,7 +7,10 @@ import (
 )
 
 // counters are the limiter's running totals, kept off the hit path: each is
-// touched only by refills, the janitor or a denial.
+// touched only by refills, the janitor, the slow path or a denial. The hit
+// path's admissions are not counted as they happen (an atomic add on every
+// hit would cost as much as the rest of it): Stats derives them from the
+// tokens that left the counters (see hitAdmissions).
 type counters struct {
 	leased, returned, expired         atomic.Int64
 	refills, prefetches, refillErrors atomic.Int64
@@ -17,9 +20,28 @@ type counters struct {
 	fallback                          [2]atomic.Int64 // decisions by the failure policy: denied, allowed
 	charged                           atomic.Int64    // FailLocal admissions charged to Redis
 
-	// Decisions off the hit path, by ratelimit.Source (local or redis);
-	// hit-path admissions are Limiter.hits.
+	// Decisions off the hit path, by ratelimit.Source (local or redis).
 	allowedSlow, denied [2]atomic.Int64
+	// Tokens taken from the counters off the hit path (its admissions
+	// and SettleN's extra cost), and n-1 for each hit-path admission of
+	// n > 1 tokens: what hitAdmissions subtracts from all tokens taken.
+	slowTaken, hitExtra atomic.Int64
+}
+
+// tookSlow counts an admission of n tokens taken from a counter off the
+// hit path, decided at src.
+func (c *counters) tookSlow(src ratelimit.Source, n int) {
+	c.allowedSlow[src].Add(1)
+	c.slowTaken.Add(int64(n))
+}
+
+// hitAdmissions returns the admissions made on the hit path from the tokens
+// taken from the counters, taken (leased + refunded - removed - held): each
+// was a hit of n tokens, counted as one admission and n-1 extra tokens, or
+// a take off the hit path. Exact while no request is in flight; a snapshot
+// taken during one may be off by the tokens it moves meanwhile.
+func (c *counters) hitAdmissions(taken int64) int64 {
+	return max(taken-c.slowTaken.Load()-c.hitExtra.Load(), 0)
 }
 
 // Stats is a snapshot of a [Limiter]'s running totals since New, for
@@ -93,7 +115,6 @@ func (l *Limiter) Stats() Stats {
 		RefillErrors:   l.stats.refillErrors.Load(),
 		Prefetches:     l.stats.prefetches.Load(),
 		Waits:          l.stats.waits.Load(),
-		AllowedLocal:   l.hits.Load() + l.stats.allowedSlow[ratelimit.SourceLocal].Load(),
 		AllowedRedis:   l.stats.allowedSlow[ratelimit.SourceRedis].Load(),
 		DeniedLocal:    l.stats.denied[ratelimit.SourceLocal].Load(),
 		DeniedRedis:    l.stats.denied[ratelimit.SourceRedis].Load(),
@@ -109,5 +130,6 @@ func (l *Limiter) Stats() Stats {
 	s.AllowedFallback = l.stats.fallback[1].Load()
 	s.DeniedFallback = l.stats.fallback[0].Load()
 	s.TokensServed = s.TokensLeased + l.stats.refunded.Load() - l.stats.removed.Load() - held
+	s.AllowedLocal = l.stats.hitAdmissions(s.TokensServed) + l.stats.allowedSlow[ratelimit.SourceLocal].Load()
 	return s
 }

@@ -1,40 +1,17 @@
-// Package stripe is a counter that many goroutines add to without sharing
-// one cache line: each adds to one of several padded cells, chosen from
-// where its stack lives, and a read sums the cells.
+// Package stripe picks, for the calling goroutine, one of several padded
+// cells of a striped structure, so that goroutines on different cores
+// update different cache lines: the choice follows where the goroutine's
+// stack lives.
 package stripe
 
 import (
 	"math/bits"
 	"runtime"
-	"sync/atomic"
 	"unsafe"
 )
 
-// maxCells bounds the memory of one Counter: 64 × 128 bytes.
+// maxCells bounds the cells of one striped structure.
 const maxCells = 64
-
-// cell is one copy of the count, alone on its cache lines (and on the
-// adjacent line that x86 prefetchers fetch in pairs).
-type cell struct {
-	n atomic.Int64
-	_ [120]byte
-}
-
-// Counter is a striped counter. Add costs one hash and one atomic add on a
-// cell that other cores rarely touch; Load sums every cell.
-//
-// The zero value is not usable: create it with New. A Counter is safe for
-// concurrent use.
-type Counter struct {
-	cells []cell
-	shift uint
-}
-
-// New returns a Counter with Cells() cells.
-func New() *Counter {
-	n, shift := Cells()
-	return &Counter{cells: make([]cell, n), shift: shift}
-}
 
 // Cells returns how many cells a striped structure should have, two per
 // usable CPU rounded up to a power of two and at most 64, and the shift
@@ -58,17 +35,4 @@ func Pick(shift uint) int {
 	var anchor byte
 	p := uint64(uintptr(unsafe.Pointer(&anchor)))
 	return int(((p >> 10) * 0x9e3779b97f4a7c15) >> shift)
-}
-
-// Add adds d to the count. It does not allocate.
-func (c *Counter) Add(d int64) { c.cells[Pick(c.shift)].n.Add(d) }
-
-// Load returns the sum of the cells. Concurrent adds may or may not be
-// included.
-func (c *Counter) Load() int64 {
-	var s int64
-	for i := range c.cells {
-		s += c.cells[i].n.Load()
-	}
-	return s
 }

@@ -5,39 +5,54 @@ import (
 	"testing"
 )
 
-func TestCounterSumsConcurrentAdds(t *testing.T) {
-	c := New()
-	var wg sync.WaitGroup
-	for g := 0; g < 16; g++ {
+func TestCellsIsAPowerOfTwo(t *testing.T) {
+	n, shift := Cells()
+	if n < 1 || n&(n-1) != 0 || n > maxCells {
+		t.Fatalf("Cells() = %d, want a power of two from 1 to %d", n, maxCells)
+	}
+	if 1<<(64-shift) != n {
+		t.Fatalf("Cells() shift %d does not map a hash onto %d cells", shift, n)
+	}
+}
+
+// TestPickIsInRangeAndStable: every goroutine's pick is a valid index, the
+// same on every call from the same frame, and 64 goroutines alive at once
+// (so on 64 different stacks) spread over more than one cell when there is
+// more than one.
+func TestPickIsInRangeAndStable(t *testing.T) {
+	n, shift := Cells()
+	var mu sync.Mutex
+	seen := map[int]bool{}
+	var wg, alive sync.WaitGroup
+	alive.Add(64)
+	for g := 0; g < 64; g++ {
 		wg.Go(func() {
-			for i := 0; i < 10_000; i++ {
-				c.Add(1)
+			defer alive.Wait() // no stack is freed, and reused, before all picked
+			defer alive.Done()
+			first := Pick(shift)
+			for i := 0; i < 100; i++ {
+				if p := Pick(shift); p != first {
+					t.Errorf("Pick changed from %d to %d within one goroutine", first, p)
+					return
+				}
 			}
+			if first < 0 || first >= n {
+				t.Errorf("Pick() = %d, want in [0, %d)", first, n)
+			}
+			mu.Lock()
+			seen[first] = true
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	c.Add(-5)
-	if got := c.Load(); got != 16*10_000-5 {
-		t.Fatalf("Load() = %d, want %d", got, 16*10_000-5)
-	}
-	if n := len(c.cells); n&(n-1) != 0 || n > maxCells {
-		t.Fatalf("%d cells, want a power of two up to %d", n, maxCells)
+	if n > 1 && len(seen) < 2 {
+		t.Errorf("64 goroutines all picked cell %v of %d", seen, n)
 	}
 }
 
-func TestAddDoesNotAllocate(t *testing.T) {
-	c := New()
-	if a := testing.AllocsPerRun(1000, func() { c.Add(1) }); a != 0 {
-		t.Fatalf("Add allocates %v times, want 0", a)
+func TestPickDoesNotAllocate(t *testing.T) {
+	_, shift := Cells()
+	if a := testing.AllocsPerRun(1000, func() { _ = Pick(shift) }); a != 0 {
+		t.Fatalf("Pick allocates %v times, want 0", a)
 	}
-}
-
-func BenchmarkAdd(b *testing.B) {
-	c := New()
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			c.Add(1)
-		}
-	})
 }
