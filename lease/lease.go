@@ -176,35 +176,45 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 			// A hot key: take from this goroutine's stripe. What it left,
 			// times the stripes, stands for what the key has left.
 			if left, ok := st.take(int64(n)); ok {
-				return l.hit(e, n, left*int64(len(st.cells))), nil
+				left *= int64(len(st.cells))
+				l.hit(e, n, left)
+				return l.allowed(e, left, ratelimit.SourceLocal), nil
 			}
 		}
 		if left, ok := e.take(int64(n)); ok {
-			return l.hit(e, n, left), nil
+			l.hit(e, n, left)
+			return l.allowed(e, left, ratelimit.SourceLocal), nil
 		}
 		return l.slow(ctx, key, e, n)
 	}
 	return l.slow(ctx, key, nil, n)
 }
 
-// hit is the decision of a request for n tokens served on the hit path,
-// which left about left tokens; it starts a refill at the low watermark.
-// It counts nothing for n == 1 (see counters.hitAdmissions).
-func (l *Limiter) hit(e *entry, n int, left int64) ratelimit.Decision {
+// hit follows a request for n tokens served on the hit path, which left
+// about left tokens: small enough to inline, it counts nothing for n == 1
+// (see counters.hitAdmissions) and has hitLow check the low watermark only
+// when left is at or below it.
+func (l *Limiter) hit(e *entry, n int, left int64) {
+	if n > 1 || left <= int64(e.low.Load()) {
+		l.hitLow(e, n, left)
+	}
+}
+
+// hitLow counts a hit of n > 1 tokens and starts a refill at the low
+// watermark. A low watermark of zero (single-token leases) never
+// prefetches: a token fetched ahead would sit here while other instances
+// are denied. left is an estimate for a hot key (its caller's stripe
+// times the stripes, and callers spread over the stripes unevenly): the
+// count of every stripe decides, or a refill would start with half the
+// lease still unspent.
+func (l *Limiter) hitLow(e *entry, n int, left int64) {
 	if n > 1 {
 		l.stats.hitExtra.Add(int64(n - 1))
 	}
-	// A low watermark of zero (single-token leases) never prefetches: a
-	// token fetched ahead would sit here while other instances are denied.
-	// left is an estimate for a hot key (its caller's stripe times the
-	// stripes, and callers spread over the stripes unevenly): the count
-	// of every stripe decides, or a refill would start with half the
-	// lease still unspent.
 	if low := int64(e.low.Load()); left <= low && low > 0 && !e.refilling.Load() &&
 		e.held() <= low && e.refilling.CompareAndSwap(false, true) {
 		l.startRefill(e)
 	}
-	return l.allowed(e, left, ratelimit.SourceLocal)
 }
 
 // allowed is the decision of a request served from local tokens, leased
