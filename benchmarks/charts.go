@@ -25,7 +25,7 @@ var charts = []chart{
 	{"throughput.png", "Decisions per second (log scale), unlimited demand"},
 	{"p99.png", "p99 latency of one decision, µs (log scale)"},
 	{"redis_calls.png", "Redis calls per 1,000 decisions (log scale)"},
-	{"accuracy.png", "Accuracy at a real limit (2,000/s, burst 200), hot key: overadmission and false denials, % of ideal"},
+	{"accuracy.png", "Accuracy at a real limit (" + fmtLimit(accuracyLimit) + "), hot key: overadmission and false denials, % of ideal"},
 }
 
 // logFloor is the smallest value drawn on a log axis; zeros and smaller

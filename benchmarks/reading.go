@@ -72,10 +72,8 @@ type reading struct {
 	PoolSize    int    // go-redis connections per client
 	CallTimeout string // the bound on each Redis call of the module's limiters
 
-	Horizon    string // lease.DefaultHorizon
-	Budget     string // lease.DefaultAccuracyBudget, in percent of the burst
-	OverOneAt  string // requests/s per key above which a lease holds more than one token
-	HeldTokens int    // the most tokens 4 instances hold unspent at the accuracy limit
+	Horizon string // lease.DefaultHorizon
+	Budget  string // lease.DefaultAccuracyBudget, in percent of the burst
 
 	WorstDev  string // the per-request limiters' largest deviation from the ideal
 	WorstImpl impl
@@ -106,10 +104,8 @@ func (rp *report) newReading() reading {
 		PoolSize:    10 * rp.m.gomaxprocs,
 		CallTimeout: fmtDur(callTimeout),
 
-		Horizon:    fmtDur(lease.DefaultHorizon),
-		Budget:     leaseBudget(),
-		OverOneAt:  strconv.FormatFloat(1.5/lease.DefaultHorizon.Seconds(), 'g', 3, 64),
-		HeldTokens: 4 * max(1, int(float64(accuracyLimit.Burst)*lease.DefaultAccuracyBudget)),
+		Horizon: fmtDur(lease.DefaultHorizon),
+		Budget:  leaseBudget(),
 
 		LoadStart: rp.loadStart,
 		LoadEnd:   rp.loadEnd,
@@ -169,17 +165,18 @@ redis_rate's script reads and writes one string key (GET, SET), the token bucket
 and the token bucket limiter bounds each call with its own deadline (` + "`algorithms.WithTimeout`" + `, {{.CallTimeout}} here), which costs a context and a timer per call, while redis_rate's calls are bounded only by the client's timeouts.
 
 **10,000 keys.** Spread uniformly over 10,000 keys, each key saw about {{.Wide.Lease.PerKeyRate}} requests per second at the instance (1 instance, 8 goroutines).
-The lease sizes a key's batch to that key's own demand over one span ({{.Horizon}}, or four Redis round trips if longer), capped at {{.Budget}} of the burst,
-so a key needs more than about {{.OverOneAt}} requests per second at one instance before it leases more than one token, and a one-token lease has no low watermark to refill ahead of time.
-Below that every lease decision makes one Redis call on the caller's goroutine, exactly like a per-request limiter, plus the lease's own bookkeeping (a table entry per key).
+The lease sizes a key's batch to that key's own demand: while its Redis bucket is far from empty, as here, up to a second of it (at most half of what the bucket holds),
+else one span ({{.Horizon}}, or four Redis round trips if longer), capped at {{.Budget}} of the burst.
+A new key's demand estimate starts at zero, so it leases one token per request, on the caller's goroutine and with no low watermark to refill ahead of time, exactly like a per-request limiter plus the lease's own bookkeeping (a table entry per key),
+until its estimate says it spends two tokens a second, or it has seen 16 requests.
 Measured: {{.Wide.Lease.Calls}} Redis calls per 1,000 decisions, {{.Wide.Lease.Rate}} decisions/s (token bucket {{.Wide.TokenBucket.Rate}}, redis_rate {{.Wide.RedisRate.Rate}}), p99 {{.Wide.Lease.P99}} µs (token bucket {{.Wide.TokenBucket.P99}} µs) and {{.Wide.Lease.Allocs}} allocations per decision (token bucket {{.Wide.TokenBucket.Allocs}}).
 On such a key space the lease is {{.WideVersus}}: it pays off on keys that are hot at an instance, not on a wide, flat key space.
 
 {{if .Sweep}}**Where leasing stops paying.** The lease alone, 1 instance, 8 goroutines, the same closed loop over more and more keys:
 
 {{.Sweep}}
-Redis calls per 1,000 decisions climb toward 1,000 as the requests per key at the instance fall to the order of {{.OverOneAt}} per second, the crossover the sizing rule above predicts
-(it comes lower when round trips are slow, since a lease then covers four of them).
+Redis calls per 1,000 decisions climb toward 1,000 as the requests per key at the instance fall: over a run of a few seconds a key that sees few requests spends most of them
+in its first, one-token leases (above).
 In a closed loop the demand per key depends on how fast the limiter answers, so between those key counts a run can settle in either of two states:
 one-token leases keep decisions slow and the demand per key low, while large leases keep decisions fast and the demand per key high.
 Runs on this machine have landed in either state at 1,000 keys, from about 40 thousand to a few million decisions/s; an open-loop service with a fixed demand per key sees one state, the one its demand picks.
@@ -188,7 +185,7 @@ Runs on this machine have landed in either state at 1,000 keys, from about 40 th
 (token bucket {{.Over.TokenBucket.Over}} / {{.Over.TokenBucket.FalseDeny}}, redis_rate {{.Over.RedisRate.Over}} / {{.Over.RedisRate.FalseDeny}}). At 0.8× it falsely denied {{.Under.FalseDeny}}.
 The per-request limiters are exact by construction, so their deviations (up to {{.WorstDev}} here, {{.WorstImpl}} at {{.WorstRow}}) show the resolution of the measurement itself: arrivals are timed on the client,
 halfway through each call, while Redis decides the calls in the order they reach it and refills the bucket on its own clock; when a stalled machine holds calls back, the two orders differ most.
-The lease can also fall short by the tokens it holds unspent when the phase ends (at most {{.Budget}} of the burst per instance, {{.HeldTokens}} tokens for 4 instances here)
+The lease can also fall short by the tokens it holds unspent when the phase ends (up to a second of an instance's demand while the bucket is far from empty, at most {{.Budget}} of the burst per instance once it is under half full)
 and by requests denied at one instance while another still holds leased tokens. It serves only tokens Redis granted and none more than the lease TTL after the grant,
 so over any span T all instances together admit at most burst + rate × (T + TTL), plus what they held when the span began (nothing here: every row starts on fresh keys); [accuracy.md](accuracy.md) has the argument.
 Over the limit, the lease remembers each Redis denial until tokens are due, so it went to Redis only {{.Over1.Calls}} times per 1,000 decisions at 1 instance and {{.Over.Lease.Calls}} at 4, against about 1,000 for the per-request limiters,

@@ -42,7 +42,7 @@ func TestFmtSig(t *testing.T) {
 			t.Errorf("fmtDur(%v) = %q, want %q", d, got, want)
 		}
 	}
-	if got := fmtLimit(accuracyLimit); got != "2,000 per second, burst 200" {
+	if got := fmtLimit(accuracyLimit); got != "1,000 per second, burst 1,000" {
 		t.Errorf("fmtLimit = %q", got)
 	}
 	if got := fmtLimit(ratelimit.PerMinute(60)); got != "60 per 60 s, burst 60" {
@@ -74,11 +74,11 @@ func TestResultMetrics(t *testing.T) {
 		t.Errorf("perKeyRate = %v, want 5000", got)
 	}
 
-	// Accuracy at 2,000/s burst 200 over 2 s: the ideal is 4,200 when
+	// Accuracy at 1,000/s burst 1,000 over 2 s: the ideal is 3,000 when
 	// more than that was offered.
-	over := result{w: summaryOver, elapsed: 2 * time.Second, ops: 40_000, allowed: 4_410}
-	if got := over.ideal(); got != 4200 {
-		t.Fatalf("ideal = %v, want 4200", got)
+	over := result{w: summaryOver, elapsed: 2 * time.Second, ops: 20_000, allowed: 3_150}
+	if got := over.ideal(); got != 3000 {
+		t.Fatalf("ideal = %v, want 3000", got)
 	}
 	if got := over.overadmitPct(); math.Abs(got-5) > 1e-9 {
 		t.Errorf("overadmitPct = %v, want 5", got)
@@ -87,9 +87,9 @@ func TestResultMetrics(t *testing.T) {
 		t.Errorf("falseDenyPct = %v, want 0", got)
 	}
 	// Below the limit the ideal is everything offered.
-	under := result{w: summaryUnder, elapsed: 2 * time.Second, ops: 3_200, allowed: 3_168}
-	if got := under.ideal(); got != 3200 {
-		t.Fatalf("ideal = %v, want 3200", got)
+	under := result{w: summaryUnder, elapsed: 2 * time.Second, ops: 1_600, allowed: 1_584}
+	if got := under.ideal(); got != 1600 {
+		t.Fatalf("ideal = %v, want 1600", got)
 	}
 	if got := under.falseDenyPct(); math.Abs(got-1) > 1e-9 {
 		t.Errorf("falseDenyPct = %v, want 1", got)
@@ -140,9 +140,9 @@ func every(step int64, n int) []int64 {
 }
 
 func TestIdealUsesTheReplay(t *testing.T) {
-	r := result{w: summaryOver, elapsed: 2 * time.Second, ops: 40_000, allowed: 4_000, exact: 4_000, replayed: true}
-	if r.bound() != 4200 || r.ideal() != 4000 || r.falseDenyPct() != 0 || r.overadmitPct() != 0 {
-		t.Errorf("bound %v ideal %v false-deny %v overadmit %v; want 4200, 4000 (the replay), 0, 0",
+	r := result{w: summaryOver, elapsed: 2 * time.Second, ops: 20_000, allowed: 2_900, exact: 2_900, replayed: true}
+	if r.bound() != 3000 || r.ideal() != 2900 || r.falseDenyPct() != 0 || r.overadmitPct() != 0 {
+		t.Errorf("bound %v ideal %v false-deny %v overadmit %v; want 3000, 2900 (the replay), 0, 0",
 			r.bound(), r.ideal(), r.falseDenyPct(), r.overadmitPct())
 	}
 }
@@ -222,7 +222,7 @@ func TestTables(t *testing.T) {
 	if len(lines) != 2+12 {
 		t.Fatalf("accuracy table has %d lines, want 14", len(lines))
 	}
-	want = "| lease | 4 | 10× | 20,000 | 2.00 | 40,000 | 0 | 4,221 | 4,200 | 4,200 | 0.50 | 0.00 | 0.25 | 1.25 | 0.25 | 0 |"
+	want = "| lease | 4 | 10× | 10,000 | 2.00 | 20,000 | 0 | 3,015 | 3,000 | 3,000 | 0.50 | 0.00 | 0.25 | 1.25 | 0.25 | 0 |"
 	if !strings.Contains(b.String(), want+"\n") {
 		t.Errorf("accuracy table lacks\n%s\nin\n%s", want, b.String())
 	}
@@ -257,7 +257,7 @@ func TestMarkdownAndCharts(t *testing.T) {
 		"go test -run '^$' -bench BenchmarkCompare",
 		// The reading quotes the rows and the lease's defaults.
 		"At 1 instance, 8 goroutines, the lease made 5,000,000 decisions/s",
-		"capped at 5% of the burst, so a key needs more than about 30 requests per second",
+		"capped at 5% of the burst. A new key's demand estimate starts at zero",
 		"(lease TTL 2 s, accuracy budget 5% of the burst)",
 	} {
 		if !strings.Contains(md, want) {
@@ -356,13 +356,13 @@ func syntheticResults() []result {
 		perRequest := j.im != implLease
 		switch {
 		case j.w.accuracy():
-			r.ops = int64(j.w.demand * 2000 * 2)
-			r.allowed = min(r.ops, 4200)
+			r.ops = int64(j.w.demand * 1000 * 2) // accuracyLimit: 1,000/s, burst 1,000
+			r.allowed = min(r.ops, 3000)
 			if j.im == implLease && j.w == summaryOver {
-				r.allowed = 4221 // 0.5% over the ideal of 4,200
+				r.allowed = 3015 // 0.5% over the ideal of 3,000
 			}
 			if j.im == implLease && j.w == summaryUnder {
-				r.allowed = r.ops - 8 // 0.25% of 3,200 falsely denied
+				r.allowed = r.ops - 4 // 0.25% of 1,600 falsely denied
 			}
 			r.calls = r.ops / 4000
 		case perRequest:
