@@ -56,12 +56,11 @@ type entry struct {
 	striped     atomic.Pointer[stripes] // a hot key's tokens beyond tokens; nil until hot
 	remote      atomic.Int64            // tokens Redis had left at the last grant; -1 before
 	deniedUntil atomic.Int64            // ns on the limiter's clock: remembered Redis denial
-	denials     atomic.Int64            // local denials, for the demand estimate
+	unleased    atomic.Int64            // decisions that spent no leased token (local denials, the failure policy's), for demand
 	refilling   atomic.Bool             // a refill is in flight
 	low         atomic.Int32            // a hit that leaves this many or fewer starts a refill
 	degraded    atomic.Bool             // Redis is slow or failing for this key
 	probeAt     atomic.Int64            // ns: a degraded key tries Redis again from then on
-	fallbacks   atomic.Int64            // decisions of the failure policy, for activity
 	sched       atomic.Int64            // tokens granted ahead, not yet due; written with mu held
 	refillAfter atomic.Int64            // ns: no background refill before (a partial grant ahead)
 	owes        atomic.Bool             // fb != nil: a refill must charge what it admitted; written with mu held
@@ -164,7 +163,7 @@ func (e *entry) refundable() int64 { return e.served() - e.refunds }
 // denials and decisions of the failure policy. It only grows, except that
 // a refund lowers served, which is activity too. Called with mu held.
 func (e *entry) demand() int64 {
-	return e.served() + e.denials.Load() + e.fallbacks.Load()
+	return e.served() + e.unleased.Load()
 }
 
 // held returns the leased tokens in the counter and its stripes, not yet

@@ -75,15 +75,15 @@ func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decisi
 	switch l.cfg.policy {
 	case ratelimit.FailOpen:
 		l.stats.fallback[1].Add(1)
-		e.fallbacks.Add(1)
+		e.unleased.Add(1)
 		return ratelimit.Decision{Allowed: true, Limit: l.lim, Source: ratelimit.SourceFallback}, nil
 	case ratelimit.FailClosed:
 		l.stats.fallback[0].Add(1)
-		e.fallbacks.Add(1)
+		e.unleased.Add(1)
 		return ratelimit.Decision{Limit: l.lim, Source: ratelimit.SourceFallback},
 			&ratelimit.StoreError{Op: "lease refill", Key: key, Err: err}
 	}
-	e.fallbacks.Add(1)
+	e.unleased.Add(1)
 	rate, burst := l.share(e)
 	now := l.now()
 	e.mu.Lock()

@@ -65,14 +65,14 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 				l.stats.tookSlow(ratelimit.SourceLocal, n)
 				return l.allowed(e, left, ratelimit.SourceLocal), nil
 			} else if d > 0 {
-				e.denials.Add(1)
+				e.unleased.Add(1)
 				l.stats.denied[ratelimit.SourceLocal].Add(1)
 				return l.denied(e, d, ratelimit.SourceLocal), nil
 			}
 		}
 		// 2. Remembered denial.
 		if until := e.deniedUntil.Load(); now < until {
-			e.denials.Add(1)
+			e.unleased.Add(1)
 			l.stats.denied[src].Add(1)
 			return l.denied(e, time.Duration(until-now), src), nil
 		}
@@ -123,7 +123,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			}
 			// The refill answered, but other callers spent its tokens
 			// first: Redis is fine, this request is over the limit.
-			e.denials.Add(1)
+			e.unleased.Add(1)
 			l.stats.denied[ratelimit.SourceRedis].Add(1)
 			return l.denied(e, l.lim.DurationFor(n), ratelimit.SourceRedis), nil
 		}
