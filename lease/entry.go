@@ -121,6 +121,7 @@ func (e *entry) add(n, now int64) bool {
 	if e.tokens.Load() < 0 {
 		return false
 	}
+	e.trim()
 	home := n
 	st := e.striped.Load()
 	if st == nil && n >= stripeMin {
@@ -134,6 +135,26 @@ func (e *entry) add(n, now int64) bool {
 	e.granted += n
 	e.grants = append(e.grants, grant{at: now, end: e.granted})
 	return true
+}
+
+// trim drops the grants callers have spent in full, so that a key refilled
+// often between janitor passes (a quiet key leases one token per request)
+// keeps only the grants it still holds tokens of, reusing their backing
+// array. The outflow only grows, so a grant spent stays spent, and expire
+// would skip it anyway; an outflow read while callers take is low, which
+// keeps a grant a little longer, never drops one too soon. Called with mu
+// held.
+func (e *entry) trim() {
+	outflow := e.granted - e.held()
+	spent := 0
+	for spent < len(e.grants) && e.grants[spent].end <= outflow {
+		spent++
+	}
+	if spent == len(e.grants) {
+		e.grants = e.grants[:0] // keep the array for the grant being added
+		return
+	}
+	e.grants = e.grants[spent:]
 }
 
 // gather moves the tokens of a hot key's stripes into its own counter, so
