@@ -26,8 +26,8 @@ type grant struct {
 // The protocol between its fields:
 //   - tokens, and the cells of striped once a key is hot, are the only
 //     fields the hit path writes (a compare-and-swap that never goes below
-//     zero); it reads low and remote and CASes refilling, and nothing else
-//     of the entry. Only refills (add), refunds (add), the janitor
+//     zero); it reads striped, low and remote and CASes refilling, and
+//     nothing else of the entry. Only refills (add), refunds (add), the janitor
 //     (expire), eviction (kill) and the slow path's gathering of the cells
 //     (gather) raise or lower them otherwise, each with mu held, so that
 //     their sum plus what the grants say was spent always equals granted -
@@ -38,9 +38,10 @@ type grant struct {
 //   - x holds the state that only some keys ever need (see extra): nil
 //     until one of them is first needed, then set once, by a
 //     compare-and-swap (more), and never changed. Every read of that state
-//     is one load of x, and a nil x reads as zero values.
-//   - the fields under mu are the bookkeeping of refills, expiry and the
-//     janitor, which all hold it.
+//     is one load of x, and a nil x reads as zero values; the hit path
+//     reads none of it.
+//   - the fields under mu are the bookkeeping of refills, refunds, expiry
+//     and eviction; whoever reads or writes them holds mu.
 type entry struct {
 	tokens    atomic.Int64            // leased tokens not yet served; dead once evicted
 	striped   atomic.Pointer[stripes] // a hot key's tokens beyond tokens; nil until hot
@@ -57,22 +58,23 @@ type entry struct {
 	removed    int64      // tokens ever taken back out by expiry or eviction
 	rate       float64    // demand estimate, tokens/s
 	born       int64      // ns, when the entry was made: the age of rate
-	share      float64    // tokens/s Redis granted this instance, EWMA; 0 before
 	lastRefill int64      // ns, start of the last refill
 	lastGrant  int64      // ns, end of the last refill that granted tokens; -1 before
 	lastDemand int64      // demand at the last refill
-	seen       int64      // demand at the last janitor pass that saw activity
-	activeAt   int64      // ns, when that pass ran
+	activeAt   int64      // ns, when the last janitor pass that saw activity ran
+	share      float32    // tokens/s Redis granted this instance, EWMA; 0 before (only FailLocal reads it)
+	seen       uint32     // demand at that pass, its low 32 bits: enough to tell that it changed
 }
 
-// extra is the state of a key that only some keys ever need: one that
-// Redis limited (a remembered denial, tokens granted ahead), that Redis
-// could not serve (degraded, the failure policy's bucket), or that was
-// reset or refunded. An entry gets it from more the first time it enters
-// one of those states, and keeps it until the entry is dropped: fields
-// written without mu (unleased, deniedUntil, degraded, probeAt) would lose
-// a write to a copy being replaced, and unleased counts into demand, which
-// must not fall.
+// extra is the state only some keys ever need: that of a key Redis
+// limited (a remembered denial, tokens granted ahead), could not serve
+// (degraded, the failure policy's bucket), or that was reset or refunded.
+// An entry gets it from more the first time it enters one of those
+// states, and keeps it until the entry is dropped: fields written without
+// mu (unleased, deniedUntil, degraded, probeAt) would lose a write to a
+// copy being replaced, and unleased counts into demand, which must not
+// fall. The atomic fields are read without mu by the slow path, refills
+// and Stats; the others are guarded by the entry's mu.
 //
 // The protocol between its fields:
 //   - unleased counts the decisions that spent no leased token: local
@@ -426,9 +428,11 @@ func (e *entry) kill() int64 {
 // idle reports whether the entry has seen no request since idleFor before
 // now, updating its activity record. A key whose fallback state is still
 // needed (Redis degraded, or admissions still owed to it) is never idle.
+// The record keeps the low 32 bits of demand: a change goes unseen only if
+// it is an exact multiple of 2^32 decisions of the key between two passes.
 // Called with mu held.
 func (e *entry) idle(now int64, idleFor time.Duration) bool {
-	if d := e.demand(); d != e.seen {
+	if d := uint32(e.demand()); d != e.seen {
 		e.seen, e.activeAt = d, now
 		return false
 	}
@@ -446,7 +450,7 @@ func (e *entry) learnShare(n, now int64, limitRate float64) {
 	if e.lastGrant >= 0 {
 		if dt := float64(now-e.lastGrant) / 1e9; dt > 0 {
 			alpha := 1 - math.Exp(-dt/shareTau.Seconds())
-			e.share = min(alpha*float64(n)/dt+(1-alpha)*e.share, limitRate)
+			e.share = float32(min(alpha*float64(n)/dt+(1-alpha)*float64(e.share), limitRate))
 		}
 	}
 	e.lastGrant = now

@@ -1,6 +1,9 @@
 package lease
 
-import "testing"
+import (
+	"testing"
+	"unsafe"
+)
 
 // TestGrantsSpentAreDropped: a grant callers spent in full is dropped by
 // the next add, so a key refilled often between janitor passes keeps only
@@ -30,5 +33,17 @@ func TestGrantsSpentAreDropped(t *testing.T) {
 	}
 	if got := e.expire(250); got != 5 || e.tokens.Load() != 3 {
 		t.Fatalf("expire took %d, left %d: want the 5 of the grant at 200, keep 3", got, e.tokens.Load())
+	}
+}
+
+// TestEntrySize: every tracked key costs one entry, and the budget of
+// 200 bytes of heap per tracked key, its table slot included, holds only
+// while an entry fits Go's 160-byte size class. A field that breaks it
+// belongs in extra, or must take the place of another.
+func TestEntrySize(t *testing.T) {
+	got := unsafe.Sizeof(entry{})
+	t.Logf("entry %d bytes, extra %d", got, unsafe.Sizeof(extra{}))
+	if got > 160 {
+		t.Errorf("entry is %d bytes, want at most 160 (the 160-byte size class)", got)
 	}
 }

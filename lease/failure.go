@@ -107,7 +107,7 @@ func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decisi
 func (l *Limiter) share(e *entry) (rate, burst float64) {
 	full := l.lim.PerSecondRate()
 	e.mu.Lock()
-	rate = e.share
+	rate = float64(e.share)
 	e.mu.Unlock()
 	if rate <= 0 {
 		rate = full / float64(l.cfg.instances)
