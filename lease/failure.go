@@ -75,23 +75,24 @@ func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decisi
 	switch l.cfg.policy {
 	case ratelimit.FailOpen:
 		l.stats.fallback[1].Add(1)
-		e.fallbacks.Add(1)
+		e.countUnleased()
 		return ratelimit.Decision{Allowed: true, Limit: l.lim, Source: ratelimit.SourceFallback}, nil
 	case ratelimit.FailClosed:
 		l.stats.fallback[0].Add(1)
-		e.fallbacks.Add(1)
+		e.countUnleased()
 		return ratelimit.Decision{Limit: l.lim, Source: ratelimit.SourceFallback},
 			&ratelimit.StoreError{Op: "lease refill", Key: key, Err: err}
 	}
-	e.fallbacks.Add(1)
+	e.countUnleased()
 	rate, burst := l.share(e)
 	now := l.now()
+	x := e.more() // countUnleased made it
 	e.mu.Lock()
-	if e.fb == nil {
-		e.fb = fallback.New(now, e.remote.Load())
-		e.owes.Store(true)
+	if x.fb == nil {
+		x.fb = fallback.New(now, e.remote.Load())
+		x.owes.Store(true)
 	}
-	ok, retry := e.fb.Take(now, n, rate, burst)
+	ok, retry := x.fb.Take(now, n, rate, burst)
 	e.mu.Unlock()
 	d := ratelimit.Decision{Allowed: ok, Limit: l.lim, RetryAfter: retry, Source: ratelimit.SourceFallback}
 	l.stats.fallback[b2i(ok)].Add(1)
@@ -106,7 +107,7 @@ func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decisi
 func (l *Limiter) share(e *entry) (rate, burst float64) {
 	full := l.lim.PerSecondRate()
 	e.mu.Lock()
-	rate = e.share
+	rate = float64(e.share)
 	e.mu.Unlock()
 	if rate <= 0 {
 		rate = full / float64(l.cfg.instances)

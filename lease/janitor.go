@@ -52,7 +52,7 @@ func (l *Limiter) sweep() {
 		e.mu.Unlock()
 		if n > 0 {
 			// The tokens go back to Redis: a remembered denial is stale.
-			e.deniedUntil.Store(0)
+			e.forgetDenial()
 			l.stats.removed.Add(n)
 			backs = append(backs, back{e.key, n})
 		}

@@ -60,7 +60,8 @@ func raceEnabled() bool {
 func keyName(i int) string { return "client-" + strconv.Itoa(i) }
 
 // maxEntryBytes bounds what one tracked key may cost: the entry itself
-// (under 256 bytes of counters, a mutex and its bookkeeping), the strings
+// (160 bytes, see TestEntrySize, plus 96 for a key Redis limited or could
+// not serve, reset or refunded: its extra state), the strings
 // it keeps (under 64 bytes each here), its grants and the map's node for
 // it (under 100 bytes each), with room to spare. The doc's figure is
 // about 200 bytes plus the key.

@@ -91,19 +91,20 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 	}
 	if v, ok := l.entries.Load(key); ok {
 		e := v.(*entry)
+		x := e.more()
 		e.mu.Lock()
-		e.resets++ // a refill in flight took from the old bucket: refill drops its grant
-		dropped := e.expire(math.MaxInt64) + e.sched.Swap(0)
+		x.resets++ // a refill in flight took from the old bucket: refill drops its grant
+		dropped := e.expire(math.MaxInt64) + x.sched.Swap(0)
 		l.stats.removed.Add(dropped) // out of the lease, not served
-		e.ahead = nil
-		e.refillAfter.Store(0)
-		if e.fb != nil {
-			e.fb = nil
-			e.owes.Store(false)
+		x.ahead = nil
+		x.refillAfter.Store(0)
+		if x.fb != nil {
+			x.fb = nil
+			x.owes.Store(false)
 		}
 		e.remote.Store(-1)
 		e.mu.Unlock()
-		e.deniedUntil.Store(0)
+		x.deniedUntil.Store(0)
 	}
 	return nil
 }
@@ -221,8 +222,8 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 	if v, ok := l.entries.Load(key); ok {
 		e := v.(*entry)
 		e.mu.Lock()
-		if e.fb != nil {
-			want -= e.fb.Refund(want, float64(l.lim.Burst))
+		if fb := e.fallbackBucket(); fb != nil {
+			want -= fb.Refund(want, float64(l.lim.Burst))
 		}
 		want = min(want, max(e.refundable(), 0))
 		local := min(want, max(l.sz.maxLease-e.held(), 0))
@@ -230,18 +231,18 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 			local = 0 // see minBatch: Redis is short, the other instances need it
 		}
 		if local > 0 && e.add(local, l.now()) {
-			e.refunds += local
+			e.more().refunds += local
 			want -= local
 			l.stats.refunded.Add(local)
 		}
 		if want > 0 {
-			e.refunds += want // refunded to Redis below
+			e.more().refunds += want // refunded to Redis below
 		}
 		e.mu.Unlock()
 		if want == 0 {
 			return nil
 		}
-		e.deniedUntil.Store(0) // Redis gets tokens back: a remembered denial is stale
+		e.forgetDenial() // Redis gets tokens back: a remembered denial is stale
 	}
 	cctx, cancel := l.callerContext(ctx)
 	defer cancel()

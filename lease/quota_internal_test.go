@@ -100,8 +100,8 @@ func TestFailedResetKeepsWhatIsOwed(t *testing.T) {
 	waitRefills(t, l)
 	e.mu.Lock()
 	var owed int64
-	if e.fb != nil {
-		owed, _, _ = e.fb.Owed(l.now())
+	if fb := e.fallbackBucket(); fb != nil {
+		owed, _, _ = fb.Owed(l.now())
 	}
 	e.mu.Unlock()
 	err := l.Reset(ctx, "k")

@@ -61,11 +61,11 @@ func (l *Limiter) refillFunc(e *entry, need int64) func() (any, error) {
 // charge applied that way would be charged again.
 func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time.Duration, honorsDeadline, settle bool) error {
 	start := l.now()
-	if need == 0 && (start < e.deniedUntil.Load() || start < e.refillAfter.Load()) {
+	if need == 0 && (start < e.deniedUntil() || start < e.refillAfter()) {
 		return nil // a prefetch while Redis said there is nothing more yet
 	}
 	e.mu.Lock()
-	resets := e.resets
+	resets := e.resets()
 	demand := e.demand()
 	gap := time.Duration(start - e.lastRefill)
 	e.rate = ewma(e.rate, demand-e.lastDemand, gap)
@@ -87,8 +87,8 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	}
 	e.lastDemand, e.lastRefill = demand, start
 	var c algorithms.Charge
-	if e.fb != nil && settle {
-		c.Tokens, c.Over, c.Seen = e.fb.Owed(start)
+	if fb := e.fallbackBucket(); fb != nil && settle {
+		c.Tokens, c.Over, c.Seen = fb.Owed(start)
 	}
 	e.mu.Unlock()
 
@@ -108,7 +108,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 		// refill rate ahead, unless this key is quiet (see minBatch).
 		if c.Ahead = l.sz.ahead(rate, rtt); c.Ahead > 0 {
 			n, c.Short = max(l.sz.demand(rate, rtt), need), 0
-			if e.sched.Load() >= n && need == 0 {
+			if e.scheduled() >= n && need == 0 {
 				return nil // enough is on its way already
 			}
 		}
@@ -130,26 +130,29 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	if err != nil {
 		if unavailable(err) && rcall.CallerDone(ctx) == nil {
 			l.lastFailure.Store(&err)
-			e.probeAt.Store(end + int64(fallbackHold))
-			e.degraded.Store(true)
+			x := e.more()
+			x.probeAt.Store(end + int64(fallbackHold))
+			x.degraded.Store(true)
 		}
 		return err
 	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.degraded.Store(false)
-	if e.fb != nil {
-		e.fb.Charged(c.Tokens)
-		l.stats.charged.Add(c.Tokens)
-		if owed, _, _ := e.fb.Owed(end); owed == 0 {
-			e.fb = nil // Redis answers and nothing is owed: back to leasing
-			e.owes.Store(false)
-		} else {
-			e.fb.Drain(end) // the rest is charged by the next refill
+	if x := e.x.Load(); x != nil {
+		x.degraded.Store(false)
+		if x.fb != nil {
+			x.fb.Charged(c.Tokens)
+			l.stats.charged.Add(c.Tokens)
+			if owed, _, _ := x.fb.Owed(end); owed == 0 {
+				x.fb = nil // Redis answers and nothing is owed: back to leasing
+				x.owes.Store(false)
+			} else {
+				x.fb.Drain(end) // the rest is charged by the next refill
+			}
 		}
 	}
-	if e.resets != resets {
+	if e.resets() != resets {
 		return nil // the key was reset meanwhile: the reply is of the old bucket
 	}
 	e.remote.Store(int64(g.Remaining))
@@ -158,7 +161,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 		// the retry never ends after a token is due (a late reply on a
 		// busy process would otherwise stretch the denial).
 		wait := l.sz.denialWait(max(g.RetryAfter, time.Nanosecond), rate, rtt)
-		e.deniedUntil.Store(start + int64(wait))
+		e.more().deniedUntil.Store(start + int64(wait))
 		e.low.Store(0)
 		return nil
 	}
@@ -176,7 +179,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 			// The window of future tokens is mostly taken: ask again once
 			// these are nearly all due, not at once for a few more.
 			last := first + int64(float64(granted-1)*l.interval)
-			e.refillAfter.Store(last - 2*int64(rtt))
+			e.more().refillAfter.Store(last - 2*int64(rtt)) // schedule made it
 		}
 	} else if !e.add(granted, end) {
 		l.returnTokens(e.key, granted) // evicted meanwhile
@@ -184,7 +187,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	}
 	e.learnShare(granted, end, l.lim.PerSecondRate())
 	l.stats.leased.Add(granted)
-	e.deniedUntil.Store(0)
+	e.forgetDenial()
 	e.low.Store(int32(min(l.sz.lowWatermark(granted, rate, rtt), math.MaxInt32)))
 	return nil
 }

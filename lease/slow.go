@@ -60,24 +60,24 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			}
 		}
 		now := l.now()
-		if e.sched.Load() > 0 {
+		if e.scheduled() > 0 {
 			if left, ok, d := l.takeDue(e, n, now); ok {
 				l.stats.tookSlow(ratelimit.SourceLocal, n)
 				return l.allowed(e, left, ratelimit.SourceLocal), nil
 			} else if d > 0 {
-				e.denials.Add(1)
+				e.countUnleased()
 				l.stats.denied[ratelimit.SourceLocal].Add(1)
 				return l.denied(e, d, ratelimit.SourceLocal), nil
 			}
 		}
 		// 2. Remembered denial.
-		if until := e.deniedUntil.Load(); now < until {
-			e.denials.Add(1)
+		if until := e.deniedUntil(); now < until {
+			e.countUnleased()
 			l.stats.denied[src].Add(1)
 			return l.denied(e, time.Duration(until-now), src), nil
 		}
 		// 3. Degraded.
-		if e.degraded.Load() {
+		if e.degraded() {
 			l.probe(e, now)
 			return l.fail(e, key, n, l.recentFailure())
 		}
@@ -87,7 +87,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		l.stats.waits.Add(1)
 		// 4. Inline refill (not while a charge is owed: only a background
 		// refill carries it).
-		if !inlined && e.low.Load() == 0 && !e.owes.Load() && e.refilling.CompareAndSwap(false, true) {
+		if !inlined && e.low.Load() == 0 && !e.owes() && e.refilling.CompareAndSwap(false, true) {
 			err := l.refillInline(ctx, e, int64(n))
 			if err != nil {
 				return l.refillFailed(ctx, e, key, n, err)
@@ -118,12 +118,12 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		}
 		if err == ErrRefillWait {
 			if e.refilling.Load() {
-				e.degraded.Store(true) // slow: the refill is still out
+				e.more().degraded.Store(true) // slow: the refill is still out
 				return l.fail(e, key, n, err)
 			}
 			// The refill answered, but other callers spent its tokens
 			// first: Redis is fine, this request is over the limit.
-			e.denials.Add(1)
+			e.countUnleased()
 			l.stats.denied[ratelimit.SourceRedis].Add(1)
 			return l.denied(e, l.lim.DurationFor(n), ratelimit.SourceRedis), nil
 		}
@@ -143,7 +143,7 @@ func (l *Limiter) takeDue(e *entry, n int, now int64) (left int64, ok bool, wait
 	e.mu.Lock()
 	next := e.release(now, l.interval)
 	e.gather() // release may have spread the tokens over a hot key's stripes
-	ahead := e.sched.Load()
+	ahead := e.scheduled()
 	e.mu.Unlock()
 	if left, ok := e.take(int64(n)); ok {
 		l.lowAhead(e, ahead, now)
@@ -155,7 +155,7 @@ func (l *Limiter) takeDue(e *entry, n int, now int64) (left int64, ok bool, wait
 		return 0, false, 0
 	}
 	due := next + int64(float64(short-1)*l.interval)
-	e.deniedUntil.Store(next) // callers before then need not lock
+	e.more().deniedUntil.Store(next) // callers before then need not lock
 	return 0, false, time.Duration(max(due-now, 1))
 }
 
@@ -163,7 +163,7 @@ func (l *Limiter) takeDue(e *entry, n int, now int64) (left int64, ok bool, wait
 // to come, ahead, are at or below its low watermark.
 func (l *Limiter) lowAhead(e *entry, ahead, now int64) {
 	if ahead+e.held() <= int64(e.low.Load()) &&
-		now >= e.refillAfter.Load() && now >= e.deniedUntil.Load() &&
+		now >= e.refillAfter() && now >= e.deniedUntil() &&
 		e.refilling.CompareAndSwap(false, true) {
 		l.startRefill(e)
 	}
@@ -173,10 +173,11 @@ func (l *Limiter) lowAhead(e *entry, ahead, now int64) {
 // flight or the last one failed less than fallbackHold ago: the way a key
 // finds out that Redis answers again without making its callers wait.
 func (l *Limiter) probe(e *entry, now int64) {
-	if now < e.probeAt.Load() || !e.refilling.CompareAndSwap(false, true) {
+	x := e.more() // degraded made it
+	if now < x.probeAt.Load() || !e.refilling.CompareAndSwap(false, true) {
 		return
 	}
-	e.probeAt.Store(now + int64(fallbackHold))
+	x.probeAt.Store(now + int64(fallbackHold))
 	l.startRefill(e)
 }
 
