@@ -35,10 +35,15 @@ const (
 // A Table is safe for concurrent use. The zero value is not usable: create
 // it with [New].
 type Table[T any] struct {
-	key    func(*T) string // a stored value's key; set by New, read-only
-	seed   maphash.Seed    // random per table, so clients cannot aim keys at one probe run
-	tomb   *T              // the tombstone: marks a deleted slot; never returned or passed to key
+	// shards come first, so that their padding lines up with cache lines:
+	// the allocator places a Table 8 bytes (its malloc header) past a
+	// 64-byte boundary, so each shard's arr and its writer fields land on
+	// lines of their own.
 	shards [numShards]shard[T]
+
+	key  func(*T) string // a stored value's key; set by New, read-only
+	seed maphash.Seed    // random per table, so clients cannot aim keys at one probe run
+	tomb *T              // the tombstone: marks a deleted slot; never returned or passed to key
 }
 
 // shard is one independently locked part of a Table: the keys whose hash
@@ -115,11 +120,6 @@ func home(h uint64, n int) int {
 // cannot stop before that key's slot.
 func (t *Table[T]) Load(key string) *T {
 	h, s := t.hash(key)
-	return t.load(s, h, key)
-}
-
-// load is Load of key, whose hash is h and shard s.
-func (t *Table[T]) load(s *shard[T], h uint64, key string) *T {
 	a := s.arr.Load()
 	if a == nil {
 		return nil
@@ -150,10 +150,10 @@ func (t *Table[T]) LoadOrStore(key string, v *T) (actual *T, loaded bool) {
 	if v == nil {
 		panic("keytable: LoadOrStore of a nil value")
 	}
-	h, s := t.hash(key)
-	if p := t.load(s, h, key); p != nil {
+	if p := t.Load(key); p != nil {
 		return p, true
 	}
+	h, s := t.hash(key) // again: Load is faster with the hash inline
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.arr.Load()
