@@ -107,10 +107,12 @@ func home(h uint64, n int) int {
 // delete that returned before Load was called (and, transitively, any that
 // happened before the call); a LoadOrStore or CompareAndDelete of the same
 // key running concurrently may or may not be seen. In particular Load may
-// miss a value being stored, or return a value that a concurrent
-// CompareAndDelete is deleting; callers that must not act on a deleted
-// value check for that themselves (the value's own state) or go through
-// LoadOrStore. Once no writer runs, Load is exact.
+// miss a value being stored, so a miss does not prove the key absent: to
+// create a value, call LoadOrStore, which decides under the shard's lock
+// which value wins. And Load may return a value that a concurrent
+// CompareAndDelete is deleting (any value may be deleted as soon as it is
+// returned); callers that must not act on a deleted value mark it
+// themselves before deleting it. Once no writer runs, Load is exact.
 //
 // Why, while a writer rebuilds the shard: Load probes the array it loaded,
 // which was current at that load. If that array is replaced before Load
@@ -144,8 +146,9 @@ func (t *Table[T]) Load(key string) *T {
 // Of concurrent LoadOrStore calls for an absent key exactly one stores;
 // the others return its value. v must not be nil.
 //
-// When key is present it returns without locking (a Load); otherwise it
-// locks key's shard, and may rebuild the shard's array (see Table).
+// When key is present it returns without locking (a Load, with the same
+// caveat: the value may be being deleted); otherwise it locks key's shard,
+// and may rebuild the shard's array (see the package documentation).
 func (t *Table[T]) LoadOrStore(key string, v *T) (actual *T, loaded bool) {
 	if v == nil {
 		panic("keytable: LoadOrStore of a nil value")
