@@ -59,9 +59,18 @@
 // Every array larger than the 8-slot minimum is 3/8 to 3/4 full of values
 // (10.7 to 21.3 bytes per key); one that only grew is 1/2 to 3/4 full
 // (10.7 to 16). Tombstones count towards the 3/4, so endless churn of
-// keys (eviction) rebuilds arrays in place and cannot grow them.
+// keys (eviction) rebuilds arrays at the same size and cannot grow them.
 // TestMemoryPerKey measures the heap a table adds per key, besides the
-// keys and values: 13.1 B/key for 100,000 keys, 19.5 B/key after deleting
+// keys and values: 13 B/key for 100,000 keys, 19.5 B/key after deleting
 // two keys in three, against 126 B/key for a sync.Map (whose Store also
 // boxes each key in an interface value).
+//
+// # Speed
+//
+// On a 2-core VM a Load of one hot key takes 21 ns with one CPU and
+// 10.5 ns with two (sync.Map: 24 and 13 ns); a Load among 10,000 keys is
+// on a par with sync.Map; storing a new key is slower, 1.1 to 1.4 µs
+// against 0.8 to 1.3 µs, but allocates nothing but the arrays (38 B/op
+// amortized, against sync.Map's 2 allocations and 121 B). bench_test.go
+// has the command, the table and how to read it.
 package keytable
