@@ -13,11 +13,13 @@ import (
 // maxCells bounds the cells of one striped structure.
 const maxCells = 64
 
-// Cells returns how many cells a striped structure should have, two per
+// Cells returns how many cells a striped structure should have, four per
 // usable CPU rounded up to a power of two and at most 64, and the shift
-// that Pick needs to map a hash to one of them.
+// that Pick needs to map a hash to one of them. Goroutines pick cells by
+// hash, so two on different CPUs share a cell with probability 1/n: four
+// per CPU make that rare.
 func Cells() (n int, shift uint) {
-	c := min(max(2*runtime.GOMAXPROCS(0), 1), maxCells)
+	c := min(max(4*runtime.GOMAXPROCS(0), 1), maxCells)
 	b := bits.Len(uint(c - 1)) // c rounded up to 1<<b
 	return 1 << b, uint(64 - b)
 }
@@ -31,8 +33,18 @@ func Cells() (n int, shift uint) {
 // goroutine and tends to follow the processor. The address is only hashed,
 // never dereferenced; if the stack moves, the goroutine just uses another
 // cell, and every choice is correct.
+//
+// Stacks of one size sit side by side, so two goroutines' addresses often
+// differ by a power of two: the hash mixes every bit into the top ones
+// (murmur3's finalizer), where one multiply would map such neighbours to
+// the same cell for some sizes.
 func Pick(shift uint) int {
 	var anchor byte
-	p := uint64(uintptr(unsafe.Pointer(&anchor)))
-	return int(((p >> 10) * 0x9e3779b97f4a7c15) >> shift)
+	x := uint64(uintptr(unsafe.Pointer(&anchor))) >> 10
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return int(x >> shift)
 }
