@@ -299,6 +299,28 @@ func (e *entry) gather() bool {
 	return moved > 0
 }
 
+// rebalance spreads a hot key's tokens, its stripes' and its own
+// counter's, evenly over its stripes again (what does not divide evenly
+// stays in the counter), so that once one caller's stripe ran dry the
+// callers on other cores keep taking from stripes of their own rather
+// than all from the counter. Called with mu held.
+func (e *entry) rebalance() {
+	st := e.striped.Load()
+	if st == nil {
+		return
+	}
+	for {
+		cur := e.tokens.Load()
+		if cur < 0 {
+			return // dead
+		}
+		if e.tokens.CompareAndSwap(cur, 0) {
+			e.tokens.Add(st.spread(cur + st.drain()))
+			return
+		}
+	}
+}
+
 // served returns how many tokens of this entry callers have spent, a
 // refunded token counting each time it is spent. Called with mu held.
 func (e *entry) served() int64 {
@@ -402,6 +424,7 @@ func (e *entry) expire(cutoff int64) int64 {
 	if len(e.grants) == 0 {
 		e.grants = nil // let a burst's backing array go
 	}
+	e.rebalance() // back over the stripes: callers on other cores would all take from tokens
 	return took
 }
 

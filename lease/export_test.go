@@ -22,8 +22,8 @@ func waitRefills(t *testing.T, l *Limiter) {
 	deadline := time.Now().Add(5 * time.Second)
 	for time.Now().Before(deadline) {
 		busy := false
-		l.entries.Range(func(_, v any) bool {
-			busy = busy || v.(*entry).refilling.Load()
+		l.entries.Range(func(e *entry) bool {
+			busy = busy || e.refilling.Load()
 			return !busy
 		})
 		if !busy {

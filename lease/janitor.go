@@ -38,14 +38,14 @@ func (l *Limiter) sweep() {
 		n   int64
 	}
 	var backs []back
-	l.entries.Range(func(k, v any) bool {
-		e := v.(*entry)
+	l.entries.Range(func(e *entry) bool {
 		e.mu.Lock()
 		n := e.expire(cutoff)
 		l.stats.expired.Add(n)
 		if e.idle(now, l.cfg.idleTimeout) {
 			n += e.kill()
-			l.entries.CompareAndDelete(k, e)
+			l.entries.CompareAndDelete(e.key, e)
+			l.uncacheHot(e)
 			l.count.Add(-1)
 			l.stats.evicted.Add(1)
 		}
@@ -91,12 +91,12 @@ func (l *Limiter) Close(ctx context.Context) error {
 	l.bg.Wait()
 
 	var err error
-	l.entries.Range(func(k, v any) bool {
-		e := v.(*entry)
+	l.entries.Range(func(e *entry) bool {
 		e.mu.Lock()
 		n := e.kill()
+		l.entries.CompareAndDelete(e.key, e)
+		l.uncacheHot(e)
 		e.mu.Unlock()
-		l.entries.Delete(k)
 		l.count.Add(-1)
 		if n > 0 {
 			l.stats.removed.Add(n)

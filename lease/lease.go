@@ -13,6 +13,7 @@ import (
 	"github.com/distributedratelimiter/ratelimit"
 	"github.com/distributedratelimiter/ratelimit/algorithms"
 	"github.com/distributedratelimiter/ratelimit/internal/breaker"
+	"github.com/distributedratelimiter/ratelimit/internal/keytable"
 	"github.com/distributedratelimiter/ratelimit/internal/rcall"
 )
 
@@ -69,6 +70,11 @@ func (b redisBucket) Reset(ctx context.Context, rkey string, lim ratelimit.Limit
 // A Limiter is safe for concurrent use. Create it with [New] and release it
 // with [Limiter.Close]; the zero value is not usable.
 type Limiter struct {
+	// hot caches the entries of hot keys (see hotSlot), read by every
+	// request and written rarely: first, on a cache line of its own.
+	hot [hotSlots]atomic.Pointer[entry]
+	_   [64]byte
+
 	lim      ratelimit.Limit
 	cfg      config
 	bucket   remoteBucket
@@ -78,7 +84,7 @@ type Limiter struct {
 
 	honorsDeadline bool // bucket calls may run on the calling goroutine
 
-	entries sync.Map // string → *entry
+	entries *keytable.Table[entry] // by entry.key; Load takes no lock
 	count   atomic.Int64
 	group   singleflight.Group
 
@@ -119,6 +125,7 @@ func New(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limiter, err
 		interval: float64(lim.Period) / float64(lim.Rate),
 		start:    cfg.clock.Now(),
 		janitor:  make(chan struct{}),
+		entries:  keytable.New(func(e *entry) string { return e.key }),
 	}
 	if l.bucket == nil {
 		if rdb == nil {
@@ -170,8 +177,11 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 	if l.closed.Load() {
 		return ratelimit.Decision{}, ratelimit.ErrClosed
 	}
-	if v, ok := l.entries.Load(key); ok {
-		e := v.(*entry)
+	e := l.hot[hotSlot(key)].Load()
+	if e == nil || e.key != key {
+		e = l.entries.Load(key)
+	}
+	if e != nil {
 		if st := e.striped.Load(); st != nil {
 			// A hot key: take from this goroutine's stripe. What it left,
 			// times the stripes, stands for what the key has left.
@@ -189,6 +199,30 @@ func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Deci
 	}
 	return l.slow(ctx, key, nil, n)
 }
+
+// hotSlots is the number of entries Limiter.hot caches.
+const hotSlots = 8
+
+// hotSlot returns the slot of Limiter.hot for key, which is not empty:
+// from its length and last byte, which a comparison of the cached key
+// reads anyway. The hit path of a cached key compares one string instead
+// of hashing it and probing the table. A key is cached while its tokens
+// are striped (a lease of stripeMin or more: a key that hot), by each of
+// its refills, and uncached when it is evicted; keys that share a slot
+// take turns, and a cached entry that was evicted meanwhile is caught by
+// its dead counter, as one from the table would be. Clients choose their
+// keys, but all a crafted one can do is miss the cache.
+func hotSlot(key string) int { return (len(key) ^ int(key[len(key)-1])) & (hotSlots - 1) }
+
+// cacheHot caches e in Limiter.hot if its tokens are striped.
+func (l *Limiter) cacheHot(e *entry) {
+	if e.striped.Load() != nil {
+		l.hot[hotSlot(e.key)].Store(e)
+	}
+}
+
+// uncacheHot takes e, evicted, out of Limiter.hot.
+func (l *Limiter) uncacheHot(e *entry) { l.hot[hotSlot(e.key)].CompareAndSwap(e, nil) }
 
 // hit follows a request for n tokens served on the hit path, which left
 // about left tokens: small enough to inline, it counts nothing for n == 1
@@ -256,11 +290,16 @@ func (l *Limiter) callerContext(ctx context.Context) (context.Context, context.C
 // or nil when the cap is reached.
 func (l *Limiter) entry(key string) *entry {
 	for {
-		if v, ok := l.entries.Load(key); ok {
-			if e := v.(*entry); e.tokens.Load() >= 0 {
+		if e := l.entries.Load(key); e != nil {
+			if e.tokens.Load() >= 0 {
 				return e
 			}
-			continue // being evicted: wait for the janitor to delete it
+			// Being evicted: the janitor deletes it from the table
+			// before it lets go of its mutex; wait for that instead of
+			// spinning.
+			e.mu.Lock()
+			e.mu.Unlock()
+			continue
 		}
 		// Take a place under the cap before storing, so that concurrent
 		// creators can never overshoot it.
@@ -270,9 +309,9 @@ func (l *Limiter) entry(key string) *entry {
 			return nil
 		}
 		e := newEntry(key, l.now())
-		if v, loaded := l.entries.LoadOrStore(key, e); loaded {
+		if old, loaded := l.entries.LoadOrStore(key, e); loaded {
 			l.count.Add(-1)
-			if old := v.(*entry); old.tokens.Load() >= 0 {
+			if old.tokens.Load() >= 0 {
 				return old
 			}
 			continue

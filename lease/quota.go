@@ -89,8 +89,7 @@ func (l *Limiter) Reset(ctx context.Context, key string) error {
 		// fallback owes stay as they were.
 		return l.callError(ctx, "lease reset", key, err)
 	}
-	if v, ok := l.entries.Load(key); ok {
-		e := v.(*entry)
+	if e := l.entries.Load(key); e != nil {
 		x := e.more()
 		e.mu.Lock()
 		x.resets++ // a refill in flight took from the old bucket: refill drops its grant
@@ -139,8 +138,7 @@ func (l *Limiter) SettleN(ctx context.Context, key string, reserved, actual int)
 		return err
 	}
 	extra := int64(min(actual-reserved, 2*l.lim.Burst))
-	if v, ok := l.entries.Load(key); ok {
-		e := v.(*entry)
+	if e := l.entries.Load(key); e != nil {
 		e.mu.Lock()
 		e.gather()
 		_, ok := e.take(extra)
@@ -163,11 +161,10 @@ func (l *Limiter) SettleN(ctx context.Context, key string, reserved, actual int)
 
 // heldFor returns the leased tokens this instance holds for key.
 func (l *Limiter) heldFor(key string) int64 {
-	v, ok := l.entries.Load(key)
-	if !ok {
+	e := l.entries.Load(key)
+	if e == nil {
 		return 0
 	}
-	e := v.(*entry)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return max(e.held(), 0)
@@ -219,8 +216,7 @@ func (l *Limiter) RefundN(ctx context.Context, key string, n int) error {
 		return ratelimit.ErrClosed
 	}
 	want := int64(n)
-	if v, ok := l.entries.Load(key); ok {
-		e := v.(*entry)
+	if e := l.entries.Load(key); e != nil {
 		e.mu.Lock()
 		if fb := e.fallbackBucket(); fb != nil {
 			want -= fb.Refund(want, float64(l.lim.Burst))

@@ -48,8 +48,7 @@ func TestResetDropsRefillInFlight(t *testing.T) {
 	if d, _ := l.Allow(ctx, "k"); !d.Allowed {
 		t.Fatal("the first request was denied")
 	}
-	v, _ := l.entries.Load("k")
-	e := v.(*entry)
+	e := l.entries.Load("k")
 	b.armed = true
 	done := make(chan error)
 	go func() { done <- l.refill(ctx, e, 20, time.Second, true, true) }()
@@ -81,8 +80,7 @@ func TestFailedResetKeepsWhatIsOwed(t *testing.T) {
 	ctx := context.Background()
 	_, _ = l.Allow(ctx, "k")
 	waitRefills(t, l)
-	v, _ := l.entries.Load("k")
-	e := v.(*entry)
+	e := l.entries.Load("k")
 	e.mu.Lock()
 	e.expire(1 << 62) // no leased tokens left: the policy decides
 	e.mu.Unlock()

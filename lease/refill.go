@@ -184,6 +184,8 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	} else if !e.add(granted, end) {
 		l.returnTokens(e.key, granted) // evicted meanwhile
 		return nil
+	} else {
+		l.cacheHot(e)
 	}
 	e.learnShare(granted, end, l.lim.PerSecondRate())
 	l.stats.leased.Add(granted)

@@ -52,7 +52,14 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		}
 		if st := e.striped.Load(); st != nil && st.sum() > 0 {
 			e.mu.Lock()
-			e.gather()
+			e.rebalance()
+			e.mu.Unlock()
+			if left, ok := st.take(int64(n)); ok {
+				l.stats.tookSlow(src, n)
+				return l.allowed(e, left*int64(len(st.cells)), src), nil
+			}
+			e.mu.Lock()
+			e.gather() // for more than one stripe holds
 			e.mu.Unlock()
 			if left, ok := e.take(int64(n)); ok {
 				l.stats.tookSlow(src, n)

@@ -102,8 +102,8 @@ type Stats struct {
 // callback, not per request.
 func (l *Limiter) Stats() Stats {
 	var held int64
-	l.entries.Range(func(_, v any) bool {
-		held += v.(*entry).holding()
+	l.entries.Range(func(e *entry) bool {
+		held += e.holding()
 		return true
 	})
 	s := Stats{
