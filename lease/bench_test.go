@@ -2,9 +2,11 @@ package lease_test
 
 import (
 	"context"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/time/rate"
 
@@ -119,4 +121,35 @@ func (endlessBucket) TakeUpTo(_ context.Context, _ string, lim ratelimit.Limit, 
 
 func (endlessBucket) Return(_ context.Context, _ string, lim ratelimit.Limit, n int) error {
 	return nil
+}
+
+// BenchmarkMemoryPerKey reports, as B/key, the live heap one tracked key
+// costs (as TestMemoryBytesPerKey measures it): b.N distinct keys of 13
+// bytes, made before the baseline, each admitted once by a limiter that
+// tracks them all. ns/op is the cost of a new key (with an in-memory
+// bucket: no Redis).
+func BenchmarkMemoryPerKey(b *testing.B) {
+	names := make([]string, b.N)
+	for i := range names {
+		names[i] = keyName(1_000_000 + i)
+	}
+	base := liveHeap()
+	l, err := lease.New(nil, ratelimit.PerSecond(100), lease.WithBucket(&oneTokenBucket{}), lease.WithMaxKeys(max(b.N, 1)),
+		lease.WithLeaseTTL(time.Hour), lease.WithIdleTimeout(time.Hour), lease.WithLogger(quietLogger))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = l.Close(context.Background()) }()
+	ctx := context.Background()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if d, err := l.Allow(ctx, names[i]); err != nil || !d.Allowed {
+			b.Fatalf("key %s: %+v, %v", names[i], d, err)
+		}
+	}
+	b.StopTimer()
+	live := liveHeap()
+	b.ReportMetric(float64(int64(live)-int64(base))/float64(b.N), "B/key")
+	runtime.KeepAlive(l)
+	runtime.KeepAlive(names)
 }

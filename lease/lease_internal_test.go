@@ -913,3 +913,98 @@ func TestStripesConserveTokens(t *testing.T) {
 		t.Fatalf("a dead entry served a token or holds %d", e.held())
 	}
 }
+
+// TestExpiryKeepsStripesSpread: a janitor pass that takes back part of a
+// hot key's tokens leaves the rest spread over its stripes, not gathered
+// in its own counter, where every core would take from one cache line.
+func TestExpiryKeepsStripesSpread(t *testing.T) {
+	e := newEntry("k", 0)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.add(8000, 0)   // old grant: striped
+	e.add(8000, 100) // fresh grant
+	st := e.striped.Load()
+	if st == nil {
+		t.Fatal("a grant of 8,000 tokens did not stripe the key")
+	}
+	if took := e.expire(50); took != 8000 {
+		t.Fatalf("expire took %d tokens, want the old grant's 8,000", took)
+	}
+	if home := e.tokens.Load(); home >= int64(len(st.cells)) {
+		t.Errorf("after expiry the key's own counter holds %d tokens, want under %d: the rest belongs in the stripes", home, len(st.cells))
+	}
+	for i := range st.cells {
+		if n := st.cells[i].n.Load(); n < 8000/int64(len(st.cells)) {
+			t.Errorf("stripe %d holds %d tokens after expiry, want %d", i, n, 8000/len(st.cells))
+		}
+	}
+	if h := e.held(); h != 8000 {
+		t.Errorf("held %d after expiry, want 8,000", h)
+	}
+}
+
+// TestHotKeyCacheFollowsEviction: a key hot enough to be striped is cached
+// in Limiter.hot; once it is evicted its slot is empty, and the next
+// request for it makes a new entry, served like any other.
+func TestHotKeyCacheFollowsEviction(t *testing.T) {
+	b := &fakeBucket{tokens: 1 << 30}
+	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(1<<30), WithClock(ratelimit.SystemClock{}), WithIdleTimeout(time.Hour))
+	ctx := context.Background()
+	for i := 0; i < 10_000; i++ {
+		if d, err := l.Allow(ctx, "hot"); err != nil || !d.Allowed {
+			t.Fatalf("request %d: %+v, %v", i, d, err)
+		}
+	}
+	waitRefills(t, l)
+	e := l.entries.Load("hot")
+	if e == nil || e.striped.Load() == nil {
+		t.Fatal("10,000 requests did not make the key hot (striped)")
+	}
+	if got := l.hot[hotSlot("hot")].Load(); got != e {
+		t.Fatalf("hot slot holds %p, want the key's entry %p", got, e)
+	}
+	e.mu.Lock()
+	e.kill()
+	l.entries.CompareAndDelete(e.key, e)
+	l.uncacheHot(e)
+	e.mu.Unlock()
+	l.count.Add(-1)
+	if got := l.hot[hotSlot("hot")].Load(); got != nil {
+		t.Fatalf("hot slot holds %p after eviction, want nil", got)
+	}
+	if d, err := l.Allow(ctx, "hot"); err != nil || !d.Allowed {
+		t.Fatalf("after eviction: %+v, %v", d, err)
+	}
+	if e2 := l.entries.Load("hot"); e2 == nil || e2 == e {
+		t.Fatalf("after eviction the key's entry is %p (old %p), want a new one", e2, e)
+	}
+}
+
+// TestHotSlotCollisions: two hot keys sharing a slot are both served from
+// their own entries, whichever the slot holds.
+func TestHotSlotCollisions(t *testing.T) {
+	a, c := "k1", "k9" // '1' and '9' differ in bit 3 only: the same slot among 8
+	if hotSlot(a) != hotSlot(c) {
+		t.Fatalf("hotSlot(%q) = %d, hotSlot(%q) = %d: want a collision", a, hotSlot(a), c, hotSlot(c))
+	}
+	b := &fakeBucket{tokens: 1 << 30}
+	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(1<<30), WithClock(ratelimit.SystemClock{}))
+	ctx := context.Background()
+	for i := 0; i < 20_000; i++ {
+		k := a
+		if i%2 == 1 {
+			k = c
+		}
+		if d, err := l.Allow(ctx, k); err != nil || !d.Allowed {
+			t.Fatalf("request %d for %s: %+v, %v", i, k, d, err)
+		}
+	}
+	waitRefills(t, l)
+	s := l.Stats()
+	if s.Keys != 2 || s.AllowedLocal+s.AllowedRedis != 20_000 {
+		t.Fatalf("stats %+v: want 2 keys and 20,000 admissions", s)
+	}
+	if got := l.hot[hotSlot(a)].Load(); got != l.entries.Load(a) && got != l.entries.Load(c) {
+		t.Fatalf("the shared hot slot holds %p, neither key's entry", got)
+	}
+}
