@@ -106,8 +106,8 @@
 //
 // At most WithMaxKeys keys are tracked; beyond the cap a key is checked
 // with one Redis call, and idle keys are evicted by the janitor. A tracked
-// key costs about 300 bytes of heap (measured by TestMemoryBytesPerKey:
-// 160 of them the entry, 16 its grant record, the rest the table's), plus
-// the key string; a key that Redis limited or could not serve, or that was
+// key costs about 190 bytes of heap (measured by TestMemoryBytesPerKey:
+// 160 of them the entry, 16 its grant record until the janitor drops it
+// once spent, 11 to 16 its slot in the key table), plus the key string; a key that Redis limited or could not serve, or that was
 // reset or refunded, adds 96 bytes, and a hot key's stripes up to 1 KiB.
 package lease
