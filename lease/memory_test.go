@@ -3,7 +3,6 @@ package lease_test
 import (
 	"context"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -42,20 +41,6 @@ func liveHeap() uint64 {
 	return m.HeapAlloc
 }
 
-// raceEnabled reports whether the test binary was built with -race.
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
-}
-
 // keyName returns the i-th distinct client key.
 func keyName(i int) string { return "client-" + strconv.Itoa(i) }
 
@@ -85,7 +70,7 @@ const maxEntryBytes = 1 << 10
 func TestMemoryBoundedUnderKeyChurn(t *testing.T) {
 	const maxKeys = 10_000
 	keys, idle := 1_000_000, time.Second
-	if raceEnabled() || testing.Short() {
+	if raceEnabled || testing.Short() {
 		keys, idle = 40_000, time.Hour
 	}
 	b := &oneTokenBucket{}
@@ -163,7 +148,7 @@ const maxBytesPerKey = 200
 // maxBytesPerKey.
 func TestMemoryBytesPerKey(t *testing.T) {
 	keys := 100_000
-	if raceEnabled() || testing.Short() {
+	if raceEnabled || testing.Short() {
 		keys = 20_000
 	}
 	b := &oneTokenBucket{}

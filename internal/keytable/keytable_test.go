@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -36,20 +35,6 @@ func keyNames(prefix string, n int) []string {
 		keys[i] = prefix + strconv.Itoa(i)
 	}
 	return keys
-}
-
-// raceEnabled reports whether the test binary was built with -race.
-func raceEnabled() bool {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return false
-	}
-	for _, s := range bi.Settings {
-		if s.Key == "-race" {
-			return s.Value == "true"
-		}
-	}
-	return false
 }
 
 // checkInvariants checks, with no writer running, every shard's
@@ -382,7 +367,7 @@ const maxProbe = 1000
 // colliding keys would pass them by orders of magnitude.
 func TestProbesOfSimilarKeys(t *testing.T) {
 	n, every := 100_000, 2_500
-	if raceEnabled() {
+	if raceEnabled {
 		every = 10_000 // instrumented atomics make each check slow
 	}
 	for _, tc := range []struct {
@@ -428,7 +413,7 @@ func TestProbesOfSimilarKeys(t *testing.T) {
 func TestChurnStaysBounded(t *testing.T) {
 	const window = 4096
 	steps := 100 * window
-	if raceEnabled() {
+	if raceEnabled {
 		steps = 30 * window
 	}
 	tab := New(itemKey)
@@ -558,7 +543,7 @@ func TestOneWinnerPerKey(t *testing.T) {
 func TestConcurrentOps(t *testing.T) {
 	const goroutines, nkeys = 8, 3000
 	ops := 30_000
-	if raceEnabled() {
+	if raceEnabled {
 		ops = 10_000
 	}
 	tab := New(itemKey)
@@ -648,7 +633,7 @@ func TestReadersDuringRebuilds(t *testing.T) {
 	const permanent, writers, readers = 512, 2, 2
 	churn := 20_000
 	rounds := 6
-	if raceEnabled() {
+	if raceEnabled {
 		rounds = 2
 	}
 	tab := New(itemKey)
