@@ -42,12 +42,12 @@
 // trips, whichever is longer.
 //
 //   - A long lease covers up to twenty spans (1 s, at most half the lease
-//     TTL), at most remote²/(2 × burst), where remote is what the Redis
-//     bucket had left at the last grant: half of it when the bucket is
-//     full, an eighth when it is half full. Tokens taken from a bucket that
-//     full deny no one, and a key under its limit asks Redis about once a
-//     second; as demand nears the limit the bucket drains and long leases
-//     shrink away.
+//     TTL) of demand, and the script grants it only from a bucket at least
+//     a quarter full, at most half of what the bucket holds then (it
+//     decides from the level it finds, not from what the instance saw at
+//     its last call). Tokens taken from a bucket that full deny no one, and
+//     a key under its limit asks Redis about once a second; as demand nears
+//     the limit the bucket drains and long leases shrink away.
 //   - A short lease covers one span; while the bucket is under half full
 //     it is capped by the accuracy budget (a fraction of the burst, 5% by
 //     default), shrinking in proportion to what the bucket holds, down to

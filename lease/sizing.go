@@ -63,12 +63,11 @@ func (s sizer) demand(rate float64, rtt time.Duration) int64 {
 // and one token for a quiet key (see minBatch).
 //
 // n adds a long lease: the demand over fullSpan. The script grants beyond
-// short only while the bucket holds at least half its burst, at most
-// level²/(2·burst) of what it finds (half of it when full, an eighth at
-// half full): tokens taken from a bucket that far from empty deny no one,
-// and a key under its limit then asks Redis about once a second, not
-// twenty times; as demand nears the limit the bucket drains and leases
-// shrink to short. A key whose accuracy budget is under two tokens never
+// short only from a bucket at least a quarter full, and at most half of
+// what it finds there (algorithms.Charge.Short): tokens taken from a
+// bucket that far from empty deny no one, and a key under its limit then
+// asks Redis about once a second, not twenty times; as demand nears the
+// limit the bucket drains and leases shrink to short. A key whose accuracy budget is under two tokens never
 // leases long: it gets the per-request limiter's decisions.
 //
 // rate is the key's local demand (see Limiter.refill).
