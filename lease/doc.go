@@ -16,8 +16,10 @@
 //     batch). A refill starts in the background, so a steady caller never
 //     finds the batch empty. A single-token lease has a watermark of 0 and
 //     never prefetches: the token would sit at this instance.
-//   - empty: the slow path, whose steps are named in the code: gather a hot
-//     key's stripes and release tokens granted ahead that fell due; a
+//   - empty: the slow path, whose steps are named in the code: spread a
+//     hot key's tokens over its stripes again (gathered only for a request
+//     larger than one stripe holds) and release tokens granted ahead that
+//     fell due; a
 //     remembered denial; a degraded key decided by the failure policy at
 //     once; an inline refill for a quiet key, on the caller's goroutine;
 //     otherwise the caller joins the key's background refill (one per key

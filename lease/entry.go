@@ -28,8 +28,9 @@ type grant struct {
 //     fields the hit path writes (a compare-and-swap that never goes below
 //     zero); it reads striped, low and remote and CASes refilling, and
 //     nothing else of the entry. Only refills (add), refunds (add), the janitor
-//     (expire), eviction (kill) and the slow path's gathering of the cells
-//     (gather) raise or lower them otherwise, each with mu held, so that
+//     (expire), eviction (kill) and the slow path's moves between the cells
+//     and tokens (rebalance, gather) raise or lower them otherwise, each
+//     with mu held, so that
 //     their sum plus what the grants say was spent always equals granted -
 //     removed.
 //   - refilling is raised by whoever starts a refill (the hit path at the

@@ -45,7 +45,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 				return l.uncached(ctx, key, n)
 			}
 		}
-		// 1. Local take, the stripes of a hot key gathered first.
+		// 1. Local take; a hot key's stripes spread again, or gathered.
 		if left, ok := e.take(int64(n)); ok {
 			l.stats.tookSlow(src, n)
 			return l.allowed(e, left, src), nil

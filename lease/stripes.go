@@ -24,10 +24,13 @@ type cell struct {
 
 // stripes split a hot key's leased tokens over padded cells, so that callers
 // on different cores take from different cache lines. A caller takes from
-// the cell that internal/stripe picks for its goroutine; the slow path
-// gathers every cell back into the entry's own counter before it concludes
-// that the key has no tokens. Cells only shrink outside the entry's mutex:
-// refills, refunds, expiry, eviction and gathering change them with it held.
+// the cell that internal/stripe picks for its goroutine; when it runs dry,
+// the slow path spreads the key's tokens over the cells again
+// (entry.rebalance), and gathers them into the entry's own counter only
+// for a request larger than one cell holds, before it concludes that the
+// key has no tokens. Cells only shrink outside the entry's mutex: refills,
+// refunds, expiry, eviction, rebalancing and gathering change them with it
+// held.
 type stripes struct {
 	cells []cell
 	shift uint
