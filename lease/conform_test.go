@@ -68,9 +68,8 @@ func checkLease(t *testing.T, o limitertest.Outcome) {
 	case limitertest.KillRestart:
 		// A key serves at most what it held when Redis died, and one refill
 		// in flight: a lease is at most the accuracy budget of the burst,
-		// or, from a bucket at least half full, a quarter of what it held
-		// (docs/accuracy.md).
-		maxLease := max(int(lease.DefaultAccuracyBudget*float64(o.Limit.Burst)), o.Limit.Burst/4)
+		// or, a long one, half of what the bucket held (docs/accuracy.md).
+		maxLease := max(int(lease.DefaultAccuracyBudget*float64(o.Limit.Burst)), o.Limit.Burst/2)
 		leased := map[string]int{}
 		for _, c := range o.Outage {
 			if c.D.Source == ratelimit.SourceLocal && c.Err == nil && c.D.Allowed {
