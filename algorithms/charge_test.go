@@ -188,16 +188,27 @@ func TestLongLease(t *testing.T) {
 		want     int // granted
 		left     int // remaining after
 	}{
-		{400, 10, 400, 600}, // less than half of it
-		{900, 10, 300, 300}, // half of it
-		{900, 10, 150, 150}, // a quarter full: half of it
-		{900, 10, 10, 140},  // under a quarter: the short part only
+		{400, 10, 400, 600}, // full: less than half of it
+		{900, 10, 300, 300}, // over half full: half of it
+		{900, 10, 150, 150}, // 30% full: half of it
+		{900, 10, 10, 140},  // under a quarter full: the short part only
 		{100, 0, 100, 40},   // no long lease: up to n
 		{900, 100, 40, 0},   // short, but the bucket has less
 	} {
 		g, err := ChargeTakeUpTo(ctx, rdb, rkey, lim, c.n, Charge{Short: int64(c.short)})
 		if err != nil || g.Granted != c.want || g.Remaining != c.left {
 			t.Fatalf("take up to %d (short %d): %+v, %v; want %d granted, %d left", c.n, c.short, g, err, c.want, c.left)
+		}
+	}
+	// At the boundary: exactly a quarter full leases long, one token less
+	// does not.
+	for _, c := range []struct{ left, want int }{{250, 125}, {249, 10}} {
+		k, _ := ks.ClientKey(fmt.Sprintf("edge%d", c.left), TokenBucket.Name())
+		if g, err := TakeUpTo(ctx, rdb, k, lim, lim.Burst-c.left); err != nil || g.Remaining != c.left {
+			t.Fatalf("leaving %d: %+v, %v", c.left, g, err)
+		}
+		if g, err := ChargeTakeUpTo(ctx, rdb, k, lim, 900, Charge{Short: 10}); err != nil || g.Granted != c.want {
+			t.Fatalf("long lease from %d left: %+v, %v; want %d", c.left, g, err, c.want)
 		}
 	}
 }

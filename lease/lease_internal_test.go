@@ -1008,3 +1008,38 @@ func TestHotSlotCollisions(t *testing.T) {
 		t.Fatalf("the shared hot slot holds %p, neither key's entry", got)
 	}
 }
+
+// TestDegradedQuietKeyRecovers: a quiet key whose bucket is under half
+// full, degraded by one Redis failure, goes back to Redis once it answers:
+// its probe must not be skipped as a prefetch a quiet key does not need.
+func TestDegradedQuietKeyRecovers(t *testing.T) {
+	b := &fakeBucket{tokens: 3, retry: time.Second}
+	l, clk := newTestLimiter(t, b, ratelimit.PerSecond(10).WithBurst(10), WithFailurePolicy(ratelimit.FailOpen))
+	ctx := context.Background()
+	if d, err := l.Allow(ctx, "q"); err != nil || !d.Allowed || d.Source != ratelimit.SourceRedis {
+		t.Fatalf("first request: %+v, %v; want admitted by Redis", d, err)
+	}
+	b.mu.Lock()
+	b.err = errors.New("down")
+	b.mu.Unlock()
+	if d, err := l.Allow(ctx, "q"); err != nil || d.Source != ratelimit.SourceFallback {
+		t.Fatalf("while Redis is down: %+v, %v; want the failure policy", d, err)
+	}
+	b.mu.Lock()
+	b.err = nil
+	b.mu.Unlock()
+	var last ratelimit.Decision
+	for i := 0; i < 20; i++ {
+		clk.Advance(200 * time.Millisecond)
+		d, err := l.Allow(ctx, "q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = d
+		waitRefills(t, l)
+	}
+	_, _, takes := b.state()
+	if last.Source == ratelimit.SourceFallback || len(takes) < 3 {
+		t.Fatalf("20 requests after Redis came back: last %+v, %d takes in all; want Redis deciding again", last, len(takes))
+	}
+}

@@ -94,10 +94,13 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 
 	rtt := time.Duration(l.rtt.Load())
 	remote := e.remote.Load()
-	if need == 0 && remote >= 0 && 2*remote < l.sz.burst && l.sz.quiet(rate, rtt) {
+	if need == 0 && remote >= 0 && 2*remote < l.sz.burst && l.sz.quiet(rate, rtt) &&
+		!e.degraded() && !e.owes() {
 		// A quiet key whose bucket is under half full leases one token
 		// when a caller needs it, never ahead (see minBatch): a prefetch
-		// would lease that token only to wait here.
+		// would lease that token only to wait here. But a degraded key's
+		// probe, or a refill that carries what the fallback owes, must
+		// reach Redis: it is how the key learns that Redis answers again.
 		e.low.Store(0)
 		return nil
 	}
