@@ -26,13 +26,17 @@ type grant struct {
 // The protocol between its fields:
 //   - tokens, and the cells of striped once a key is hot, are the only
 //     fields the hit path writes (a compare-and-swap that never goes below
-//     zero); it reads striped, low and remote and CASes refilling, and
-//     nothing else of the entry. Only refills (add), refunds (add), the janitor
-//     (expire), eviction (kill) and the slow path's moves between the cells
-//     and tokens (rebalance, gather) raise or lower them otherwise, each
-//     with mu held, so that
-//     their sum plus what the grants say was spent always equals granted -
-//     removed.
+//     zero); it reads key, striped, low and remote. Only at its low
+//     watermark does it read more: refilling (which it CASes), every cell
+//     (held), and, when only its own cell is low, it TryLocks mu to
+//     rebalance. Only refills (add), refunds (add), the janitor (expire),
+//     eviction (kill) and the moves between the cells and tokens
+//     (rebalance, gather) raise or lower them otherwise, each with mu
+//     held, so that their sum plus what the grants say was spent equals
+//     granted - removed whenever mu is free (a rebalance moves tokens
+//     through zero: a reader without mu may see fewer for a moment, never
+//     more, and the slow path takes mu before it concludes there are
+//     none).
 //   - refilling is raised by whoever starts a refill (the hit path at the
 //     low watermark, the slow path) and lowered only by that refill when it
 //     ends.

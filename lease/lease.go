@@ -216,8 +216,9 @@ func hotSlot(key string) int { return (len(key) ^ int(key[len(key)-1])) & (hotSl
 
 // cacheHot caches e in Limiter.hot if its tokens are striped.
 func (l *Limiter) cacheHot(e *entry) {
-	if e.striped.Load() != nil {
-		l.hot[hotSlot(e.key)].Store(e)
+	// Stored only when it changes: every request reads the slots' line.
+	if s := &l.hot[hotSlot(e.key)]; e.striped.Load() != nil && s.Load() != e {
+		s.Store(e)
 	}
 }
 
@@ -245,8 +246,20 @@ func (l *Limiter) hitLow(e *entry, n int, left int64) {
 	if n > 1 {
 		l.stats.hitExtra.Add(int64(n - 1))
 	}
-	if low := int64(e.low.Load()); left <= low && low > 0 && !e.refilling.Load() &&
-		e.held() <= low && e.refilling.CompareAndSwap(false, true) {
+	low := int64(e.low.Load())
+	if left > low || low <= 0 || e.refilling.Load() {
+		return
+	}
+	if e.held() > low {
+		// Only this caller's stripe is low: spread the key's tokens again,
+		// so that its next hits do not count every stripe each time.
+		if e.mu.TryLock() {
+			e.rebalance()
+			e.mu.Unlock()
+		}
+		return
+	}
+	if e.refilling.CompareAndSwap(false, true) {
 		l.startRefill(e)
 	}
 }

@@ -50,7 +50,9 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			l.stats.tookSlow(src, n)
 			return l.allowed(e, left, src), nil
 		}
-		if st := e.striped.Load(); st != nil && st.sum() > 0 {
+		if st := e.striped.Load(); st != nil {
+			// Under mu: a rebalance by the janitor or another caller
+			// holds it while it moves the tokens, when they seem gone.
 			e.mu.Lock()
 			e.rebalance()
 			e.mu.Unlock()

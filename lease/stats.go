@@ -25,7 +25,13 @@ type counters struct {
 	// Tokens taken from the counters off the hit path (its admissions
 	// and SettleN's extra cost), and n-1 for each hit-path admission of
 	// n > 1 tokens: what hitAdmissions subtracts from all tokens taken.
-	slowTaken, hitExtra atomic.Int64
+	slowTaken atomic.Int64
+	// hitExtra is written by hit-path admissions of n > 1 tokens, from
+	// every core: on a cache line of its own, away from the counters
+	// above.
+	_        [64]byte
+	hitExtra atomic.Int64
+	_        [56]byte
 }
 
 // tookSlow counts an admission of n tokens taken from a counter off the
