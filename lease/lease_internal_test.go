@@ -944,13 +944,14 @@ func TestExpiryKeepsStripesSpread(t *testing.T) {
 }
 
 // TestHotKeyCacheFollowsEviction: a key hot enough to be striped is cached
-// in Limiter.hot; once it is evicted its slot is empty, and the next
-// request for it makes a new entry, served like any other.
+// in Limiter.hot; once the janitor evicts it its slot is empty, and the
+// next request for it makes a new entry, served like any other.
 func TestHotKeyCacheFollowsEviction(t *testing.T) {
 	b := &fakeBucket{tokens: 1 << 30}
-	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(1<<30), WithClock(ratelimit.SystemClock{}), WithIdleTimeout(time.Hour))
+	l, clk := newTestLimiter(t, b, ratelimit.PerSecond(1<<30))
 	ctx := context.Background()
 	for i := 0; i < 10_000; i++ {
+		clk.Advance(10 * time.Microsecond) // 100,000 requests/s: a demand estimate to size by
 		if d, err := l.Allow(ctx, "hot"); err != nil || !d.Allowed {
 			t.Fatalf("request %d: %+v, %v", i, d, err)
 		}
@@ -963,12 +964,12 @@ func TestHotKeyCacheFollowsEviction(t *testing.T) {
 	if got := l.hot[hotSlot("hot")].Load(); got != e {
 		t.Fatalf("hot slot holds %p, want the key's entry %p", got, e)
 	}
-	e.mu.Lock()
-	e.kill()
-	l.entries.CompareAndDelete(e.key, e)
-	l.uncacheHot(e)
-	e.mu.Unlock()
-	l.count.Add(-1)
+	l.sweep() // records the key's activity
+	clk.Advance(2 * time.Hour)
+	l.sweep() // idle for longer than the idle timeout (the lease TTL, 1 h): evicted
+	if s := l.Stats(); s.Evicted != 1 {
+		t.Fatalf("stats %+v: want the key evicted", s)
+	}
 	if got := l.hot[hotSlot("hot")].Load(); got != nil {
 		t.Fatalf("hot slot holds %p after eviction, want nil", got)
 	}
