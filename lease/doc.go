@@ -55,11 +55,12 @@
 //     default), shrinking in proportion to what the bucket holds, down to
 //     one. A key leases the larger of the two.
 //   - But a quiet key (under 16 tokens of demand per span: 320 requests/s
-//     at an instance) whose bucket is under half full leases one token at
-//     a time, never ahead, remembers a denial only until Redis's next token
-//     is due, and refunds to Redis, so that it gets the per-request
-//     limiter's decisions; and a key whose accuracy budget is under two
-//     tokens always leases one.
+//     at an instance) whose bucket was under half full at its last grant
+//     needs one token at a time: it never leases ahead, remembers a denial
+//     only until Redis's next token is due, and refunds to Redis, so that
+//     it gets the per-request limiter's decisions; only if the script finds
+//     the bucket at least a quarter full again does it grant a long lease.
+//     A key whose accuracy budget is under two tokens always leases one.
 //   - A busy key whose bucket is empty leases a share of the refill rate
 //     instead (unless [WithGrantAhead] is false): tokens not yet earned,
 //     served on their schedule, never early.
