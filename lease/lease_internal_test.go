@@ -1044,3 +1044,34 @@ func TestDegradedQuietKeyRecovers(t *testing.T) {
 		t.Fatalf("20 requests after Redis came back: last %+v, %d takes in all; want Redis deciding again", last, len(takes))
 	}
 }
+
+// TestSharedRefillOutPastMaxWaitIsSlow: a busy key (low watermark above
+// zero, so no inline refill) whose shared refill is still out at the
+// maximum wait is decided by the failure policy and marked degraded, not
+// denied as if Redis had answered.
+func TestSharedRefillOutPastMaxWaitIsSlow(t *testing.T) {
+	b := &fakeBucket{tokens: 1000}
+	l, _ := newTestLimiter(t, b, ratelimit.PerSecond(1000).WithBurst(1000), WithRefillTimeout(time.Minute),
+		WithMaxWait(20*time.Millisecond), WithFailurePolicy(ratelimit.FailClosed))
+	ctx := context.Background()
+	if d, err := l.Allow(ctx, "k"); err != nil || !d.Allowed {
+		t.Fatalf("first request: %+v, %v", d, err)
+	}
+	waitRefills(t, l)
+	e := l.entries.Load("k")
+	e.mu.Lock()
+	e.expire(1 << 62) // no leased tokens left
+	e.mu.Unlock()
+	e.low.Store(5) // a busy key's watermark: its callers share the refill
+	b.mu.Lock()
+	b.block = make(chan struct{})
+	b.mu.Unlock()
+	defer close(b.block)
+	d, err := l.Allow(ctx, "k")
+	if !errors.Is(err, ErrRefillWait) || d.Source != ratelimit.SourceFallback {
+		t.Fatalf("with the refill out past the max wait: %+v, %v; want the failure policy's decision and ErrRefillWait", d, err)
+	}
+	if !e.degraded() {
+		t.Fatal("the key is not marked degraded")
+	}
+}

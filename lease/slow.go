@@ -38,6 +38,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 	}()
 	src := ratelimit.SourceLocal // until this call asks Redis itself
 	inlined := false             // at most one inline refill per call
+	answered := false            // a shared refill this call waited for answered
 	for {
 		if e == nil || e.tokens.Load() < 0 {
 			e = l.entry(key)
@@ -126,11 +127,13 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			}
 		}
 		if err == ErrRefillWait {
-			if e.refilling.Load() {
-				e.more().degraded.Store(true) // slow: the refill is still out
+			if !answered || e.refilling.Load() {
+				// Slow: no refill this call waited for has answered, or
+				// a background one is still out.
+				e.more().degraded.Store(true)
 				return l.fail(e, key, n, err)
 			}
-			// The refill answered, but other callers spent its tokens
+			// Refills answered, but other callers spent their tokens
 			// first: Redis is fine, this request is over the limit.
 			e.countUnleased()
 			l.stats.denied[ratelimit.SourceRedis].Add(1)
@@ -139,7 +142,7 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		if err != nil {
 			return l.refillFailed(ctx, e, key, n, err)
 		}
-		src = ratelimit.SourceRedis
+		src, answered = ratelimit.SourceRedis, true
 	}
 }
 
