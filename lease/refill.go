@@ -64,6 +64,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	if need == 0 && (start < e.deniedUntil() || start < e.refillAfter()) {
 		return nil // a prefetch while Redis said there is nothing more yet
 	}
+	rtt := time.Duration(l.rtt.Load())
 	e.mu.Lock()
 	resets := e.resets()
 	demand := e.demand()
@@ -82,7 +83,7 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	if demand >= minBatch {
 		rate = max(rate, unbiased(e.rate, time.Duration(start-e.born)))
 	}
-	if gap >= l.sz.span(time.Duration(l.rtt.Load())) {
+	if gap >= l.sz.span(rtt) {
 		rate = max(rate, float64(demand-e.lastDemand)/gap.Seconds())
 	}
 	e.lastDemand, e.lastRefill = demand, start
@@ -92,7 +93,6 @@ func (l *Limiter) refill(ctx context.Context, e *entry, need int64, timeout time
 	}
 	e.mu.Unlock()
 
-	rtt := time.Duration(l.rtt.Load())
 	remote := e.remote.Load()
 	if need == 0 && remote >= 0 && 2*remote < l.sz.burst && l.sz.quiet(rate, rtt) &&
 		!e.degraded() && !e.owes() {
