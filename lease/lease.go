@@ -167,37 +167,39 @@ func (l *Limiter) Allow(ctx context.Context, key string) (ratelimit.Decision, er
 // for a refill from Redis, bounded by ctx and the maximum wait, or answers
 // from a denial it remembers. See [ratelimit.Limiter.AllowN] for the
 // errors.
-func (l *Limiter) AllowN(ctx context.Context, key string, n int) (ratelimit.Decision, error) {
+func (l *Limiter) AllowN(ctx context.Context, key string, n int) (d ratelimit.Decision, err error) {
 	if n <= 0 || n > l.lim.Burst {
-		return ratelimit.Decision{}, l.lim.ValidateN(n)
+		return d, l.lim.ValidateN(n)
 	}
 	if len(key) == 0 || len(key) > ratelimit.MaxKeyLen {
-		return ratelimit.Decision{}, ratelimit.ValidateKey(key)
+		return d, ratelimit.ValidateKey(key)
 	}
 	if l.closed.Load() {
-		return ratelimit.Decision{}, ratelimit.ErrClosed
+		return d, ratelimit.ErrClosed
 	}
 	e := l.hot[hotSlot(key)].Load()
 	if e == nil || e.key != key {
 		e = l.entries.Load(key)
 	}
-	if e != nil {
-		if st := e.striped.Load(); st != nil {
-			// A hot key: take from this goroutine's stripe. What it left,
-			// times the stripes, stands for what the key has left.
-			if left, ok := st.take(int64(n)); ok {
-				left *= int64(len(st.cells))
-				l.hit(e, n, left)
-				return l.allowed(e, left, ratelimit.SourceLocal), nil
-			}
-		}
-		if left, ok := e.take(int64(n)); ok {
-			l.hit(e, n, left)
-			return l.allowed(e, left, ratelimit.SourceLocal), nil
-		}
-		return l.slow(ctx, key, e, n)
+	if e == nil {
+		return l.slow(ctx, key, nil, n)
 	}
-	return l.slow(ctx, key, nil, n)
+	var left int64
+	ok := false
+	if st := e.striped.Load(); st != nil {
+		// A hot key: take from this goroutine's stripe. What it left,
+		// times the stripes, stands for what the key has left.
+		left, ok = st.take(int64(n))
+		left *= int64(len(st.cells))
+	}
+	if !ok {
+		if left, ok = e.take(int64(n)); !ok {
+			return l.slow(ctx, key, e, n)
+		}
+	}
+	l.hit(e, n, left)
+	l.fillAllowed(&d, e, left, ratelimit.SourceLocal)
+	return d, nil
 }
 
 // hotSlots is the number of entries Limiter.hot caches.
@@ -266,16 +268,23 @@ func (l *Limiter) hitLow(e *entry, n int, left int64) {
 
 // allowed is the decision of a request served from local tokens, leased
 // earlier (src local) or by a refill it waited for (src redis).
-func (l *Limiter) allowed(e *entry, left int64, src ratelimit.Source) ratelimit.Decision {
+func (l *Limiter) allowed(e *entry, left int64, src ratelimit.Source) (d ratelimit.Decision) {
+	l.fillAllowed(&d, e, left, src)
+	return d
+}
+
+// fillAllowed sets d, zero, to the decision allowed returns. It fills d in
+// place, field by field: a Decision is too large to live in registers, and
+// building it as a composite literal copies it through the stack twice,
+// which the hit path feels.
+func (l *Limiter) fillAllowed(d *ratelimit.Decision, e *entry, left int64, src ratelimit.Source) {
 	rem := left + max(e.remote.Load(), 0)
 	rem = min(rem, int64(l.lim.Burst))
-	return ratelimit.Decision{
-		Allowed:    true,
-		Limit:      l.lim,
-		Remaining:  int(rem),
-		ResetAfter: l.earn(int64(l.lim.Burst) - rem),
-		Source:     src,
-	}
+	d.Allowed = true
+	d.Limit = l.lim
+	d.Remaining = int(rem)
+	d.ResetAfter = l.earn(int64(l.lim.Burst) - rem)
+	d.Source = src
 }
 
 // denied is the decision of a request denied until retry has passed.
