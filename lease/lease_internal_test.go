@@ -3,6 +3,7 @@ package lease
 import (
 	"context"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -911,6 +912,47 @@ func TestStripesConserveTokens(t *testing.T) {
 	}
 	if _, ok := e.striped.Load().take(1); ok || e.held() != 0 {
 		t.Fatalf("a dead entry served a token or holds %d", e.held())
+	}
+}
+
+// TestLostRaceChangesSalt: two goroutines that take from one cell at once
+// lose compare-and-swaps to each other, and a lost one changes the salt
+// that deals cells (so that on a key with several cells they would part);
+// no token is lost or made on the way. The stripes have one cell, so the
+// two always meet; they take until the salt changed, at most 10 s and
+// 20,000,000 takes each.
+func TestLostRaceChangesSalt(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	}
+	const tokens = 1 << 40
+	st := &stripes{cells: make([]cell, 1), shift: 64}
+	st.cells[0].n.Store(tokens)
+	deadline := time.Now().Add(10 * time.Second)
+	var taken atomic.Int64
+	var wg sync.WaitGroup
+	for g := 0; g < 2; g++ {
+		wg.Go(func() {
+			var mine int64
+			defer func() { taken.Add(mine) }()
+			for i := 0; i < 20_000_000 && st.salt.Load() == 0; i++ {
+				if _, ok := st.take(1); !ok {
+					t.Error("a cell of 2^40 tokens ran dry")
+					return
+				}
+				mine++
+				if i%100_000 == 0 && time.Now().After(deadline) {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if st.salt.Load() == 0 {
+		t.Fatalf("%d takes by two goroutines from one cell lost no compare-and-swap, or losing one left the salt unchanged", taken.Load())
+	}
+	if left := st.cells[0].n.Load(); left+taken.Load() != tokens {
+		t.Fatalf("cell holds %d after %d takes, want %d", left, taken.Load(), tokens-taken.Load())
 	}
 }
 

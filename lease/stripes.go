@@ -34,6 +34,7 @@ type cell struct {
 type stripes struct {
 	cells []cell
 	shift uint
+	salt  atomic.Uint64 // deals the callers' cells (stripe.Pick); changed when two meet
 }
 
 func newStripes() *stripes {
@@ -46,9 +47,11 @@ func newStripes() *stripes {
 
 // take spends n tokens from the calling goroutine's cell if it holds them,
 // and returns what it left. It never takes a cell below zero and never
-// locks.
+// locks. A compare-and-swap that lost to another caller on the same cell
+// (most likely on another core: the two would keep trading its cache line)
+// changes the salt, which deals every caller a cell anew.
 func (s *stripes) take(n int64) (left int64, ok bool) {
-	c := &s.cells[stripe.Pick(s.shift)].n
+	c := &s.cells[stripe.Pick(s.shift, s.salt.Load())].n
 	for {
 		cur := c.Load()
 		if cur < n {
@@ -57,6 +60,7 @@ func (s *stripes) take(n int64) (left int64, ok bool) {
 		if c.CompareAndSwap(cur, cur-n) {
 			return cur - n, true
 		}
+		s.salt.Add(1)
 	}
 }
 

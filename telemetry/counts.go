@@ -106,7 +106,7 @@ func newStripes() ([]stripe, uint) {
 }
 
 // stripe returns the calling goroutine's counts (stripe.Pick).
-func (l *Limiter) stripe() *counts { return &l.stripes[istripe.Pick(l.shift)].counts }
+func (l *Limiter) stripe() *counts { return &l.stripes[istripe.Pick(l.shift, 0)].counts }
 
 // totals are counts summed over the stripes.
 type totals struct {

@@ -25,7 +25,7 @@ func Cells() (n int, shift uint) {
 }
 
 // Pick returns the index of the calling goroutine's cell among the Cells()
-// cells whose shift is given. It does not allocate.
+// cells whose shift is given, under salt. It does not allocate.
 //
 // It hashes the address of a variable on the calling goroutine's stack:
 // goroutines have stacks of their own, and a new one usually reuses a
@@ -34,13 +34,18 @@ func Cells() (n int, shift uint) {
 // never dereferenced; if the stack moves, the goroutine just uses another
 // cell, and every choice is correct.
 //
+// Two goroutines share a cell with probability 1/n, and keep sharing it
+// for as long as they live. A structure that can tell when they meet (a
+// compare-and-swap that lost) changes its salt, which deals every
+// goroutine's cell anew; one that cannot passes a constant.
+//
 // Stacks of one size sit side by side, so two goroutines' addresses often
 // differ by a power of two: the hash mixes every bit into the top ones
 // (murmur3's finalizer), where one multiply would map such neighbours to
 // the same cell for some sizes.
-func Pick(shift uint) int {
+func Pick(shift uint, salt uint64) int {
 	var anchor byte
-	x := uint64(uintptr(unsafe.Pointer(&anchor))) >> 10
+	x := uint64(uintptr(unsafe.Pointer(&anchor)))>>10 ^ salt
 	x ^= x >> 33
 	x *= 0xff51afd7ed558ccd
 	x ^= x >> 33

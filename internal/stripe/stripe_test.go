@@ -29,9 +29,9 @@ func TestPickIsInRangeAndStable(t *testing.T) {
 		wg.Go(func() {
 			defer alive.Wait() // no stack is freed, and reused, before all picked
 			defer alive.Done()
-			first := Pick(shift)
+			first := Pick(shift, 0)
 			for i := 0; i < 100; i++ {
-				if p := Pick(shift); p != first {
+				if p := Pick(shift, 0); p != first {
 					t.Errorf("Pick changed from %d to %d within one goroutine", first, p)
 					return
 				}
@@ -52,7 +52,29 @@ func TestPickIsInRangeAndStable(t *testing.T) {
 
 func TestPickDoesNotAllocate(t *testing.T) {
 	_, shift := Cells()
-	if a := testing.AllocsPerRun(1000, func() { _ = Pick(shift) }); a != 0 {
+	if a := testing.AllocsPerRun(1000, func() { _ = Pick(shift, 0) }); a != 0 {
 		t.Fatalf("Pick allocates %v times, want 0", a)
+	}
+}
+
+// TestPickSaltDealsAnew: for one goroutine in one frame, the pick is the
+// same for a given salt, and the salts 0 to 63 deal it more than one cell
+// (Cells gives at least four): a structure that changes its salt moves
+// two goroutines that met apart.
+func TestPickSaltDealsAnew(t *testing.T) {
+	n, shift := Cells()
+	seen := map[int]bool{}
+	for salt := uint64(0); salt < 64; salt++ {
+		p := Pick(shift, salt)
+		if q := Pick(shift, salt); q != p {
+			t.Fatalf("salt %d: Pick gave %d, then %d", salt, p, q)
+		}
+		if p < 0 || p >= n {
+			t.Fatalf("salt %d: Pick() = %d, want in [0, %d)", salt, p, n)
+		}
+		seen[p] = true
+	}
+	if len(seen) < 2 {
+		t.Fatalf("64 salts all picked cell %v of %d", seen, n)
 	}
 }
