@@ -93,7 +93,21 @@ func BenchmarkXTimeRateAllow(b *testing.B) {
 // BenchmarkAllowLocal is the hit path alone, on an in-memory bucket that
 // grants whatever is asked: no Redis, no refill cost in the loop.
 func BenchmarkAllowLocal(b *testing.B) {
-	l, err := lease.New(nil, ratelimit.PerSecond(1<<36).WithBurst(1<<36), lease.WithBucket(endlessBucket{}))
+	benchLocal(b, ratelimit.PerSecond(1<<36).WithBurst(1<<36), lease.WithBucket(endlessBucket{}), true)
+}
+
+// BenchmarkDenyLocal is the path of a request denied from a denial this
+// instance remembers, on one key: what most requests of a key over its
+// limit take. The in-memory bucket is empty for an hour, so no Redis and
+// no refill in the loop.
+func BenchmarkDenyLocal(b *testing.B) {
+	benchLocal(b, ratelimit.PerSecond(1000), lease.WithBucket(emptyBucket{}), false)
+}
+
+// benchLocal runs Allow on one key from every goroutine, on a limiter of
+// lim with its in-memory bucket, each decision wanted allowed or denied.
+func benchLocal(b *testing.B, lim ratelimit.Limit, bucket lease.Option, allowed bool) {
+	l, err := lease.New(nil, lim, bucket)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -104,7 +118,7 @@ func BenchmarkAllowLocal(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if d, err := l.Allow(ctx, "hot"); err != nil || !d.Allowed {
+			if d, err := l.Allow(ctx, "hot"); err != nil || d.Allowed != allowed {
 				b.Errorf("%+v %v", d, err)
 				return
 			}
@@ -120,6 +134,17 @@ func (endlessBucket) TakeUpTo(_ context.Context, _ string, lim ratelimit.Limit, 
 }
 
 func (endlessBucket) Return(_ context.Context, _ string, lim ratelimit.Limit, n int) error {
+	return nil
+}
+
+// emptyBucket grants nothing, and says so for an hour.
+type emptyBucket struct{ quotaless }
+
+func (emptyBucket) TakeUpTo(_ context.Context, _ string, _ ratelimit.Limit, _ int, _ algorithms.Charge) (algorithms.Grant, error) {
+	return algorithms.Grant{RetryAfter: time.Hour, ResetAfter: time.Hour}, nil
+}
+
+func (emptyBucket) Return(_ context.Context, _ string, _ ratelimit.Limit, _ int) error {
 	return nil
 }
 
