@@ -45,11 +45,11 @@ func Cells() (n int, shift uint) {
 // the same cell for some sizes.
 func Pick(shift uint, salt uint64) int {
 	var anchor byte
-	x := uint64(uintptr(unsafe.Pointer(&anchor)))>>10 ^ salt
+	x := uint64(uintptr(unsafe.Pointer(&anchor))) >> 10
 	x ^= x >> 33
 	x *= 0xff51afd7ed558ccd
 	x ^= x >> 33
 	x *= 0xc4ceb9fe1a85ec53
 	x ^= x >> 33
-	return int(x >> shift)
+	return int(x * (salt<<1 | 1) >> shift)
 }
