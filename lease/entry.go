@@ -114,6 +114,7 @@ type extra struct {
 	owes        atomic.Bool  // fb != nil: a refill must charge what it admitted; written with mu held
 	probeAt     atomic.Int64 // ns: a degraded key tries Redis again from then on
 	sched       atomic.Int64 // tokens granted ahead, not yet due; written with mu held
+	dueAt       atomic.Int64 // ns: the next of them falls due then, as takeDue last found; 0 unknown; written with mu held
 	refillAfter atomic.Int64 // ns: no background refill before (a partial grant ahead)
 
 	// Guarded by entry.mu:
@@ -183,6 +184,15 @@ func (e *entry) owes() bool {
 func (e *entry) scheduled() int64 {
 	if x := e.x.Load(); x != nil {
 		return x.sched.Load()
+	}
+	return 0
+}
+
+// dueAt returns when the next token granted ahead falls due (ns), as the
+// last release under takeDue found it; 0 when unknown.
+func (e *entry) dueAt() int64 {
+	if x := e.x.Load(); x != nil {
+		return x.dueAt.Load()
 	}
 	return 0
 }
@@ -363,6 +373,7 @@ func (e *entry) schedule(n, first int64) {
 	x := e.more()
 	x.ahead = append(x.ahead, segment{at: first, n: n})
 	x.sched.Add(n)
+	x.dueAt.Store(0) // these may fall due sooner
 }
 
 // release moves the tokens granted ahead that are due at now into the

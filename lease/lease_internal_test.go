@@ -23,6 +23,7 @@ type fakeBucket struct {
 	mu       sync.Mutex
 	tokens   int
 	retry    time.Duration
+	ahead    time.Duration // when set, what TakeUpTo grants is granted ahead: due from then after the reply
 	err      error         // returned by every call when set
 	block    chan struct{} // when set, calls wait for it to close or ctx
 	takes    []int         // n of each TakeUpTo
@@ -60,6 +61,8 @@ func (b *fakeBucket) TakeUpTo(ctx context.Context, _ string, lim ratelimit.Limit
 	r := algorithms.Grant{Granted: g, Remaining: max(b.tokens, 0)}
 	if g == 0 {
 		r.RetryAfter = b.retry
+	} else if b.ahead > 0 {
+		r.RetryAfter = b.ahead
 	}
 	return r, nil
 }
@@ -953,6 +956,52 @@ func TestLostRaceChangesSalt(t *testing.T) {
 	}
 	if left := st.cells[0].n.Load(); left+taken.Load() != tokens {
 		t.Fatalf("cell holds %d after %d takes, want %d", left, taken.Load(), tokens-taken.Load())
+	}
+}
+
+// TestGrantedAheadFallsDue: a token Redis grants ahead is served once it
+// falls due and not before; callers before then are denied until it does,
+// without asking Redis again; and a grant ahead that falls due sooner than
+// the one a denial was computed from is served when it falls due.
+func TestGrantedAheadFallsDue(t *testing.T) {
+	b := &fakeBucket{tokens: 100, ahead: 50 * time.Millisecond}
+	l, clk := newTestLimiter(t, b, ratelimit.PerSecond(10))
+	ctx := context.Background()
+	d, err := l.Allow(ctx, "k") // an inline refill: its tokens fall due 50 ms after the reply
+	if err != nil || d.Allowed || d.RetryAfter != 50*time.Millisecond {
+		t.Fatalf("first request: %+v, %v; want denied for 50ms, until its token falls due", d, err)
+	}
+	_, _, takes := b.state()
+	for i := 1; i < 5; i++ {
+		clk.Advance(10 * time.Millisecond)
+		d, err := l.Allow(ctx, "k")
+		if want := time.Duration(50-10*i) * time.Millisecond; err != nil || d.Allowed || d.RetryAfter != want {
+			t.Fatalf("%d ms: %+v, %v; want denied for %v", 10*i, d, err, want)
+		}
+	}
+	if _, _, now := b.state(); len(now) != len(takes) {
+		t.Fatalf("callers before the token fell due asked Redis %d more times", len(now)-len(takes))
+	}
+	clk.Advance(10 * time.Millisecond)
+	if d, err := l.Allow(ctx, "k"); err != nil || !d.Allowed {
+		t.Fatalf("50 ms, the token due: %+v, %v; want allowed", d, err)
+	}
+
+	// A denial for a token due in 90 ms is remembered; a grant that falls
+	// due in 5 ms is served then.
+	e := l.entries.Load("k")
+	e.mu.Lock()
+	e.schedule(1, l.now()+int64(90*time.Millisecond))
+	e.mu.Unlock()
+	if d, err := l.Allow(ctx, "k"); err != nil || d.Allowed || d.RetryAfter != 90*time.Millisecond {
+		t.Fatalf("a token due in 90 ms: %+v, %v; want denied for 90ms", d, err)
+	}
+	e.mu.Lock()
+	e.schedule(1, l.now()+int64(5*time.Millisecond))
+	e.mu.Unlock()
+	clk.Advance(5 * time.Millisecond)
+	if d, err := l.Allow(ctx, "k"); err != nil || !d.Allowed {
+		t.Fatalf("5 ms, a newer grant's token due: %+v, %v; want allowed", d, err)
 	}
 }
 

@@ -51,9 +51,11 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			l.stats.tookSlow(src, n)
 			return l.allowed(e, left, src), nil
 		}
-		if st := e.striped.Load(); st != nil {
+		if st := e.striped.Load(); st != nil && e.held() >= int64(n) {
 			// Under mu: a rebalance by the janitor or another caller
 			// holds it while it moves the tokens, when they seem gone.
+			// Not when the stripes hold too few in all: a key over its
+			// limit would lock and sweep every stripe per request.
 			e.mu.Lock()
 			e.rebalance()
 			e.mu.Unlock()
@@ -71,6 +73,14 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 		}
 		now := l.now()
 		if e.scheduled() > 0 {
+			if due := e.dueAt(); n == 1 && now < due {
+				// No token granted ahead falls due before then (takeDue
+				// found it so; a new grant clears it): deny, as takeDue
+				// would, without its lock.
+				e.countUnleased()
+				l.stats.denied[ratelimit.SourceLocal].Add(1)
+				return l.denied(e, time.Duration(due-now), ratelimit.SourceLocal), nil
+			}
 			if left, ok, d := l.takeDue(e, n, now); ok {
 				l.stats.tookSlow(ratelimit.SourceLocal, n)
 				return l.allowed(e, left, ratelimit.SourceLocal), nil
@@ -156,6 +166,7 @@ func (l *Limiter) takeDue(e *entry, n int, now int64) (left int64, ok bool, wait
 	next := e.release(now, l.interval)
 	e.gather() // release may have spread the tokens over a hot key's stripes
 	ahead := e.scheduled()
+	e.x.Load().dueAt.Store(next) // scheduled made it
 	e.mu.Unlock()
 	if left, ok := e.take(int64(n)); ok {
 		l.lowAhead(e, ahead, now)
