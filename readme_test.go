@@ -343,7 +343,7 @@ func Example_readmeLease() {
 		}
 		defer l.Close(ctx) // gives unspent tokens back to Redis
 
-		d, err := l.Allow(ctx, apiKey) // ~40 ns, 0 allocations when the lease has tokens (docs/architecture.md)
+		d, err := l.Allow(ctx, apiKey) // ~20–25 ns, 0 allocations when the lease has tokens (docs/architecture.md)
 		fmt.Println(d.Allowed, d.Source, err)
 		return nil
 	}
