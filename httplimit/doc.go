@@ -36,7 +36,12 @@
 //     tier cannot be resolved (the [WithTier] function or the
 //     tiers.Resolver fails): answers 403 Forbidden, whatever the failure
 //     policy;
-//   - when the limiter is closed: answers 503 Service Unavailable.
+//   - when the limiter is closed: answers 503 Service Unavailable;
+//   - when the request's context ends before its check does (the client
+//     hung up, or a deadline set in front of the middleware passed):
+//     answers 503 Service Unavailable with Retry-After: 1, so that a
+//     client still waiting is not sent an empty 200 OK; a context that
+//     had ended on arrival is not checked, and spends nothing.
 //
 // Only store failures are subject to the failure policy: no other error
 // lets a request through unlimited, and none reaches the handler.

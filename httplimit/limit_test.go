@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -230,5 +231,56 @@ func TestNilLimiterPanics(t *testing.T) {
 			}()
 			f()
 		}()
+	}
+}
+
+// TestEndedRequestNotServed: a request whose context has ended (the client
+// hung up, or a deadline set in front of the middleware passed) before or
+// during its check is answered 503 with Retry-After, never served and
+// never an empty 200 OK, which writing nothing would send; one that ended
+// before the check spends no token.
+func TestEndedRequestNotServed(t *testing.T) {
+	rdb, _ := frozen(t)
+	lim := newLimiter(t, rdb, ratelimit.PerMinute(2))
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	expired, cancel := context.WithDeadline(context.Background(), time.Unix(1, 0))
+	defer cancel()
+	held, hang := context.WithCancel(context.Background()) // the client hangs up while the strategy holds it
+	defer hang()
+	for _, tt := range []struct {
+		name     string
+		ctx      func() context.Context
+		strategy reject.Strategy
+		remote   string
+	}{
+		{"cancelled before the check", func() context.Context { return cancelled }, nil, "203.0.113.1:1"},
+		{"deadline passed before the check", func() context.Context { return expired }, nil, "203.0.113.2:1"},
+		{"cancelled while the strategy holds it", func() context.Context { return held }, reject.Custom(func(ctx context.Context, r reject.Request) (ratelimit.Decision, error) {
+			hang()
+			<-ctx.Done()
+			return r.Decision, ctx.Err()
+		}), "203.0.113.3:1"},
+	} {
+		var served atomic.Int64
+		h := httplimit.Limit(lim, httplimit.WithStrategy(tt.strategy))(counting(&served))
+		if tt.strategy != nil { // spend the budget, so that the strategy is asked
+			do(h, request{remote: tt.remote})
+			do(h, request{remote: tt.remote})
+			served.Store(0)
+		}
+		req := httptest.NewRequest("GET", "/", nil).WithContext(tt.ctx())
+		req.RemoteAddr = tt.remote
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") != "1" || served.Load() != 0 {
+			t.Errorf("%s: %d Retry-After %q, served %d; want 503, 1, not served", tt.name,
+				rec.Code, rec.Header().Get("Retry-After"), served.Load())
+		}
+		if tt.strategy == nil {
+			if got := do(h, request{remote: tt.remote}).Header().Get("RateLimit"); got != `"default";r=1;t=30` {
+				t.Errorf("%s: the next request sees RateLimit %s, want r=1 (the ended one spent nothing)", tt.name, got)
+			}
+		}
 	}
 }

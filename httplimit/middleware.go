@@ -184,12 +184,18 @@ var (
 	bodyNoPlan      = []byte("no rate limit plan for this client\n")
 	bodyExceeded    = []byte("rate limit exceeded\n")
 	bodyTooCostly   = []byte("request costs more than the rate limit allows\n")
+	bodyEnded       = []byte("request ended before its rate limit was checked\n")
 )
 
 const textPlain = "text/plain; charset=utf-8"
 
 func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Handler) {
 	ctx := r.Context()
+	if ctx.Err() != nil {
+		// Ended before it arrived: check nothing, spend nothing.
+		ended(w)
+		return
+	}
 	key, err := m.cfg.key(r)
 	if err == nil {
 		err = ratelimit.ValidateKey(key)
@@ -202,6 +208,10 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 	rl := &requestLimiter{b: m.b}
 	if m.cfg.tier != nil {
 		if rl.tier, err = m.cfg.tier(r); err != nil {
+			if ctx.Err() != nil {
+				ended(w)
+				return
+			}
 			m.failed(w, r, next, fmt.Errorf("httplimit: tier of request: %w", err))
 			return
 		}
@@ -234,10 +244,20 @@ func (m *middleware) serve(w http.ResponseWriter, r *http.Request, next http.Han
 		ps, _ := rl.result()
 		m.refuse(w, r, ps, err, ex)
 	case ctx.Err() != nil:
-		// The client has gone; nobody will read an answer.
+		ended(w)
 	default:
 		m.failed(w, r, next, err)
 	}
+}
+
+// ended answers a request whose context ended before its check did (the
+// client hung up, or a deadline set in front of the middleware passed):
+// 503 with Retry-After: 1, never the handler. A client that has gone
+// reads nothing; one still waiting learns that it was not served, where
+// writing nothing would have sent it an empty 200 OK.
+func ended(w http.ResponseWriter) {
+	w.Header().Set(HeaderRetryAfter, "1")
+	writeBody(w, http.StatusServiceUnavailable, textPlain, bodyEnded)
 }
 
 // refuse answers a request the strategy refused: with the Status

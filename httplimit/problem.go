@@ -55,8 +55,8 @@ func prefersProblem(accept string) bool {
 }
 
 // quality returns the quality an Accept header gives type/sub (or
-// type/alt, a range that covers it), from its most specific matching
-// range; 0 if none matches.
+// type/alt, a range that covers it less specifically than type/sub
+// itself), from its most specific matching range; 0 if none matches.
 func quality(accept, typ, sub, alt string) float64 {
 	best, q := -1, 0.0
 	for _, r := range strings.Split(accept, ",") {
@@ -68,8 +68,10 @@ func quality(accept, typ, sub, alt string) float64 {
 		}
 		spec := -1
 		switch {
-		case t == typ && (s == sub || alt != "" && s == alt):
-			spec = 2
+		case t == typ && s == sub:
+			spec = 3
+		case t == typ && alt != "" && s == alt:
+			spec = 2 // covers sub, less specifically: sub's own range wins
 		case t == typ && s == "*":
 			spec = 1
 		case t == "*" && s == "*":

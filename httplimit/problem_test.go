@@ -29,6 +29,9 @@ func TestRefusalBody(t *testing.T) {
 		{"text/plain, application/json", false},
 		{"application/json;q=0.9, */*", false},
 		{"application/problem+json;q=0", false},
+		{"application/problem+json;q=0, application/json", false}, // refused by name: the more specific range wins
+		{"application/json, application/problem+json;q=0", false},
+		{"application/json;q=0, application/problem+json", true},
 		{"application/problem+json", true},
 		{"application/json", true},
 		{"Application/JSON", true},

@@ -128,8 +128,14 @@ func (e *StatusError) Unwrap() error { return e.Exceeded }
 // [*StatusError], for HTTP, that carries code, contentType and body. Zero
 // values keep the defaults: code 429 Too Many Requests, contentType
 // "text/plain; charset=utf-8", body "rate limit exceeded\n" (an empty,
-// non-nil body sends none).
+// non-nil body sends none). Status panics if code is neither zero nor a
+// client or server error (400 to 599): net/http would panic on a code
+// outside 100 to 999 at the first refusal, and any other code would tell
+// a refused client that it was served or sent elsewhere.
 func Status(code int, contentType string, body []byte) Strategy {
+	if code != 0 && (code < 400 || code > 599) {
+		panic(fmt.Sprintf("reject: Status with code %d, which is not a client or server error (400-599)", code))
+	}
 	s := statusStrategy{code: code, contentType: contentType, body: body}
 	if s.code == 0 {
 		s.code = http.StatusTooManyRequests

@@ -120,6 +120,27 @@ func TestStatus(t *testing.T) {
 	}
 }
 
+// TestStatusRefusesCodesThatDoNotRefuse: Status panics, when it is made,
+// for a code that is not a client or server error: net/http panics on a
+// code outside 100-999 at the first refusal (in the middle of a request),
+// and a 1xx, 2xx or 3xx would tell a refused client it was served or sent
+// on.
+func TestStatusRefusesCodesThatDoNotRefuse(t *testing.T) {
+	for _, code := range []int{-1, 42, 99, 100, 200, 204, 302, 399, 600, 1000} {
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Errorf("Status(%d) did not panic", code)
+				}
+			}()
+			reject.Status(code, "", nil)
+		}()
+	}
+	for _, code := range []int{0, 400, 429, 503, 599} {
+		reject.Status(code, "", nil) // does not panic
+	}
+}
+
 func TestWaitAdmitsWhenTokensArrive(t *testing.T) {
 	p := &pool{retry: 10 * time.Millisecond}
 	time.AfterFunc(30*time.Millisecond, func() { p.add(1) })

@@ -77,8 +77,9 @@ func readConfigFile(path string) ([]byte, error) {
 //
 // Decoding is strict. Unknown fields, duplicate keys (such as a tier
 // defined twice), values of the wrong type, zero or negative numbers and
-// durations, unparsable durations and unknown tier or algorithm names are
-// errors. The error joins one [*ConfigError] per problem, each naming the
+// durations, numbers with a leading zero (010, which YAML 1.1 reads as
+// octal 8 and YAML 1.2 as 10), unparsable durations and unknown tier or
+// algorithm names are errors. The error joins one [*ConfigError] per problem, each naming the
 // file, line, column and field, in file order; after 100 problems a last
 // one counts the rest.
 //

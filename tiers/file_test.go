@@ -85,6 +85,9 @@ func TestParseErrors(t *testing.T) {
 		{"period without unit", head + "      s:\n        rate: 5\n        period: 60\n", 6, "tiers.free.limits.s.period", "with a unit"},
 		{"rate not a number", head + "      s:\n        rate: five\n        period: 1s\n", 5, "tiers.free.limits.s.rate", "whole number"},
 		{"fractional rate", head + "      s:\n        rate: 2.5\n        period: 1s\n", 5, "tiers.free.limits.s.rate", "whole number"},
+		// yaml.v3 reads 010 as YAML 1.1's octal 8; YAML 1.2 as 10.
+		{"rate with a leading zero", head + "      s:\n        rate: 010\n        period: 1s\n", 5, "tiers.free.limits.s.rate", "leading zero"},
+		{"burst with a leading zero", head + "      s: {rate: 5, period: 1s, burst: 0100}\n", 4, "tiers.free.limits.s.burst", "leading zero"},
 		{"missing rate", head + "      s:\n        period: 1s\n", 5, "tiers.free.limits.s.rate", "missing required field rate"},
 		{"missing period", head + "      s:\n        rate: 1\n", 5, "tiers.free.limits.s.period", "missing required field period"},
 		{"refill beyond the maximum", head + "      s: {rate: 1, period: 366d, burst: 1000000}\n", 4, "tiers.free.limits.s", "refill time (burst × period / rate)"},

@@ -304,12 +304,26 @@ func (r *reader) int(n *yaml.Node, field string) int {
 		r.fail(n, field, nil, "must be a whole number, got %q", n.Value)
 		return 0
 	}
+	if leadingZero(n.Value) {
+		r.fail(n, field, nil, "must be a whole number without a leading zero, got %q "+
+			"(YAML 1.1 reads it as octal, YAML 1.2 as decimal; write 0o for octal)", n.Value)
+		return 0
+	}
 	var v int64
 	if err := n.Decode(&v); err != nil || int64(int(v)) != v {
 		r.fail(n, field, nil, "must be a whole number, got %q", n.Value)
 		return 0
 	}
 	return int(v)
+}
+
+// leadingZero reports whether s, an integer as YAML writes it, is a
+// decimal with a leading zero, such as 010: yaml.v3 reads it as YAML
+// 1.1's octal (8), where YAML 1.2 reads 10, so a limit would not be what
+// its file seems to say.
+func leadingZero(s string) bool {
+	s = strings.TrimLeft(strings.ReplaceAll(s, "_", ""), "+-")
+	return len(s) > 1 && s[0] == '0' && '0' <= s[1] && s[1] <= '9'
 }
 
 func (r *reader) bool(n *yaml.Node, field string) bool {

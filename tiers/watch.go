@@ -3,7 +3,6 @@ package tiers
 import (
 	"bytes"
 	"context"
-	"os"
 	"reflect"
 	"time"
 )
@@ -15,9 +14,10 @@ import (
 // config in force (so a change made after New read the file is not
 // missed).
 //
-// A file that cannot be read or is invalid keeps the config in force; the
-// reason is logged to the Limiter's logger and passed to its reload hook
-// ([WithReloadHook]). The same contents are not tried twice, so a broken
+// Like [LoadFile], it reads no more of the file than [MaxConfigSize]
+// allows. A file that cannot be read, is too large or is invalid keeps
+// the config in force; the reason is logged to the Limiter's logger and
+// passed to its reload hook ([WithReloadHook]). The same contents are not tried twice, so a broken
 // file is reported once, not every interval. A file that parses to the
 // config in force (say, after editing a comment) causes no reload.
 //
@@ -44,7 +44,7 @@ func WatchFile(ctx context.Context, l *Limiter, path string, interval time.Durat
 			return ctx.Err()
 		case <-t.C:
 		}
-		data, err := os.ReadFile(path)
+		data, err := readConfigFile(path) // at most MaxConfigSize + 1 bytes, as LoadFile
 		if err != nil {
 			if !readErr {
 				report(err, "tiers: cannot read config file; keeping the config in force")
