@@ -59,8 +59,11 @@
 // Each limit is one policy. Under [New], the policy of a limit is named
 // "<tier>.<limit>" whatever the number of limits, so names never change
 // when a tier gains or loses a limit; under [Limit], it is named
-// [DefaultPolicyName]. RateLimit-Policy lists every limit of the client's
-// tier:
+// [DefaultPolicyName]. [WithPolicyName] names them otherwise, so that two
+// middlewares stacked on one handler (per client IP around per API key,
+// say) tell their limits apart: each adds its items to the fields an outer
+// one wrote, and the response describes both. RateLimit-Policy lists every
+// limit of the client's tier:
 //
 //   - a token bucket or GCRA limit admits Burst requests at once and
 //     refills them in Burst × Period / Rate: q is Burst and w that time;

@@ -53,6 +53,48 @@ func ExampleLimit() {
 	//   Retry-After: 30
 }
 
+// Two limits stacked on one handler: 5 requests a minute per client IP
+// around 2 a minute per API key, each named with WithPolicyName. Every
+// response describes both, the outer's items first; the third request is
+// refused by the API key's limit.
+func ExampleWithPolicyName() {
+	rdb, stop := stoppedRedis()
+	defer stop()
+
+	newLimiter := func(lim ratelimit.Limit, prefix string) *algorithms.Limiter {
+		ks, err := ratelimit.NewKeyspace(prefix) // the two limits' keys apart
+		if err != nil {
+			panic(err)
+		}
+		l, err := algorithms.NewLimiter(rdb, lim, algorithms.WithKeyspace(ks), algorithms.WithTimeout(time.Minute))
+		if err != nil {
+			panic(err)
+		}
+		return l
+	}
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello\n") })
+	perKey := httplimit.Limit(newLimiter(ratelimit.PerMinute(2), "key:"),
+		httplimit.WithKey(httplimit.Header("X-API-Key")), httplimit.WithPolicyName("key"))
+	perIP := httplimit.Limit(newLimiter(ratelimit.PerMinute(5), "ip:"), httplimit.WithPolicyName("ip"))
+	handler := perIP(perKey(api))
+
+	for range 3 {
+		req := httptest.NewRequest(http.MethodGet, "/", nil)
+		req.RemoteAddr = "203.0.113.7:51234"
+		req.Header.Set("X-API-Key", "k1")
+		show(handler, req)
+	}
+	// Output:
+	// 200 hello
+	//   RateLimit: "ip";r=4;t=12, "key";r=1;t=30
+	// 200 hello
+	//   RateLimit: "ip";r=3;t=12, "key";r=0;t=30
+	// 429 rate limit exceeded
+	//   RateLimit: "ip";r=2;t=12, "key";r=0;t=30
+	//   RateLimit-Policy: "ip";q=5;w=60, "key";q=2;w=60
+	//   Retry-After: 30
+}
+
 // A handler behind the middleware, with one tier of 2 requests a minute
 // per API key: the third request of a key is refused with 429 and the
 // headers that say when to come back. A token comes back every 30 s, so t

@@ -44,16 +44,20 @@ type policy struct {
 }
 
 // policiesOf returns the policies of a tiers check of key: one per limit,
-// named "<tier>.<limit>".
-func policiesOf(res tiers.Result, key string) []policy {
+// named "<tier>.<limit>", after prefix and a dot if prefix is not empty.
+func policiesOf(res tiers.Result, key, prefix string) []policy {
 	ps := make([]policy, len(res.Limits))
 	for i, l := range res.Limits {
+		name := res.Tier + "." + l.Name
+		if prefix != "" {
+			name = prefix + "." + name
+		}
 		part := "c:" + key
 		if l.Scope == tiers.PerTier {
 			part = "t:" + res.Tier
 		}
 		ps[i] = policy{
-			name:      res.Tier + "." + l.Name,
+			name:      name,
 			limit:     l.Limit,
 			alg:       l.Algorithm,
 			partition: part,
@@ -118,13 +122,22 @@ func setRateLimitHeaders(h http.Header, ps []policy, refused bool, pkSecret []by
 			state.WriteString(partitionKey(pkSecret, p.partition))
 		}
 	}
-	if policyField.Len() > 0 {
-		h.Set(HeaderRateLimitPolicy, policyField.String())
-	}
-	if state.Len() > 0 {
-		h.Set(HeaderRateLimit, state.String())
-	}
+	appendField(h, HeaderRateLimitPolicy, policyField.String())
+	appendField(h, HeaderRateLimit, state.String())
 	return maxT
+}
+
+// appendField adds items, a list of structured field items, to the list
+// field name of h: after the items an outer middleware wrote there, as one
+// field line.
+func appendField(h http.Header, name, items string) {
+	if items == "" {
+		return
+	}
+	if prev := h.Values(name); len(prev) > 0 {
+		items = strings.Join(prev, ", ") + ", " + items
+	}
+	h.Set(name, items)
 }
 
 // writeName writes name as a Structured Field String. Tier and limit

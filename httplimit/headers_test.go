@@ -104,7 +104,7 @@ func TestRateLimitHeaders(t *testing.T) {
 	}
 	for _, tt := range tests {
 		h := http.Header{}
-		maxT := setRateLimitHeaders(h, policiesOf(tt.res, "k"), tt.refused, nil)
+		maxT := setRateLimitHeaders(h, policiesOf(tt.res, "k", ""), tt.refused, nil)
 		if got := h.Get("RateLimit-Policy"); got != tt.policy {
 			t.Errorf("%s: RateLimit-Policy = %s, want %s", tt.name, got, tt.policy)
 		}
@@ -239,5 +239,17 @@ func TestCeilSecondsSaturates(t *testing.T) {
 		if got := ceilSeconds(tt.d); got != tt.want {
 			t.Errorf("ceilSeconds(%d) = %d, want %d", tt.d, got, tt.want)
 		}
+	}
+}
+
+// TestPoliciesOfPrefix: WithPolicyName's prefix goes before a plan's
+// "<tier>.<limit>" names, and no prefix leaves them as they are.
+func TestPoliciesOfPrefix(t *testing.T) {
+	res := tiers.Result{Tier: "free", Limits: []tiers.LimitResult{{Name: "second", Limit: ratelimit.PerSecond(5)}}}
+	if ps := policiesOf(res, "k", "api"); len(ps) != 1 || ps[0].name != "api.free.second" {
+		t.Errorf("with prefix api: %+v, want one policy named api.free.second", ps)
+	}
+	if ps := policiesOf(res, "k", ""); len(ps) != 1 || ps[0].name != "free.second" {
+		t.Errorf("without a prefix: %+v, want one policy named free.second", ps)
 	}
 }

@@ -76,6 +76,43 @@ func TestLimit(t *testing.T) {
 	}
 }
 
+// TestStackedMiddlewares: a per-IP limit around a per-API-key one, named
+// apart with WithPolicyName. Each response describes both limits, the
+// outer's items first, and a refusal by the inner one still shows the
+// outer's; without names each would be "default", and without appending
+// the inner's fields would replace the outer's.
+func TestStackedMiddlewares(t *testing.T) {
+	rdb, _ := frozen(t)
+	ks := func(p string) algorithms.Option {
+		k, err := ratelimit.NewKeyspace(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return algorithms.WithKeyspace(k)
+	}
+	perKey := httplimit.Limit(newLimiter(t, rdb, ratelimit.PerMinute(2), ks("key:")),
+		httplimit.WithKey(httplimit.Header("X-API-Key")), httplimit.WithPolicyName("key"))(hello)
+	h := httplimit.Limit(newLimiter(t, rdb, ratelimit.PerMinute(5), ks("ip:")), httplimit.WithPolicyName("ip"))(perKey)
+	client := request{remote: "203.0.113.7:1234", header: http.Header{"X-Api-Key": {"k1"}}}
+	steps := []struct {
+		code      int
+		rateLimit string
+	}{
+		{200, `"ip";r=4;t=12, "key";r=1;t=30`},
+		{200, `"ip";r=3;t=12, "key";r=0;t=30`},
+		{429, `"ip";r=2;t=12, "key";r=0;t=30`},
+	}
+	for i, s := range steps {
+		rec := do(h, client)
+		if rec.Code != s.code || rec.Header().Get("RateLimit") != s.rateLimit {
+			t.Errorf("step %d: %d RateLimit %q; want %d %q", i, rec.Code, rec.Header().Get("RateLimit"), s.code, s.rateLimit)
+		}
+		if got, want := rec.Header().Values("RateLimit-Policy"), `"ip";q=5;w=60, "key";q=2;w=60`; len(got) != 1 || got[0] != want {
+			t.Errorf("step %d: RateLimit-Policy %q, want one line %q", i, got, want)
+		}
+	}
+}
+
 // TestLimitWithTiersLimiterIsNew: Limit of a tiers.Limiter enforces its
 // plans, as New does.
 func TestLimitWithTiersLimiterIsNew(t *testing.T) {

@@ -1,6 +1,7 @@
 package httplimit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -52,7 +53,9 @@ func Limit(l ratelimit.Limiter, opts ...Option) func(http.Handler) http.Handler 
 		s.alg = ar.Algorithm()
 	}
 	s.byKey, _ = l.(limiterByKey)
-	return handler(&middleware{b: s, cfg: newConfig(opts)})
+	cfg := newConfig(opts)
+	s.name = cmp.Or(cfg.name, DefaultPolicyName)
+	return handler(&middleware{b: s, cfg: cfg})
 }
 
 // New returns middleware that limits the requests of the handler it wraps
@@ -63,7 +66,8 @@ func New(l *tiers.Limiter, opts ...PlanOption) func(http.Handler) http.Handler {
 	if l == nil {
 		panic("httplimit: New with a nil *tiers.Limiter")
 	}
-	return handler(&middleware{b: plans{l}, cfg: newPlanConfig(opts)})
+	cfg := newPlanConfig(opts)
+	return handler(&middleware{b: plans{l: l, prefix: cfg.name}, cfg: cfg})
 }
 
 func handler(m *middleware) func(http.Handler) http.Handler {
@@ -91,11 +95,14 @@ type backend interface {
 }
 
 // plans is the backend of New.
-type plans struct{ l *tiers.Limiter }
+type plans struct {
+	l      *tiers.Limiter
+	prefix string // of the policies' names (WithPolicyName); "" for none
+}
 
 func (p plans) check(ctx context.Context, key, tier string, n int) (ratelimit.Decision, []policy, string, error) {
 	res, err := p.l.Check(ctx, key, tier, n)
-	return res.Decision, policiesOf(res, key), res.Tier, err
+	return res.Decision, policiesOf(res, key, p.prefix), res.Tier, err
 }
 
 func (p plans) refunder() func(ctx context.Context, key, tier string, n int) error { return p.l.Refund }
@@ -106,10 +113,11 @@ func (p plans) settler() func(ctx context.Context, key, tier string, reserved, a
 
 // single is the backend of Limit.
 type single struct {
-	l   ratelimit.Limiter
-	ref ratelimit.Refunder   // nil if l cannot refund
-	set ratelimit.Settler    // nil if l cannot settle
-	alg algorithms.Algorithm // what l reports it runs; nil if it does not say
+	l    ratelimit.Limiter
+	name string               // of its policy: DefaultPolicyName, or WithPolicyName's
+	ref  ratelimit.Refunder   // nil if l cannot refund
+	set  ratelimit.Settler    // nil if l cannot settle
+	alg  algorithms.Algorithm // what l reports it runs; nil if it does not say
 	// byKey is l if its limiter, and so its algorithm, depends on the key
 	// (a ratelimit.Dynamic of algorithms.Limiters); else nil.
 	byKey limiterByKey
@@ -129,7 +137,7 @@ func (s *single) check(ctx context.Context, key, _ string, n int) (ratelimit.Dec
 			alg = l.Algorithm()
 		}
 	}
-	return d, []policy{{name: DefaultPolicyName, limit: d.Limit, alg: alg, partition: "c:" + key, checked: err == nil, d: d}}, "", err
+	return d, []policy{{name: s.name, limit: d.Limit, alg: alg, partition: "c:" + key, checked: err == nil, d: d}}, "", err
 }
 
 func (s *single) settler() func(ctx context.Context, key, tier string, reserved, actual int) error {

@@ -31,6 +31,7 @@ type config struct {
 	policy   ratelimit.FailurePolicy
 	logger   *slog.Logger
 	noFields bool
+	name     string // WithPolicyName; "" for the default
 	pkSecret []byte
 	cost     func(*http.Request) int
 	respCost func(*http.Request, http.Header) (int, bool)
@@ -155,6 +156,22 @@ func WithLogger(l *slog.Logger) Option {
 // the fields are sent.
 func WithoutHeaders() Option {
 	return optionFunc(func(c *config) { c.noFields = true })
+}
+
+// WithPolicyName names the middleware's policies in the header fields and
+// in problem bodies: the one policy of [Limit] is named name, and those of
+// [New] "<name>.<tier>.<limit>". It lets two middlewares stacked on one
+// handler (say one per client IP, one per API key) tell their limits
+// apart: each adds its items to the RateLimit-Policy and RateLimit fields
+// an outer one wrote, so the response describes both. Default:
+// [DefaultPolicyName] for Limit, "<tier>.<limit>" for New. An empty name
+// keeps the default.
+func WithPolicyName(name string) Option {
+	return optionFunc(func(c *config) {
+		if name != "" {
+			c.name = name
+		}
+	})
 }
 
 // WithPartitionKey adds the draft's pk parameter to each RateLimit item:
