@@ -124,6 +124,7 @@ func TestRefundUnsupported(t *testing.T) {
 }
 
 func TestParseReply(t *testing.T) {
+	errScript := errors.New("ERR script failed")
 	for _, tc := range []struct {
 		name string
 		val  any
@@ -131,7 +132,9 @@ func TestParseReply(t *testing.T) {
 		want error // nil: a valid reply
 	}{
 		{"four integers", okReply, nil, nil},
-		{"redis error", nil, redis.Nil, redis.Nil},
+		{"redis error", nil, errScript, errScript},
+		// go-redis reports a nil reply as the error redis.Nil.
+		{"nil reply", nil, redis.Nil, ratelimit.ErrBadReply},
 		{"not an array", "OK", nil, ratelimit.ErrBadReply},
 		{"an integer", int64(1), nil, ratelimit.ErrBadReply},
 		{"nil", nil, nil, ratelimit.ErrBadReply},
@@ -187,6 +190,13 @@ func TestWrongShapeReplies(t *testing.T) {
 			if !tc.badRefund && err != nil {
 				t.Errorf("%s: RefundN with reply %#v: %v", alg.Name(), tc.val, err)
 			}
+		}
+	}
+	nilReply := &replyScripter{err: redis.Nil} // go-redis's nil reply
+	for _, alg := range All {
+		l := newLimiter(t, nilReply, ratelimit.PerSecond(1), WithAlgorithm(alg))
+		if _, err := l.Allow(t.Context(), "k"); !errors.Is(err, ratelimit.ErrBadReply) || !errors.Is(err, ratelimit.ErrStore) {
+			t.Errorf("%s: Allow with a nil reply: error %v, want ErrBadReply and ErrStore", alg.Name(), err)
 		}
 	}
 	rdb := &replyScripter{val: []any{int64(3), int64(0), int64(0), int64(0)}}

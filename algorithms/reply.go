@@ -2,6 +2,7 @@ package algorithms
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -18,11 +19,17 @@ import (
 // {remaining, 0, 0, reset_after_us}.
 type reply [4]int64
 
-// parseReply reads a script's reply. A reply of any other shape is an error
-// wrapping ratelimit.ErrBadReply, never a panic.
+// parseReply reads a script's reply. A reply of any other shape, nil
+// included, is an error wrapping ratelimit.ErrBadReply, never a panic.
 func parseReply(cmd *redis.Cmd) (reply, error) {
 	var r reply
 	if err := cmd.Err(); err != nil {
+		if errors.Is(err, redis.Nil) {
+			// go-redis reports a nil reply as an error; to a script that
+			// always replies four integers it is a reply of the wrong
+			// shape.
+			return r, fmt.Errorf("%w: nil reply (%w)", ratelimit.ErrBadReply, err)
+		}
 		return r, err
 	}
 	vals, err := cmd.Int64Slice()

@@ -8,7 +8,8 @@
 -- The bucket holds at most burst tokens and gains rate tokens per period,
 -- continuously. Time is the Redis server's (TIME), in microseconds. A missing
 -- key is a full bucket; the key expires when the bucket would be full again,
--- and is deleted when it is full now. A denied request writes nothing.
+-- and is deleted when it is full now. A denied request writes nothing
+-- (unless the limit changed: see keep in lib/token_bucket.lua).
 -- The maths is mirrored by TokenBucketModel.Decide in model.go.
 
 -- #include lib/token_bucket.lua
@@ -16,7 +17,9 @@
 local n = tonumber(ARGV[4])
 
 if tokens < n then
-  return {0, math.max(math.floor(tokens), 0), time_to(n), time_to(burst)}
+  local reset = time_to(burst)
+  keep(reset)
+  return {0, math.max(math.floor(tokens), 0), time_to(n), reset}
 end
 
 tokens = tokens - n

@@ -98,6 +98,8 @@ tokens = tokens - granted
 local reset = time_to(burst)
 if granted > 0 or charge > 0 then
   save(reset)
+elseif ts ~= nil then
+  keep(reset)
 end
 local retry = due
 if granted == 0 then

@@ -54,6 +54,12 @@ func expand(b *strings.Builder, fsys fs.FS, name string, depth int) error {
 		if err := expand(b, fsys, frag, depth+1); err != nil {
 			return fmt.Errorf("%w (included by %s)", err, name)
 		}
+		// The include line's newline ends the fragment, whether or not
+		// its last line has one: the includer's next line must not be
+		// joined to it (after a comment, it would vanish into it).
+		if s := b.String(); s != "" && s[len(s)-1] != '\n' {
+			b.WriteByte('\n')
+		}
 	}
 	return nil
 }

@@ -35,3 +35,17 @@ func TestExpand(t *testing.T) {
 		t.Errorf("Expand(loop.lua): %v, want too deep an include", err)
 	}
 }
+
+// TestExpandFragmentWithoutNewline checks that a fragment whose last line
+// has no newline still ends its line: the includer's next line must not be
+// joined to it (after a closing comment, it would vanish into the comment).
+func TestExpandFragmentWithoutNewline(t *testing.T) {
+	fsys := fstest.MapFS{
+		"a.lua":     {Data: []byte("-- #include lib/b.lua\nreturn x\n")},
+		"lib/b.lua": {Data: []byte("local x = 1 -- no newline after this comment")},
+	}
+	want := "local x = 1 -- no newline after this comment\nreturn x\n"
+	if got, err := Expand(fsys, "a.lua"); err != nil || got != want {
+		t.Errorf("Expand(a.lua) = %q, %v; want %q", got, err, want)
+	}
+}

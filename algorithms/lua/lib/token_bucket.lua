@@ -9,6 +9,8 @@
 --                µs
 --   save(reset)  write the bucket, to expire reset µs from now, or delete
 --                it when reset is 0 (it is full)
+--   keep(reset)  make a key left as it is last until it is full, reset µs
+--                from now
 local rate = tonumber(ARGV[1])
 local period = tonumber(ARGV[2])
 local burst = tonumber(ARGV[3])
@@ -36,11 +38,31 @@ local function time_to(k)
   return math.ceil((k - tokens) * period / rate)
 end
 
+-- expire sets the key's TTL to reset µs, rounded up to a whole ms.
+local function expire(reset)
+  redis.call('PEXPIRE', KEYS[1], math.ceil(reset / 1000))
+end
+
 local function save(reset)
   if reset > 0 then
     redis.call('HSET', KEYS[1], 't', string.format('%.17g', tokens), 'ts', string.format('%d', now))
-    redis.call('PEXPIRE', KEYS[1], math.ceil(reset / 1000))
+    expire(reset)
   else
     redis.call('DEL', KEYS[1])
+  end
+end
+
+-- A write sets the TTL for the limit it was made under. Under a lower rate
+-- or a larger burst the bucket is full later, and a key that expired
+-- before that would come back as a full bucket: a fresh burst for a client
+-- that was just denied. keep extends the TTL of a key that the script
+-- leaves as it is (a denial) to reset µs from now, when it ends sooner.
+-- PTTL counts whole ms, and a key lives at least ttl ms more, so only a
+-- TTL over a ms short is extended: a write under the same limit never
+-- leaves one, and a denial under an unchanged limit writes nothing.
+local function keep(reset)
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl >= 0 and (ttl + 1) * 1000 < reset then
+    expire(reset)
   end
 end
