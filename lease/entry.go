@@ -108,7 +108,6 @@ type entry struct {
 //     reads it when it begins and drops its grant (tokens of the old
 //     bucket) if it changed by the time the reply lands.
 type extra struct {
-	unleased    atomic.Int64 // decisions that spent no leased token, for demand
 	deniedUntil atomic.Int64 // ns on the limiter's clock: remembered Redis denial
 	degraded    atomic.Bool  // Redis is slow or failing for this key
 	owes        atomic.Bool  // fb != nil: a refill must charge what it admitted; written with mu held
@@ -116,6 +115,13 @@ type extra struct {
 	sched       atomic.Int64 // tokens granted ahead, not yet due; written with mu held
 	dueAt       atomic.Int64 // ns: the next of them falls due then, as takeDue last found; 0 unknown; written with mu held
 	refillAfter atomic.Int64 // ns: no background refill before (a partial grant ahead)
+
+	// unleased counts the decisions that spent no leased token, for
+	// demand: every denial of a key over its limit adds to it, on every
+	// core, so it sits on a cache line apart from the fields above, which
+	// each such denial reads.
+	_        [56]byte
+	unleased atomic.Int64
 
 	// Guarded by entry.mu:
 	fb      *fallback.Bucket // FailLocal's bucket while Redis is degraded or owed
@@ -141,15 +147,26 @@ func (e *entry) more() *extra {
 
 // unleased returns the decisions of e that spent no leased token.
 func (e *entry) unleased() int64 {
+	var t int64
 	if x := e.x.Load(); x != nil {
-		return x.unleased.Load()
+		t = x.unleased.Load()
 	}
-	return 0
+	if st := e.striped.Load(); st != nil {
+		t += st.unleased() // stripes, once made, stay: the count never falls
+	}
+	return t
 }
 
 // countUnleased counts a decision of e that spent no leased token: a
-// local denial or a decision of the failure policy.
-func (e *entry) countUnleased() { e.more().unleased.Add(1) }
+// local denial or a decision of the failure policy. A hot key counts it
+// in the caller's stripe, apart from the other cores' callers.
+func (e *entry) countUnleased() {
+	if st := e.striped.Load(); st != nil {
+		st.mine().unleased.Add(1)
+		return
+	}
+	e.more().unleased.Add(1)
+}
 
 // deniedUntil returns when e's remembered Redis denial ends (ns), 0 for
 // none.

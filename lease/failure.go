@@ -74,11 +74,11 @@ func call[T any](l *Limiter, ctx context.Context, timeout time.Duration, honorsD
 func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decision, error) {
 	switch l.cfg.policy {
 	case ratelimit.FailOpen:
-		l.stats.fallback[1].Add(1)
+		l.stats.decided.fellBack(true)
 		e.countUnleased()
 		return ratelimit.Decision{Allowed: true, Limit: l.lim, Source: ratelimit.SourceFallback}, nil
 	case ratelimit.FailClosed:
-		l.stats.fallback[0].Add(1)
+		l.stats.decided.fellBack(false)
 		e.countUnleased()
 		return ratelimit.Decision{Limit: l.lim, Source: ratelimit.SourceFallback},
 			&ratelimit.StoreError{Op: "lease refill", Key: key, Err: err}
@@ -86,7 +86,7 @@ func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decisi
 	e.countUnleased()
 	rate, burst := l.share(e)
 	now := l.now()
-	x := e.more() // countUnleased made it
+	x := e.more()
 	e.mu.Lock()
 	if x.fb == nil {
 		x.fb = fallback.New(now, e.remote.Load())
@@ -95,7 +95,7 @@ func (l *Limiter) fail(e *entry, key string, n int, err error) (ratelimit.Decisi
 	ok, retry := x.fb.Take(now, n, rate, burst)
 	e.mu.Unlock()
 	d := ratelimit.Decision{Allowed: ok, Limit: l.lim, RetryAfter: retry, Source: ratelimit.SourceFallback}
-	l.stats.fallback[b2i(ok)].Add(1)
+	l.stats.decided.fellBack(ok)
 	return d, nil
 }
 
@@ -122,14 +122,14 @@ func (l *Limiter) share(e *entry) (rate, burst float64) {
 func (l *Limiter) failUncached(key string, n int, err error) (ratelimit.Decision, error) {
 	switch l.cfg.policy {
 	case ratelimit.FailOpen:
-		l.stats.fallback[1].Add(1)
+		l.stats.decided.fellBack(true)
 		return ratelimit.Decision{Allowed: true, Limit: l.lim, Source: ratelimit.SourceFallback}, nil
 	case ratelimit.FailClosed:
-		l.stats.fallback[0].Add(1)
+		l.stats.decided.fellBack(false)
 		return ratelimit.Decision{Limit: l.lim, Source: ratelimit.SourceFallback},
 			&ratelimit.StoreError{Op: "lease check", Key: key, Err: err}
 	}
-	l.stats.fallback[0].Add(1)
+	l.stats.decided.fellBack(false)
 	return ratelimit.Decision{Limit: l.lim, RetryAfter: fallbackHold, Source: ratelimit.SourceFallback}, nil
 }
 

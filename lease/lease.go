@@ -127,6 +127,7 @@ func New(rdb redis.Scripter, lim ratelimit.Limit, opts ...Option) (*Limiter, err
 		janitor:  make(chan struct{}),
 		entries:  keytable.New(func(e *entry) string { return e.key }),
 	}
+	l.stats.decided = newTally()
 	if l.bucket == nil {
 		if rdb == nil {
 			return nil, errors.New("lease: New needs a Redis client")
@@ -378,7 +379,7 @@ func (l *Limiter) uncached(ctx context.Context, key string, n int) (ratelimit.De
 		l.returnTokens(key, int64(g.Granted))
 	}
 	d.RetryAfter = max(g.RetryAfter, l.earn(int64(n-g.Remaining)))
-	l.stats.denied[ratelimit.SourceRedis].Add(1)
+	l.stats.decided.denied(ratelimit.SourceRedis)
 	return d, nil
 }
 

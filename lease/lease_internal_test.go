@@ -987,21 +987,68 @@ func TestGrantedAheadFallsDue(t *testing.T) {
 		t.Fatalf("50 ms, the token due: %+v, %v; want allowed", d, err)
 	}
 
-	// A denial for a token due in 90 ms is remembered; a grant that falls
-	// due in 5 ms is served then.
-	e := l.entries.Load("k")
+	// On another key, with Redis granting nothing for an hour (so that no
+	// refill schedules tokens of its own): a denial for a token due in
+	// 90 ms is remembered; a grant that falls due in 5 ms is served then.
+	waitRefills(t, l)
+	b.mu.Lock()
+	b.tokens, b.retry = 0, time.Hour
+	b.mu.Unlock()
+	if d, err := l.Allow(ctx, "k2"); err != nil || d.Allowed {
+		t.Fatalf("k2, Redis empty: %+v, %v; want denied", d, err)
+	}
+	waitRefills(t, l)
+	e := l.entries.Load("k2")
 	e.mu.Lock()
 	e.schedule(1, l.now()+int64(90*time.Millisecond))
 	e.mu.Unlock()
-	if d, err := l.Allow(ctx, "k"); err != nil || d.Allowed || d.RetryAfter != 90*time.Millisecond {
-		t.Fatalf("a token due in 90 ms: %+v, %v; want denied for 90ms", d, err)
+	if d, err := l.Allow(ctx, "k2"); err != nil || d.Allowed || d.RetryAfter != 90*time.Millisecond {
+		t.Fatalf("k2, a token due in 90 ms: %+v, %v; want denied for 90ms", d, err)
 	}
 	e.mu.Lock()
 	e.schedule(1, l.now()+int64(5*time.Millisecond))
 	e.mu.Unlock()
 	clk.Advance(5 * time.Millisecond)
-	if d, err := l.Allow(ctx, "k"); err != nil || !d.Allowed {
-		t.Fatalf("5 ms, a newer grant's token due: %+v, %v; want allowed", d, err)
+	if d, err := l.Allow(ctx, "k2"); err != nil || !d.Allowed {
+		t.Fatalf("k2 at 5 ms, a newer grant's token due: %+v, %v; want allowed", d, err)
+	}
+}
+
+// TestUnleasedCountedOnce: decisions that spent no leased token, counted
+// from many goroutines, are each in unleased (and so in demand) once,
+// whether the key counts them in its extra state or, once hot, in its
+// stripes; becoming hot loses none counted before.
+func TestUnleasedCountedOnce(t *testing.T) {
+	e := newEntry("k", 0)
+	count := func(k int) {
+		var wg sync.WaitGroup
+		for g := 0; g < 4; g++ {
+			wg.Go(func() {
+				for i := 0; i < k; i++ {
+					e.countUnleased()
+				}
+			})
+		}
+		wg.Wait()
+	}
+	count(250)
+	if got := e.unleased(); got != 1000 {
+		t.Fatalf("a cold key counted %d unleased decisions, want 1000", got)
+	}
+	e.mu.Lock()
+	e.add(1000, 0) // a hot grant: striped
+	e.mu.Unlock()
+	if e.striped.Load() == nil {
+		t.Fatal("a grant of 1,000 tokens did not stripe the key")
+	}
+	count(500)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if got := e.unleased(); got != 3000 {
+		t.Fatalf("after 2,000 more on the hot key, unleased = %d, want 3000", got)
+	}
+	if got, want := e.demand(), e.served()+3000; got != want {
+		t.Fatalf("demand = %d, want served + unleased = %d", got, want)
 	}
 }
 

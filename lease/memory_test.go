@@ -45,7 +45,7 @@ func liveHeap() uint64 {
 func keyName(i int) string { return "client-" + strconv.Itoa(i) }
 
 // maxEntryBytes bounds what one tracked key may cost: the entry itself
-// (160 bytes, see TestEntrySize, plus 96 for a key Redis limited or could
+// (160 bytes, see TestEntrySize, plus 160 for a key Redis limited or could
 // not serve, reset or refunded: its extra state), the strings
 // it keeps (under 64 bytes each here), its grants and the map's node for
 // it (under 100 bytes each), with room to spare. The doc's figure is

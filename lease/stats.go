@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/distributedratelimiter/ratelimit"
+	"github.com/distributedratelimiter/ratelimit/internal/stripe"
 )
 
 // counters are the limiter's running totals, kept off the hit path: each is
@@ -16,12 +17,14 @@ type counters struct {
 	refills, prefetches, refillErrors atomic.Int64
 	waits, redisCalls                 atomic.Int64
 	evicted, overflow, returnErrors   atomic.Int64
-	removed, refunded                 atomic.Int64    // tokens out of / back into local counters
-	fallback                          [2]atomic.Int64 // decisions by the failure policy: denied, allowed
-	charged                           atomic.Int64    // FailLocal admissions charged to Redis
+	removed, refunded                 atomic.Int64 // tokens out of / back into local counters
+	charged                           atomic.Int64 // FailLocal admissions charged to Redis
 
-	// Decisions off the hit path, by ratelimit.Source (local or redis).
-	allowedSlow, denied [2]atomic.Int64
+	// Admissions off the hit path, by ratelimit.Source (local or redis).
+	allowedSlow [2]atomic.Int64
+	// decided counts denials and the failure policy's decisions, which
+	// every core may make at once for one key.
+	decided tally
 	// Tokens taken from the counters off the hit path (its admissions
 	// and SettleN's extra cost), and n-1 for each hit-path admission of
 	// n > 1 tokens: what hitAdmissions subtracts from all tokens taken.
@@ -32,6 +35,49 @@ type counters struct {
 	_        [64]byte
 	hitExtra atomic.Int64
 	_        [56]byte
+}
+
+// tally counts decisions that callers on every core may make at once (a
+// key over its limit is denied on all of them; while Redis is down, every
+// request is the failure policy's), in cells picked per goroutine
+// (internal/stripe): one shared counter would cost each decision a cache
+// line moved between cores.
+type tally struct {
+	cells []tallyCell
+	shift uint
+}
+
+// tallyCell is one cell of a tally, alone on its cache lines.
+type tallyCell struct {
+	denied   [2]atomic.Int64 // denials off the hit path, by ratelimit.Source: local, redis
+	fallback [2]atomic.Int64 // decisions by the failure policy: denied, allowed
+	_        [128 - 4*8]byte
+}
+
+func newTally() tally {
+	n, shift := stripe.Cells()
+	return tally{cells: make([]tallyCell, n), shift: shift}
+}
+
+// cell returns the calling goroutine's cell.
+func (t *tally) cell() *tallyCell { return &t.cells[stripe.Pick(t.shift, 0)] }
+
+// denied counts a denial off the hit path, decided at src.
+func (t *tally) denied(src ratelimit.Source) { t.cell().denied[src].Add(1) }
+
+// fellBack counts a decision of the failure policy.
+func (t *tally) fellBack(allowed bool) { t.cell().fallback[b2i(allowed)].Add(1) }
+
+// sum returns the counts over every cell.
+func (t *tally) sum() (denied, fallback [2]int64) {
+	for i := range t.cells {
+		c := &t.cells[i]
+		for j := range 2 {
+			denied[j] += c.denied[j].Load()
+			fallback[j] += c.fallback[j].Load()
+		}
+	}
+	return denied, fallback
 }
 
 // tookSlow counts an admission of n tokens taken from a counter off the
@@ -112,6 +158,7 @@ func (l *Limiter) Stats() Stats {
 		held += e.holding()
 		return true
 	})
+	denied, fallback := l.stats.decided.sum()
 	s := Stats{
 		TokensLeased:   l.stats.leased.Load(),
 		TokensHeld:     held,
@@ -122,8 +169,8 @@ func (l *Limiter) Stats() Stats {
 		Prefetches:     l.stats.prefetches.Load(),
 		Waits:          l.stats.waits.Load(),
 		AllowedRedis:   l.stats.allowedSlow[ratelimit.SourceRedis].Load(),
-		DeniedLocal:    l.stats.denied[ratelimit.SourceLocal].Load(),
-		DeniedRedis:    l.stats.denied[ratelimit.SourceRedis].Load(),
+		DeniedLocal:    denied[ratelimit.SourceLocal],
+		DeniedRedis:    denied[ratelimit.SourceRedis],
 		RedisCalls:     l.stats.redisCalls.Load(),
 		// A creator over the cap holds a place for a moment before it
 		// gives it back; the entries themselves never exceed the cap.
@@ -133,8 +180,8 @@ func (l *Limiter) Stats() Stats {
 		ReturnErrors: l.stats.returnErrors.Load(),
 		Breaker:      l.breaker.State().String(),
 	}
-	s.AllowedFallback = l.stats.fallback[1].Load()
-	s.DeniedFallback = l.stats.fallback[0].Load()
+	s.AllowedFallback = fallback[1]
+	s.DeniedFallback = fallback[0]
 	s.TokensServed = s.TokensLeased + l.stats.refunded.Load() - l.stats.removed.Load() - held
 	s.AllowedLocal = l.stats.hitAdmissions(s.TokensServed) + l.stats.allowedSlow[ratelimit.SourceLocal].Load()
 	return s

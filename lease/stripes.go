@@ -16,10 +16,14 @@ const stripeMin = 64
 const maxStripes = 8
 
 // cell is one stripe of a key's tokens, alone on its cache lines (and on
-// the adjacent line that x86 prefetchers fetch in pairs).
+// the adjacent line that x86 prefetchers fetch in pairs), with the count
+// of the key's decisions that spent no leased token made by the callers
+// it serves (a key over its limit is denied on every core at once).
 type cell struct {
-	n atomic.Int64 // tokens; dead once the entry is evicted
-	_ [120]byte
+	n        atomic.Int64 // tokens; dead once the entry is evicted
+	_        [56]byte     // unleased on the next line: denials write it, and every denial reads n
+	unleased atomic.Int64 // see extra.unleased; only grows
+	_        [56]byte
 }
 
 // stripes split a hot key's leased tokens over padded cells, so that callers
@@ -51,7 +55,7 @@ func newStripes() *stripes {
 // (most likely on another core: the two would keep trading its cache line)
 // changes the salt, which deals every caller a cell anew.
 func (s *stripes) take(n int64) (left int64, ok bool) {
-	c := &s.cells[stripe.Pick(s.shift, s.salt.Load())].n
+	c := &s.mine().n
 	for {
 		cur := c.Load()
 		if cur < n {
@@ -62,6 +66,18 @@ func (s *stripes) take(n int64) (left int64, ok bool) {
 		}
 		s.salt.Add(1)
 	}
+}
+
+// mine returns the calling goroutine's cell (as take picks it).
+func (s *stripes) mine() *cell { return &s.cells[stripe.Pick(s.shift, s.salt.Load())] }
+
+// unleased returns the decisions counted in the cells' unleased.
+func (s *stripes) unleased() int64 {
+	var t int64
+	for i := range s.cells {
+		t += s.cells[i].unleased.Load()
+	}
+	return t
 }
 
 // sum returns the tokens in the cells.
