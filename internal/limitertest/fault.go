@@ -35,11 +35,24 @@ var policies = []ratelimit.FailurePolicy{ratelimit.FailClosed, ratelimit.FailOpe
 // recoveredAt returns when normal limiting resumed after since: the start
 // of the first call at or after since that was admitted normally with no
 // error. Sporadic calls slower than the timeout on a loaded machine may
-// still fall back after that, so it then checks that at least 80% of the
-// calls from 200 ms later on were decided normally. It fails t if no call
-// resumed.
-func (s Subject) recoveredAt(t *testing.T, calls []faulttest.Call, since time.Time) time.Time {
+// still fall back after that, as they did before the fault began (at
+// fault), so it then checks that of the calls from 200 ms later on, the
+// share decided normally is at least 80% of the share before the fault.
+// It fails t if no call resumed.
+func (s Subject) recoveredAt(t *testing.T, calls []faulttest.Call, fault, since time.Time) time.Time {
 	t.Helper()
+	var normalBefore, before int
+	for _, c := range calls {
+		if c.Start.Before(fault) {
+			before++
+			if c.Err == nil && s.normal(c.D) {
+				normalBefore++
+			}
+		}
+	}
+	if before == 0 || normalBefore == 0 {
+		t.Fatalf("no call before the fault was decided with %s (%d calls)", s.normalSource(), before)
+	}
 	var at time.Time
 	for _, c := range calls {
 		if !c.Start.Before(since) && c.Err == nil && c.D.Allowed && s.normal(c.D) {
@@ -59,8 +72,10 @@ func (s Subject) recoveredAt(t *testing.T, calls []faulttest.Call, since time.Ti
 			}
 		}
 	}
-	if later == 0 || normal < later*8/10 {
-		t.Fatalf("after limiting resumed: %d of %d calls decided normally, want at least 80%%", normal, later)
+	// normal/later >= 0.8 × normalBefore/before, in integers.
+	if later == 0 || 10*normal*before < 8*later*normalBefore {
+		t.Fatalf("after limiting resumed: %d of %d calls decided normally, want at least 80%% of the share before the fault (%d of %d)",
+			normal, later, normalBefore, before)
 	}
 	return at
 }
@@ -116,7 +131,7 @@ func (s Subject) killRestart(t *testing.T) {
 			if n == 0 {
 				t.Fatal("the failure policy decided nothing while Redis was down")
 			}
-			at := s.recoveredAt(t, calls, up)
+			at := s.recoveredAt(t, calls, down, up)
 			if d := at.Sub(up); d > faultRecovery {
 				t.Errorf("limiting resumed %v after the restart, want within %v", d, faultRecovery)
 			}
@@ -216,7 +231,7 @@ func (s Subject) stall(t *testing.T) {
 				if n == 0 {
 					t.Errorf("%s: the failure policy decided nothing during the stall", x.name)
 				}
-				at := s.recoveredAt(t, calls, over)
+				at := s.recoveredAt(t, calls, stalled, over)
 				if d := at.Sub(over); d > faultRecovery {
 					t.Errorf("%s: limiting resumed %v after the stall, want within %v", x.name, d, faultRecovery)
 				}
