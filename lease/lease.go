@@ -288,8 +288,12 @@ func (l *Limiter) fillAllowed(d *ratelimit.Decision, e *entry, left int64, src r
 	d.Source = src
 }
 
-// denied is the decision of a request denied until retry has passed.
+// denied counts a request of e denied at src without spending a leased
+// token (in the key's demand and the limiter's denials), and returns its
+// decision: denied until retry has passed.
 func (l *Limiter) denied(e *entry, retry time.Duration, src ratelimit.Source) ratelimit.Decision {
+	e.countUnleased()
+	l.stats.decided.denied(src)
 	rem := e.held() + max(e.remote.Load(), 0)
 	rem = min(rem, int64(l.lim.Burst))
 	return ratelimit.Decision{

@@ -77,23 +77,17 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 				// No token granted ahead falls due before then (takeDue
 				// found it so; a new grant clears it): deny, as takeDue
 				// would, without its lock.
-				e.countUnleased()
-				l.stats.decided.denied(ratelimit.SourceLocal)
 				return l.denied(e, time.Duration(due-now), ratelimit.SourceLocal), nil
 			}
 			if left, ok, d := l.takeDue(e, n, now); ok {
 				l.stats.tookSlow(ratelimit.SourceLocal, n)
 				return l.allowed(e, left, ratelimit.SourceLocal), nil
 			} else if d > 0 {
-				e.countUnleased()
-				l.stats.decided.denied(ratelimit.SourceLocal)
 				return l.denied(e, d, ratelimit.SourceLocal), nil
 			}
 		}
 		// 2. Remembered denial.
 		if until := e.deniedUntil(); now < until {
-			e.countUnleased()
-			l.stats.decided.denied(src)
 			return l.denied(e, time.Duration(until-now), src), nil
 		}
 		// 3. Degraded.
@@ -145,8 +139,6 @@ func (l *Limiter) slow(ctx context.Context, key string, e *entry, n int) (rateli
 			}
 			// Refills answered, but other callers spent their tokens
 			// first: Redis is fine, this request is over the limit.
-			e.countUnleased()
-			l.stats.decided.denied(ratelimit.SourceRedis)
 			return l.denied(e, l.lim.DurationFor(n), ratelimit.SourceRedis), nil
 		}
 		if err != nil {
