@@ -50,8 +50,27 @@ func TestWatchFileReadsAtMostMaxConfigSize(t *testing.T) {
 	defer func() {
 		cancel()
 		close(done) // the writer closes its end: a read in progress ends
-		if err := <-watched; !errors.Is(err, context.Canceled) {
-			t.Errorf("WatchFile returned %v, want context.Canceled", err)
+		// WatchFile may instead be opening the FIFO again, which blocks
+		// until a writer opens it: open it for writing (without blocking:
+		// that fails while no reader waits) until WatchFile returns, for
+		// at most 30 s.
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			select {
+			case err := <-watched:
+				if !errors.Is(err, context.Canceled) {
+					t.Errorf("WatchFile returned %v, want context.Canceled", err)
+				}
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				t.Error("WatchFile did not return within 30 s of its context's end")
+				return
+			}
+			if f, err := os.OpenFile(path, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				f.Close() // the waiting reader opens, and reads EOF
+			}
 		}
 	}()
 
